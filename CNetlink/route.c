@@ -1,0 +1,232 @@
+// rtnetlink: the dummy link that holds service addresses, and the node's links and addresses.
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+
+#include "CNetlink.h"
+#include "transport.h"
+
+_Static_assert(CNETLINK_INTERFACE_NAME_SIZE == IFNAMSIZ, "interface name size");
+
+struct cnetlink_route {
+    struct cnetlink_transport transport;
+};
+
+int cnetlink_route_open(const char *netns_path, cnetlink_route **handle) {
+    *handle = NULL;
+    cnetlink_route *route = calloc(1, sizeof(*route));
+    if (route == NULL) {
+        return -ENOMEM;
+    }
+    int result = transport_open(&route->transport, NETLINK_ROUTE, netns_path);
+    if (result < 0) {
+        free(route);
+        return result;
+    }
+    *handle = route;
+    return 0;
+}
+
+void cnetlink_route_close(cnetlink_route *handle) {
+    if (handle == NULL) {
+        return;
+    }
+    transport_close(&handle->transport);
+    free(handle);
+}
+
+/// Starts a request in the scratch message: a netlink header plus a zeroed family header of `size` bytes.
+static struct nl_msg *begin_request(cnetlink_route *handle, int type, int flags, size_t size, void **header) {
+    struct nl_msg *message = transport_reset_message(&handle->transport);
+    uint32_t sequence = transport_take_sequence(&handle->transport);
+    if (nlmsg_put(message, NL_AUTO_PORT, sequence, type, (int)size, NLM_F_REQUEST | flags) == NULL) {
+        return NULL;
+    }
+    *header = nlmsg_data(nlmsg_hdr(message));
+    memset(*header, 0, size);
+    return message;
+}
+
+struct link_dump {
+    cnetlink_link_visitor visitor;
+    void *context;
+};
+
+static int handle_link(const struct nlmsghdr *message, void *context) {
+    struct link_dump *dump = context;
+    struct nlattr *attributes[IFLA_MAX + 1];
+    if (message->nlmsg_type != RTM_NEWLINK ||
+        nlmsg_parse((struct nlmsghdr *)message, sizeof(struct ifinfomsg), attributes, IFLA_MAX, NULL) < 0) {
+        return 0;
+    }
+    const struct ifinfomsg *info = nlmsg_data(message);
+    cnetlink_link link = {.index = info->ifi_index, .flags = info->ifi_flags};
+    if (attributes[IFLA_IFNAME] != NULL) {
+        nla_strlcpy(link.name, attributes[IFLA_IFNAME], sizeof(link.name));
+    }
+    if (attributes[IFLA_LINKINFO] != NULL) {
+        struct nlattr *info_attributes[IFLA_INFO_MAX + 1];
+        if (nla_parse_nested(info_attributes, IFLA_INFO_MAX, attributes[IFLA_LINKINFO], NULL) == 0 &&
+            info_attributes[IFLA_INFO_KIND] != NULL) {
+            nla_strlcpy(link.kind, info_attributes[IFLA_INFO_KIND], sizeof(link.kind));
+        }
+    }
+    return dump->visitor(&link, dump->context);
+}
+
+int cnetlink_route_dump_links(cnetlink_route *handle, cnetlink_link_visitor visitor, void *context) {
+    void *header;
+    if (begin_request(handle, RTM_GETLINK, NLM_F_DUMP, sizeof(struct ifinfomsg), &header) == NULL) {
+        return -EMSGSIZE;
+    }
+    ((struct ifinfomsg *)header)->ifi_family = AF_UNSPEC;
+    struct link_dump dump = {visitor, context};
+    return transport_exchange(&handle->transport, handle_link, &dump);
+}
+
+struct address_dump {
+    cnetlink_address_visitor visitor;
+    void *context;
+};
+
+static int handle_address(const struct nlmsghdr *message, void *context) {
+    struct address_dump *dump = context;
+    struct nlattr *attributes[IFA_MAX + 1];
+    if (message->nlmsg_type != RTM_NEWADDR ||
+        nlmsg_parse((struct nlmsghdr *)message, sizeof(struct ifaddrmsg), attributes, IFA_MAX, NULL) < 0) {
+        return 0;
+    }
+    const struct ifaddrmsg *info = nlmsg_data(message);
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on point-to-point links.
+    struct nlattr *address = attributes[IFA_LOCAL] != NULL ? attributes[IFA_LOCAL] : attributes[IFA_ADDRESS];
+    if (address == NULL || (info->ifa_family != AF_INET && info->ifa_family != AF_INET6)) {
+        return 0;
+    }
+    cnetlink_address entry = {
+        .link_index = (int32_t)info->ifa_index,
+        .family = info->ifa_family,
+        .prefix_length = info->ifa_prefixlen,
+        .scope = info->ifa_scope,
+    };
+    int length = nla_len(address);
+    memcpy(entry.address, nla_data(address), length > 16 ? 16 : (size_t)length);
+    return dump->visitor(&entry, dump->context);
+}
+
+int cnetlink_route_dump_addresses(cnetlink_route *handle, cnetlink_address_visitor visitor, void *context) {
+    void *header;
+    if (begin_request(handle, RTM_GETADDR, NLM_F_DUMP, sizeof(struct ifaddrmsg), &header) == NULL) {
+        return -EMSGSIZE;
+    }
+    ((struct ifaddrmsg *)header)->ifa_family = AF_UNSPEC;
+    struct address_dump dump = {visitor, context};
+    return transport_exchange(&handle->transport, handle_address, &dump);
+}
+
+struct link_index {
+    const char *name;
+    int32_t index;
+};
+
+static int find_link(const cnetlink_link *link, void *context) {
+    struct link_index *wanted = context;
+    if (strncmp(link->name, wanted->name, sizeof(link->name)) == 0) {
+        wanted->index = link->index;
+    }
+    return 0;
+}
+
+int cnetlink_route_add_dummy_link(cnetlink_route *handle, const char *name, int32_t *index) {
+    if (strlen(name) >= IFNAMSIZ) {
+        return -ENAMETOOLONG;
+    }
+    void *header;
+    struct nl_msg *message =
+        begin_request(handle, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, sizeof(struct ifinfomsg), &header);
+    if (message == NULL) {
+        return -EMSGSIZE;
+    }
+    NLA_PUT_STRING(message, IFLA_IFNAME, name);
+    struct nlattr *link_info = nla_nest_start(message, IFLA_LINKINFO);
+    if (link_info == NULL) {
+        return -EMSGSIZE;
+    }
+    NLA_PUT_STRING(message, IFLA_INFO_KIND, "dummy");
+    nla_nest_end(message, link_info);
+    int result = transport_exchange(&handle->transport, NULL, NULL);
+    if (result < 0) {
+        return result;
+    }
+    struct link_index wanted = {name, 0};
+    result = cnetlink_route_dump_links(handle, find_link, &wanted);
+    if (result < 0) {
+        return result;
+    }
+    if (wanted.index == 0) {
+        return -ENODEV;
+    }
+    *index = wanted.index;
+    return 0;
+nla_put_failure:
+    return -EMSGSIZE;
+}
+
+int cnetlink_route_delete_link(cnetlink_route *handle, int32_t index) {
+    void *header;
+    if (begin_request(handle, RTM_DELLINK, NLM_F_ACK, sizeof(struct ifinfomsg), &header) == NULL) {
+        return -EMSGSIZE;
+    }
+    ((struct ifinfomsg *)header)->ifi_index = index;
+    return transport_exchange(&handle->transport, NULL, NULL);
+}
+
+int cnetlink_route_set_link_up(cnetlink_route *handle, int32_t index) {
+    void *header;
+    if (begin_request(handle, RTM_NEWLINK, NLM_F_ACK, sizeof(struct ifinfomsg), &header) == NULL) {
+        return -EMSGSIZE;
+    }
+    struct ifinfomsg *info = header;
+    info->ifi_index = index;
+    info->ifi_flags = IFF_UP;
+    info->ifi_change = IFF_UP;
+    return transport_exchange(&handle->transport, NULL, NULL);
+}
+
+int cnetlink_route_batch_begin(cnetlink_route *handle) { return transport_batch_begin(&handle->transport); }
+
+int cnetlink_route_batch_append_address(cnetlink_route *handle, int add, const cnetlink_address *address) {
+    void *header;
+    struct nl_msg *message = begin_request(handle, add ? RTM_NEWADDR : RTM_DELADDR,
+                                           add ? NLM_F_CREATE | NLM_F_EXCL : 0, sizeof(struct ifaddrmsg), &header);
+    if (message == NULL) {
+        return -EMSGSIZE;
+    }
+    struct ifaddrmsg *info = header;
+    info->ifa_family = (uint8_t)address->family;
+    info->ifa_prefixlen = address->prefix_length;
+    info->ifa_scope = address->scope;
+    info->ifa_index = (uint32_t)address->link_index;
+    // Service addresses are never used to probe for duplicates: skip IPv6 duplicate address detection.
+    info->ifa_flags = address->family == AF_INET6 ? IFA_F_NODAD : 0;
+    size_t length = address->family == AF_INET6 ? 16 : 4;
+    NLA_PUT(message, IFA_LOCAL, length, address->address);
+    NLA_PUT(message, IFA_ADDRESS, length, address->address);
+    return transport_batch_append_scratch(&handle->transport);
+nla_put_failure:
+    return -EMSGSIZE;
+}
+
+int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context) {
+    return transport_batch_commit(&handle->transport, visitor, context);
+}

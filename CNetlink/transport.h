@@ -1,0 +1,68 @@
+// The socket layer shared by the IPVS and route handles: opening a netlink socket inside a network
+// namespace, request/reply exchanges that keep the kernel's errno, and batches sent many messages per
+// `send()` with only failures answered.
+#ifndef CNETLINK_TRANSPORT_H
+#define CNETLINK_TRANSPORT_H
+
+#include <linux/netlink.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "CNetlink.h"
+
+struct cnetlink_failure {
+    size_t index;
+    int error;
+};
+
+struct cnetlink_transport {
+    struct nl_sock *socket;
+    int fd;
+    uint32_t next_sequence;
+
+    uint8_t *receive_buffer;
+    size_t receive_capacity;
+
+    /// A reusable message for building requests: libnl has no reset, and the header's length is its fill
+    /// mark, so `transport_reset_message` rewinds it instead of allocating per message.
+    struct nl_msg *scratch;
+
+    uint8_t *batch_buffer;
+    size_t batch_length;
+    size_t batch_capacity;
+    uint32_t batch_first_sequence;
+    size_t batch_count;
+    int batch_error;
+    struct cnetlink_failure *failures;
+    size_t failure_count;
+    size_t failure_capacity;
+};
+
+/// Called for each data message that answers a request; a nonzero result stops delivery (the
+/// exchange is still read to its end so the socket stays in step) and becomes the exchange's result.
+typedef int (*transport_message_handler)(const struct nlmsghdr *message, void *context);
+
+/// Maps a libnl return code to this shim's codes (see CNetlink.h).
+int transport_translate_libnl(int libnl_code);
+
+int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path);
+void transport_close(struct cnetlink_transport *transport);
+
+/// Rewinds the scratch message so a new request can be built in it.
+struct nl_msg *transport_reset_message(struct cnetlink_transport *transport);
+
+uint32_t transport_take_sequence(struct cnetlink_transport *transport);
+
+/// Sends the message in the scratch buffer (its sequence number must already be set) and reads replies
+/// until that sequence is answered by an acknowledgement, an error, or the end of a dump.
+int transport_exchange(struct cnetlink_transport *transport, transport_message_handler handler, void *context);
+
+int transport_batch_begin(struct cnetlink_transport *transport);
+/// Copies the scratch message into the batch, sending the batch buffer first when it is full.
+int transport_batch_append_scratch(struct cnetlink_transport *transport);
+int transport_batch_commit(struct cnetlink_transport *transport, cnetlink_failure_visitor visitor, void *context);
+
+#endif

@@ -1,0 +1,50 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "IPVSProxy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ipvs-proxy", targets: ["ipvs-proxy"]),
+        .library(name: "IPVS", targets: ["IPVS"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // libnl's include path and link flags, from pkg-config.
+        .systemLibrary(
+            name: "CLibNL",
+            path: "Sources/CLibNL",
+            pkgConfig: "libnl-genl-3.0 libnl-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev"])]
+        ),
+        // The C shim: the only code that touches libnl.
+        .target(
+            name: "CNetlink",
+            dependencies: ["CLibNL"],
+            path: "CNetlink",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
+        ),
+        // Typed IPVS over the shim: virtual servers, real servers, batches, errors.
+        .target(
+            name: "IPVS",
+            dependencies: [
+                "CNetlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The subcommands of `ipvs-proxy`, as a library so tests can run them in-process.
+        .target(
+            name: "ProxyCommands",
+            dependencies: [
+                "IPVS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
+        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands"]),
+    ]
+)

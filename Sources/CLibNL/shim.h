@@ -1,0 +1,6 @@
+// The system library target exists only to pass libnl's pkg-config flags (include path and
+// link libraries) to the CNetlink C target. Nothing in Swift imports it directly.
+#ifndef CLIBNL_SHIM_H
+#define CLIBNL_SHIM_H
+#include <netlink/netlink.h>
+#endif

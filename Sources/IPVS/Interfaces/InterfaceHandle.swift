@@ -1,0 +1,183 @@
+import CNetlink
+import Synchronization
+import SystemPackage
+
+/// A network link (interface) as the kernel reports it.
+public struct NetworkLink: Sendable, Hashable {
+    public var index: Int32
+    public var name: String
+    /// The link kind (`dummy`, `veth`, ...), or empty when the kernel does not say.
+    public var kind: String
+    /// `IFF_*` flags.
+    public var flags: UInt32
+
+    /// Whether this is a loopback link (`IFF_LOOPBACK`).
+    public var isLoopback: Bool { flags & 0x8 != 0 }
+    /// Whether the link is administratively up (`IFF_UP`).
+    public var isUp: Bool { flags & 0x1 != 0 }
+}
+
+/// An address assigned to a link.
+public struct InterfaceAddress: Sendable, Hashable, CustomStringConvertible {
+    public var linkIndex: Int32
+    public var address: IPAddress
+    public var prefixLength: UInt8
+
+    public init(linkIndex: Int32, address: IPAddress, prefixLength: UInt8? = nil) {
+        self.linkIndex = linkIndex
+        self.address = address
+        self.prefixLength = prefixLength ?? address.family.hostPrefixLength
+    }
+
+    public var description: String { "\(address)/\(prefixLength) on link \(linkIndex)" }
+}
+
+/// An address to bind to or unbind from a link.
+public enum AddressChange: Sendable, Hashable, CustomStringConvertible {
+    case bind(InterfaceAddress)
+    case unbind(InterfaceAddress)
+
+    public var address: InterfaceAddress {
+        switch self {
+        case .bind(let address), .unbind(let address): address
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .bind(let address): "bind \(address)"
+        case .unbind(let address): "unbind \(address)"
+        }
+    }
+}
+
+/// An address change that the kernel refused.
+public struct AddressChangeFailure: Sendable, Hashable, CustomStringConvertible {
+    public let index: Int
+    public let change: AddressChange
+    public let error: IPVSError
+
+    public var description: String { "change \(index): \(error)" }
+}
+
+/// A connection to the kernel's routing interface (rtnetlink) of one network namespace: links and
+/// their addresses. Calls are serialized, so a handle may be shared between tasks.
+public final class InterfaceHandle: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let lock = Mutex(())
+
+    /// Opens a handle for the caller's network namespace, or the one at `networkNamespacePath`.
+    public init(networkNamespacePath: String? = nil) throws {
+        var handle: OpaquePointer?
+        let result = cnetlink_route_open(networkNamespacePath, &handle)
+        guard result == 0, let handle else {
+            let place = networkNamespacePath.map { " in network namespace \($0)" } ?? ""
+            throw IPVSError(operation: "open route netlink socket\(place)", code: result)
+        }
+        self.handle = handle
+    }
+
+    deinit {
+        cnetlink_route_close(handle)
+    }
+
+    private func withHandle<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result {
+        try lock.withLock { _ in try body(handle) }
+    }
+
+    private static func check(_ result: Int32, _ operation: @autoclosure () -> String) throws {
+        if result < 0 { throw IPVSError(operation: operation(), code: result) }
+    }
+
+    /// Every link of the namespace.
+    public func links() throws -> [NetworkLink] {
+        var links: [NetworkLink] = []
+        let result = withHandle { handle in
+            withUnsafeMutablePointer(to: &links) { links in
+                cnetlink_route_dump_links(
+                    handle,
+                    { link, context in
+                        let links = context!.assumingMemoryBound(to: [NetworkLink].self)
+                        var cLink = link!.pointee
+                        let name = withUnsafeBytes(of: &cLink.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                        let kind = withUnsafeBytes(of: &cLink.kind) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                        links.pointee.append(NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
+                        return 0
+                    }, links)
+            }
+        }
+        try Self.check(result, "list links")
+        return links
+    }
+
+    /// The link with this name, if any.
+    public func link(named name: String) throws -> NetworkLink? {
+        try links().first { $0.name == name }
+    }
+
+    /// Every address of every link, both families.
+    public func addresses() throws -> [InterfaceAddress] {
+        var addresses: [InterfaceAddress] = []
+        let result = withHandle { handle in
+            withUnsafeMutablePointer(to: &addresses) { addresses in
+                cnetlink_route_dump_addresses(
+                    handle,
+                    { address, context in
+                        let addresses = context!.assumingMemoryBound(to: [InterfaceAddress].self)
+                        let entry = address!.pointee
+                        addresses.pointee.append(
+                            InterfaceAddress(
+                                linkIndex: entry.link_index, address: IPAddress(family: entry.family, cBytes: entry.address),
+                                prefixLength: entry.prefix_length))
+                        return 0
+                    }, addresses)
+            }
+        }
+        try Self.check(result, "list addresses")
+        return addresses
+    }
+
+    /// Creates a dummy link and returns its index.
+    public func addDummyLink(named name: String) throws -> Int32 {
+        var index: Int32 = 0
+        try withHandle { try Self.check(cnetlink_route_add_dummy_link($0, name, &index), "create dummy link \(name)") }
+        return index
+    }
+
+    /// Deletes a link.
+    public func deleteLink(index: Int32) throws {
+        try withHandle { try Self.check(cnetlink_route_delete_link($0, index), "delete link \(index)") }
+    }
+
+    /// Sets a link administratively up.
+    public func setLinkUp(index: Int32) throws {
+        try withHandle { try Self.check(cnetlink_route_set_link_up($0, index), "set link \(index) up") }
+    }
+
+    /// Applies address changes as one batch (many per `send()`, failures only answered).
+    /// - Returns: The changes the kernel refused.
+    public func apply(_ changes: [AddressChange]) throws -> [AddressChangeFailure] {
+        let (result, failures) = withHandle { handle -> (Int32, ShimFailures) in
+            let begun = cnetlink_route_batch_begin(handle)
+            guard begun == 0 else { return (begun, []) }
+            for change in changes {
+                let address = change.address
+                var cAddress = cnetlink_address()
+                cAddress.link_index = address.linkIndex
+                cAddress.family = address.address.family.rawValue
+                cAddress.prefix_length = address.prefixLength
+                address.address.copy(into: &cAddress.address)
+                let isBind: Int32 = if case .bind = change { 1 } else { 0 }
+                let appended = cnetlink_route_batch_append_address(handle, isBind, &cAddress)
+                guard appended == 0 else { return (appended, []) }
+            }
+            return collectingFailures { cnetlink_route_batch_commit(handle, $0, $1) }
+        }
+        try Self.check(result, "apply a batch of \(changes.count) address changes")
+        return failures.map {
+            AddressChangeFailure(
+                index: $0.index, change: changes[$0.index],
+                error: IPVSError(operation: changes[$0.index].description, code: $0.code))
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import IPVS
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the kernel's IPVS table.",
+        discussion: """
+            The text format follows `ipvsadm -Ln`. The JSON format gives, per virtual server, its protocol, \
+            address and port (or fwmark), scheduler, flags, persistence timeout and real servers; its schema is \
+            in Docs/show-json.md.
+            """
+    )
+
+    @OptionGroup var namespace: NamespaceOptions
+
+    @Option(name: [.short, .long], help: "Output format: text or json.")
+    var output: OutputFormat = .text
+
+    func run() throws {
+        try reportingFailures {
+            let handle = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath)
+            let report = TableReport(info: try handle.info(), virtualServers: try handle.table())
+            print(output == .json ? report.json() : report.text(), terminator: "")
+        }
+    }
+}
+
+struct Version: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print ipvs-proxy's version and the kernel's IPVS version."
+    )
+
+    @OptionGroup var namespace: NamespaceOptions
+
+    func run() throws {
+        print("ipvs-proxy \(ProxyVersion.current)")
+        try reportingFailures {
+            let info = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath).info()
+            print("IPVS \(info.version) (connection table size \(info.connectionTableSize))")
+        }
+    }
+}

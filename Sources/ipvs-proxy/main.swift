@@ -1,0 +1,3 @@
+import ProxyCommands
+
+await IPVSProxyCommand.runAsMain()
