@@ -45,6 +45,7 @@ let package = Package(
         ),
         .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands"]),
+        .target(name: "CTestNamespaces", path: "Tests/CTestNamespaces"),
+        .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands", "CTestNamespaces"]),
     ]
 )
