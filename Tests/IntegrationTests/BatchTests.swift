@@ -33,10 +33,17 @@ struct BatchTests {
         // counts its resume position over the services of every namespace, so changes that parallel tests
         // make elsewhere can shift it: read again until it is whole.
         let expectedRules = ipvsadmRules(expected)
-        let rules = try eventually(timeoutSeconds: 10) { try namespace.ipvsadmRules().count == expectedRules.count ? try namespace.ipvsadmRules() : nil }
+        let rules = try eventually(timeoutSeconds: 10) {
+            let rules = try namespace.ipvsadmRules()
+            return rules.count == expectedRules.count ? rules : nil
+        }
         #expect(rules == expectedRules)
         // And our dump reads back the same.
-        let table = try #require(try eventually(timeoutSeconds: 10) { try ipvs.table().count == 1000 ? try ipvs.table() : nil })
+        let table = try #require(
+            try eventually(timeoutSeconds: 10) {
+                let table = try ipvs.table()
+                return table.count == 1000 ? table : nil
+            })
         #expect(table.count == 1000)
         let read = Dictionary(uniqueKeysWithValues: table.map { ($0.server.key, $0) })
         for (server, reals) in expected {
