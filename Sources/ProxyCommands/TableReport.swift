@@ -21,7 +21,8 @@ struct TableReport {
             var line: String
             switch server.key {
             case .address(let transportProtocol, let address, let port):
-                line = "\(transportProtocol.name.padding(to: 4)) \(address.bracketedDescription):\(port) \(server.scheduler)"
+                line =
+                    "\(transportProtocol.name.padding(to: 4)) \(address.bracketedDescription):\(port) \(server.scheduler)"
             case .firewallMark(let mark, let family):
                 line = "FWM  \(mark)\(family == .ipv6 ? " IPv6" : "") \(server.scheduler)"
             }

@@ -79,8 +79,11 @@ struct MessageEncodingTests {
         let message = try encode(.deleteVirtualServer(web))
         #expect(message.command == Command.deleteService)
         let service = try #require(message.attributes[CommandAttribute.service]).nested
-        #expect(Set(service.keys) == [ServiceAttribute.family, ServiceAttribute.transportProtocol,
-                                      ServiceAttribute.address, ServiceAttribute.port])
+        #expect(
+            Set(service.keys) == [
+                ServiceAttribute.family, ServiceAttribute.transportProtocol,
+                ServiceAttribute.address, ServiceAttribute.port,
+            ])
     }
 
     @Test func ipv6VirtualServerUsesPrefixLengthNetmask() throws {
@@ -90,7 +93,9 @@ struct MessageEncodingTests {
         ).nested
         #expect(service[ServiceAttribute.family]?.u16 == 10)  // AF_INET6
         #expect(service[ServiceAttribute.transportProtocol]?.u16 == 17)
-        #expect(service[ServiceAttribute.address]?.payload == [0xfd, 0, 0, 0x10, 0, 0x96] + [UInt8](repeating: 0, count: 9) + [0x0a])
+        #expect(
+            service[ServiceAttribute.address]?.payload == [0xfd, 0, 0, 0x10, 0, 0x96] + [UInt8](repeating: 0, count: 9)
+                + [0x0a])
         #expect(service[ServiceAttribute.netmask]?.u32 == 128)
     }
 
@@ -107,8 +112,9 @@ struct MessageEncodingTests {
     }
 
     @Test func addRealServerCarriesServiceKeyAndFullDestination() throws {
-        let real = RealServer(IPAddress("10.244.1.5")!, port: 8080, weight: 3, forwardingMethod: .directRoute,
-                              upperThreshold: 100, lowerThreshold: 10)
+        let real = RealServer(
+            IPAddress("10.244.1.5")!, port: 8080, weight: 3, forwardingMethod: .directRoute,
+            upperThreshold: 100, lowerThreshold: 10)
         let message = try encode(.addRealServer(real, to: web))
         #expect(message.command == Command.newDestination)
         let service = try #require(message.attributes[CommandAttribute.service]).nested
@@ -135,7 +141,10 @@ struct MessageEncodingTests {
         let message = try encode(.deleteRealServer(RealServerKey(IPAddress("10.244.1.5")!, port: 8080), from: web))
         #expect(message.command == Command.deleteDestination)
         let destination = try #require(message.attributes[CommandAttribute.destination]).nested
-        #expect(Set(destination.keys) == [DestinationAttribute.address, DestinationAttribute.port, DestinationAttribute.family])
+        #expect(
+            Set(destination.keys) == [
+                DestinationAttribute.address, DestinationAttribute.port, DestinationAttribute.family,
+            ])
     }
 
     @Test func tooSmallABufferIsRefused() {

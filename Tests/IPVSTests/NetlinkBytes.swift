@@ -22,9 +22,15 @@ struct NetlinkMessageBuilder {
         pad()
     }
 
-    mutating func u16(_ type: UInt16, _ value: UInt16) { attribute(type, withUnsafeBytes(of: value.littleEndian, Array.init)) }
-    mutating func u32(_ type: UInt16, _ value: UInt32) { attribute(type, withUnsafeBytes(of: value.littleEndian, Array.init)) }
-    mutating func u64(_ type: UInt16, _ value: UInt64) { attribute(type, withUnsafeBytes(of: value.littleEndian, Array.init)) }
+    mutating func u16(_ type: UInt16, _ value: UInt16) {
+        attribute(type, withUnsafeBytes(of: value.littleEndian, Array.init))
+    }
+    mutating func u32(_ type: UInt16, _ value: UInt32) {
+        attribute(type, withUnsafeBytes(of: value.littleEndian, Array.init))
+    }
+    mutating func u64(_ type: UInt16, _ value: UInt64) {
+        attribute(type, withUnsafeBytes(of: value.littleEndian, Array.init))
+    }
     mutating func string(_ type: UInt16, _ value: String) { attribute(type, Array(value.utf8) + [0]) }
 
     mutating func beginNest(_ type: UInt16) {

@@ -103,7 +103,8 @@ struct ReplyParsingTests {
 
     @Test func ipv6ServiceReply() {
         let address: [UInt8] = [0xfd, 0, 0, 0x10, 0, 0x96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a]
-        let (result, entry) = parseService(serviceReply(family: 10, transportProtocol: 132, address: address, port: 3868))
+        let (result, entry) = parseService(
+            serviceReply(family: 10, transportProtocol: 132, address: address, port: 3868))
         #expect(result == 0)
         #expect(VirtualServerKey(entry.service.key) == .address(.sctp, IPAddress("fd00:10:96::a")!, port: 3868))
     }

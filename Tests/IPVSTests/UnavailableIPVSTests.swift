@@ -3,7 +3,7 @@ import Testing
 @testable import IPVS
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Whether this kernel has IPVS loaded (it registers /proc/net/ip_vs).

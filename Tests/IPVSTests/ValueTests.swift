@@ -13,8 +13,10 @@ struct IPAddressTests {
         #expect(IPAddress(family: .ipv4, bytes: address.bytes) == address)
     }
 
-    @Test(arguments: [("fd00:10:96::a", "fd00:10:96::a"), ("FD00::0001", "fd00::1"), ("::1", "::1"),
-                      ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1")])
+    @Test(arguments: [
+        ("fd00:10:96::a", "fd00:10:96::a"), ("FD00::0001", "fd00::1"), ("::1", "::1"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+    ])
     func ipv6ParsesAndPrintsCanonically(_ text: String, _ canonical: String) throws {
         let address = try #require(IPAddress(text))
         #expect(address.family == .ipv6)
@@ -22,8 +24,10 @@ struct IPAddressTests {
         #expect(address.bytes.count == 16)
     }
 
-    @Test(arguments: ["", "10.0.0", "10.0.0.0.1", "256.1.1.1", "10.01.0.1", "10.0.0.-1", "1.2.3.4 ", "fd00::g",
-                      "fd00:::1", "10.0.0.1/32", "localhost", "1..2.3"])
+    @Test(arguments: [
+        "", "10.0.0", "10.0.0.0.1", "256.1.1.1", "10.01.0.1", "10.0.0.-1", "1.2.3.4 ", "fd00::g",
+        "fd00:::1", "10.0.0.1/32", "localhost", "1..2.3",
+    ])
     func rejectsInvalidText(_ text: String) {
         #expect(IPAddress(text) == nil)
     }
@@ -105,8 +109,9 @@ struct ErrorTests {
     }
 
     @Test func missingSchedulerModuleIsNamed() {
-        let error = IPVSError(operation: "add-virtual-server TCP 10.0.0.1:80 scheduler twos",
-                              reason: .kernel(.noSuchFileOrDirectory), scheduler: .weightedRandomTwosChoice)
+        let error = IPVSError(
+            operation: "add-virtual-server TCP 10.0.0.1:80 scheduler twos",
+            reason: .kernel(.noSuchFileOrDirectory), scheduler: .weightedRandomTwosChoice)
         #expect(error.description.contains("scheduler 'twos' is not available in this kernel"))
         #expect(error.description.contains("ip_vs_twos"))
     }

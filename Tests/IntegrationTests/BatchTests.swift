@@ -70,7 +70,10 @@ struct BatchTests {
         ]
         let failures = try ipvs.apply(operations)
         #expect(failures.map(\.index) == [1, 3, 4, 5])
-        #expect(failures.map(\.error.errno) == [.fileExists, .noSuchFileOrDirectory, .noSuchProcess, .noSuchFileOrDirectory])
+        #expect(
+            failures.map(\.error.errno) == [
+                .fileExists, .noSuchFileOrDirectory, .noSuchProcess, .noSuchFileOrDirectory,
+            ])
         #expect(failures[0].operation == operations[1])
         #expect(failures[3].error.description.contains("scheduler 'twos' is not available"))
         // Operations after a failure were still applied.

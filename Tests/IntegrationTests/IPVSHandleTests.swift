@@ -82,11 +82,13 @@ struct IPVSHandleTests {
         #expect(maglev.flags.isSuperset(of: [.schedulerFlag1, .schedulerFlag2]))
         #expect(maglev.persistenceNetmask == 128)
         let rules = try namespace.ipvsadmRules()
-        #expect(rules == ipvsadmRules([
-            (VirtualServer(dns6, scheduler: .sourceHashing), [real6]),
-            (VirtualServer(diameter), [realSctp]),
-            (VirtualServer(web6, scheduler: .maglevHashing, flags: [.schedulerFlag1, .schedulerFlag2]), []),
-        ]))
+        #expect(
+            rules
+                == ipvsadmRules([
+                    (VirtualServer(dns6, scheduler: .sourceHashing), [real6]),
+                    (VirtualServer(diameter), [realSctp]),
+                    (VirtualServer(web6, scheduler: .maglevHashing, flags: [.schedulerFlag1, .schedulerFlag2]), []),
+                ]))
     }
 
     @Test func firewallMarkServices() throws {
@@ -99,9 +101,11 @@ struct IPVSHandleTests {
         try ipvs.add(backendA, to: mark4)
         #expect(Set(try ipvs.virtualServers().map(\.server.key)) == [mark4, mark6])
         #expect(try ipvs.realServers(of: mark4).map(\.server) == [backendA])
-        #expect(try namespace.ipvsadmRules() == ipvsadmRules([
-            (VirtualServer(mark4, scheduler: .weightedLeastConnection), [backendA]), (VirtualServer(mark6), []),
-        ]))
+        #expect(
+            try namespace.ipvsadmRules()
+                == ipvsadmRules([
+                    (VirtualServer(mark4, scheduler: .weightedLeastConnection), [backendA]), (VirtualServer(mark6), []),
+                ]))
         try ipvs.delete(mark4)
         #expect(try ipvs.virtualServers().map(\.server.key) == [mark6])
     }
@@ -141,7 +145,9 @@ struct IPVSHandleTests {
                 #expect(try ipvs.virtualServer(key)?.server.scheduler == scheduler, "\(scheduler)")
             } else {
                 // This kernel cannot load the module (twos arrived in Linux 6.2): ENOENT, said plainly.
-                let error = try #require(throws: IPVSError.self) { try ipvs.add(VirtualServer(key, scheduler: scheduler)) }
+                let error = try #require(throws: IPVSError.self) {
+                    try ipvs.add(VirtualServer(key, scheduler: scheduler))
+                }
                 #expect(error.errno == .noSuchFileOrDirectory)
                 #expect(error.description.contains("scheduler '\(scheduler)' is not available in this kernel"))
             }
@@ -166,7 +172,9 @@ struct IPVSHandleTests {
         // 0.0.0.0 is not a real server.
         #expect(try errno { try ipvs.add(RealServer(IPAddress("0.0.0.0")!, port: 80), to: web) } == .invalidArgument)
         // Weights are 0...INT_MAX.
-        #expect(try errno { try ipvs.add(RealServer(IPAddress("10.244.9.9")!, port: 80, weight: -1), to: web) } == .outOfRange)
+        #expect(
+            try errno { try ipvs.add(RealServer(IPAddress("10.244.9.9")!, port: 80, weight: -1), to: web) }
+                == .outOfRange)
         // A real server dump of a missing service is empty, not an error.
         #expect(try ipvs.realServers(of: missing).isEmpty)
     }
@@ -195,14 +203,17 @@ struct IPVSHandleTests {
         let lab = try TrafficLab(backends: 1)
         let ipvs = try lab.node.ipvs()
         try lab.node.ip("addr", "add", "10.96.0.10/32", "dev", "lo")
-        let server = try ReplyServer(in: lab.backends[0], address: lab.backendAddress(0), port: 8080, reply: "backend-0")
+        let server = try ReplyServer(
+            in: lab.backends[0], address: lab.backendAddress(0), port: 8080, reply: "backend-0")
         try ipvs.add(VirtualServer(web))
         try ipvs.add(RealServer(lab.backendAddress(0), port: 8080), to: web)
 
         #expect(try request(from: lab.client, to: IPAddress("10.96.0.10")!, port: 80) == "backend-0")
         // The kernel folds its per-CPU counters into the totals it reports every 2 seconds.
         let before = try #require(
-            try eventually(timeoutSeconds: 5) { try ipvs.virtualServer(web).flatMap { $0.statistics.connections > 0 ? $0 : nil } })
+            try eventually(timeoutSeconds: 5) {
+                try ipvs.virtualServer(web).flatMap { $0.statistics.connections > 0 ? $0 : nil }
+            })
         #expect(before.statistics.connections == 1)
         #expect(before.statistics.incomingPackets >= 3)
         #expect(try ipvs.realServers(of: web).first?.statistics.connections == 1)

@@ -99,9 +99,14 @@ public final class InterfaceHandle: @unchecked Sendable {
                     { link, context in
                         let links = context!.assumingMemoryBound(to: [NetworkLink].self)
                         var cLink = link!.pointee
-                        let name = withUnsafeBytes(of: &cLink.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                        let kind = withUnsafeBytes(of: &cLink.kind) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                        links.pointee.append(NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
+                        let name = withUnsafeBytes(of: &cLink.name) {
+                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                        }
+                        let kind = withUnsafeBytes(of: &cLink.kind) {
+                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                        }
+                        links.pointee.append(
+                            NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
                         return 0
                     }, links)
             }
@@ -127,7 +132,8 @@ public final class InterfaceHandle: @unchecked Sendable {
                         let entry = address!.pointee
                         addresses.pointee.append(
                             InterfaceAddress(
-                                linkIndex: entry.link_index, address: IPAddress(family: entry.family, cBytes: entry.address),
+                                linkIndex: entry.link_index,
+                                address: IPAddress(family: entry.family, cBytes: entry.address),
                                 prefixLength: entry.prefix_length))
                         return 0
                     }, addresses)

@@ -149,7 +149,9 @@ public final class IPVSHandle: @unchecked Sendable {
     public func add(_ server: VirtualServer) throws { try execute(.addVirtualServer(server)) }
     public func edit(_ server: VirtualServer) throws { try execute(.editVirtualServer(server)) }
     public func delete(_ key: VirtualServerKey) throws { try execute(.deleteVirtualServer(key)) }
-    public func add(_ server: RealServer, to key: VirtualServerKey) throws { try execute(.addRealServer(server, to: key)) }
+    public func add(_ server: RealServer, to key: VirtualServerKey) throws {
+        try execute(.addRealServer(server, to: key))
+    }
     public func edit(_ server: RealServer, in key: VirtualServerKey) throws {
         try execute(.editRealServer(server, in: key))
     }

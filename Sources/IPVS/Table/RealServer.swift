@@ -11,7 +11,9 @@ public struct RealServerKey: Sendable, Hashable, Comparable, CustomStringConvert
     /// `10.0.0.1:80` or `[fd00::1]:80`.
     public var description: String { "\(address.bracketedDescription):\(port)" }
 
-    public static func < (lhs: RealServerKey, rhs: RealServerKey) -> Bool { (lhs.address, lhs.port) < (rhs.address, rhs.port) }
+    public static func < (lhs: RealServerKey, rhs: RealServerKey) -> Bool {
+        (lhs.address, lhs.port) < (rhs.address, rhs.port)
+    }
 }
 
 /// A real server: a backend that a virtual server forwards to.

@@ -19,7 +19,8 @@ func ipvsadmRules(_ table: [(VirtualServer, [RealServer])]) -> [String] {
         if !schedulerFlags.isEmpty { line += " -b \(schedulerFlags.joined(separator: ","))" }
         lines.append(line)
         for real in reals {
-            let method = ["-m", "-i", "-g"][[ForwardingMethod.masquerade, .tunnel, .directRoute].firstIndex(of: real.forwardingMethod)!]
+            let method = ["-m", "-i", "-g"][
+                [ForwardingMethod.masquerade, .tunnel, .directRoute].firstIndex(of: real.forwardingMethod)!]
             lines.append("-a \(service) -r \(real.key) \(method) -w \(real.weight)")
         }
     }

@@ -47,18 +47,22 @@ final class ReplyServer: @unchecked Sendable {
 
     /// - Parameter holdConnections: Keep each TCP connection open after replying, until ``closeHeldConnections()``.
     init(
-        in namespace: TestNamespace, address: IPAddress, port: UInt16, protocol transportProtocol: TransportProtocol = .tcp,
+        in namespace: TestNamespace, address: IPAddress, port: UInt16,
+        protocol transportProtocol: TransportProtocol = .tcp,
         reply: String, holdConnections: Bool = false
     ) throws {
         let isTCP = transportProtocol == .tcp
         socket = try namespace.perform {
             let socket = Glibc.socket(
-                address.family == .ipv4 ? AF_INET : AF_INET6, Int32(isTCP ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue), 0)
+                address.family == .ipv4 ? AF_INET : AF_INET6, Int32(isTCP ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue),
+                0)
             guard socket >= 0 else { throw SocketError(operation: "socket", code: errno) }
             var one: Int32 = 1
             setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
             try withSocketAddress(address, port) { pointer, length in
-                guard bind(socket, pointer, length) == 0 else { throw SocketError(operation: "bind \(address):\(port)", code: errno) }
+                guard bind(socket, pointer, length) == 0 else {
+                    throw SocketError(operation: "bind \(address):\(port)", code: errno)
+                }
             }
             if isTCP { guard listen(socket, 64) == 0 else { throw SocketError(operation: "listen", code: errno) } }
             return socket
@@ -84,7 +88,9 @@ final class ReplyServer: @unchecked Sendable {
                     var peer = sockaddr_storage()
                     var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
                     let received = withUnsafeMutablePointer(to: &peer) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socket, &buffer, buffer.count, 0, $0, &length) }
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            recvfrom(socket, &buffer, buffer.count, 0, $0, &length)
+                        }
                     }
                     guard received >= 0 else { continue }
                     _ = withUnsafePointer(to: &peer) { peerPointer in
@@ -118,7 +124,8 @@ func request(
     protocol transportProtocol: TransportProtocol = .tcp, timeoutSeconds: Int = 3
 ) throws -> String {
     try namespace.perform {
-        let connection = try openConnection(to: address, port: port, protocol: transportProtocol, timeoutSeconds: timeoutSeconds)
+        let connection = try openConnection(
+            to: address, port: port, protocol: transportProtocol, timeoutSeconds: timeoutSeconds)
         defer { close(connection) }
         if transportProtocol != .tcp {
             guard send(connection, "hello", 5, 0) == 5 else { throw SocketError(operation: "send", code: errno) }
@@ -140,7 +147,8 @@ func openConnection(
     to address: IPAddress, port: UInt16, protocol transportProtocol: TransportProtocol = .tcp, timeoutSeconds: Int = 3
 ) throws -> Int32 {
     let isTCP = transportProtocol == .tcp
-    let connection = socket(address.family == .ipv4 ? AF_INET : AF_INET6, Int32(isTCP ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue), 0)
+    let connection = socket(
+        address.family == .ipv4 ? AF_INET : AF_INET6, Int32(isTCP ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue), 0)
     guard connection >= 0 else { throw SocketError(operation: "socket", code: errno) }
     var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
     setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -178,17 +186,23 @@ private func withSocketAddress<Result>(
         var socketAddress = sockaddr_in()
         socketAddress.sin_family = sa_family_t(AF_INET)
         socketAddress.sin_port = port.bigEndian
-        address.withBytes { bytes in withUnsafeMutableBytes(of: &socketAddress.sin_addr) { $0.copyMemory(from: bytes) } }
+        address.withBytes { bytes in withUnsafeMutableBytes(of: &socketAddress.sin_addr) { $0.copyMemory(from: bytes) }
+        }
         return try withUnsafePointer(to: &socketAddress) {
-            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                try body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
     case .ipv6:
         var socketAddress = sockaddr_in6()
         socketAddress.sin6_family = sa_family_t(AF_INET6)
         socketAddress.sin6_port = port.bigEndian
-        address.withBytes { bytes in withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { $0.copyMemory(from: bytes) } }
+        address.withBytes { bytes in withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { $0.copyMemory(from: bytes) }
+        }
         return try withUnsafePointer(to: &socketAddress) {
-            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            }
         }
     }
 }
