@@ -27,11 +27,14 @@ let package = Package(
             path: "CNetlink",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
+        // IPv4 and IPv6 address values.
+        .target(name: "InternetAddress"),
         // Typed IPVS over the shim: virtual servers, real servers, batches, errors.
         .target(
             name: "IPVS",
             dependencies: [
                 "CNetlink",
+                "InternetAddress",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
