@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // libnl's include path and link flags, from pkg-config.
@@ -29,6 +30,11 @@ let package = Package(
         ),
         // IPv4 and IPv6 address values.
         .target(name: "InternetAddress"),
+        // Kubernetes Services, EndpointSlices and Endpoints: types, loading from files, validation.
+        .target(
+            name: "KubernetesModel",
+            dependencies: ["InternetAddress", .product(name: "Yams", package: "Yams")]
+        ),
         // Typed IPVS over the shim: virtual servers, real servers, batches, errors.
         .target(
             name: "IPVS",
@@ -48,6 +54,11 @@ let package = Package(
         ),
         .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
+        .testTarget(
+            name: "KubernetesModelTests",
+            dependencies: ["KubernetesModel"],
+            resources: [.copy("Fixtures")]
+        ),
         .target(name: "CTestNamespaces", path: "Tests/CTestNamespaces"),
         .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands", "CTestNamespaces"]),
     ]

@@ -1,0 +1,190 @@
+import Foundation
+import Yams
+
+/// Reads Kubernetes objects from files and folders: multi-document YAML, JSON, and `List` documents (what
+/// `kubectl get ... -o yaml|json` prints). Objects of kinds other than Service, EndpointSlice and Endpoints
+/// are ignored.
+///
+/// Every problem is collected, so one run reports them all; if there is any, nothing is returned.
+public enum ManifestLoader {
+    /// The file name endings read from folders. A file named directly is read whatever its name.
+    public static let manifestExtensions: Set<String> = ["yaml", "yml", "json"]
+
+    /// Loads and validates every object under `paths` (files, or folders searched recursively).
+    /// - Throws: ``ManifestErrors`` listing every problem.
+    public static func load(paths: [String]) throws(ManifestErrors) -> ManifestSet {
+        var problems: [ManifestProblem] = []
+        var set = ManifestSet()
+        for file in manifestFiles(paths, problems: &problems) {
+            do {
+                let text = try readText(file)
+                decode(text, file: file, into: &set, problems: &problems)
+            } catch let problem as ManifestProblem {
+                problems.append(problem)
+            } catch {
+                problems.append(ManifestProblem(file: file, message: "cannot read: \(error)"))
+            }
+        }
+        let (invalid, warnings) = ManifestValidator.validate(set)
+        problems += invalid
+        set.warnings += warnings
+        guard problems.isEmpty else { throw ManifestErrors(problems) }
+        return set
+    }
+
+    /// Decodes the objects in `text` (YAML or JSON; JSON is YAML's subset, but Foundation reads it faster).
+    public static func decode(
+        _ text: String, file: String, into set: inout ManifestSet, problems: inout [ManifestProblem]
+    ) {
+        if looksLikeJSON(text) {
+            do {
+                let document = try JSONDecoder().decode(DecodedDocument.self, from: Data(text.utf8))
+                collect(document.item, at: ObjectLocation(file: file, document: 1), into: &set, problems: &problems)
+            } catch {
+                problems.append(ManifestProblem(file: file, message: "invalid JSON: \(jsonMessage(error))"))
+            }
+            return
+        }
+        do {
+            // Parser, not compose_all: its sequence drops the error of a broken document.
+            let parser = try Parser(yaml: text)
+            var index = 0
+            while let node = try parser.nextRoot() {
+                index += 1
+                // An empty document (only comments, or `---` twice) holds nothing.
+                if case .scalar(let scalar) = node, ["", "~", "null"].contains(scalar.string) { continue }
+                let location = ObjectLocation(file: file, document: index)
+                do {
+                    let document = try YAMLDecoder().decode(DecodedDocument.self, from: node)
+                    collect(document.item, at: location, into: &set, problems: &problems)
+                } catch {
+                    problems.append(ManifestProblem(at: location, "\(error)"))
+                }
+            }
+        } catch {
+            problems.append(ManifestProblem(file: file, message: "invalid YAML: \(error)"))
+        }
+    }
+
+    private static func collect(
+        _ item: DecodedItem, at location: ObjectLocation, into set: inout ManifestSet, problems: inout [ManifestProblem]
+    ) {
+        var location = location
+        switch item {
+        case .service(let service):
+            location.kind = "Service"
+            location.name = service.metadata.objectName.description
+            set.services.append(Located(service, at: location))
+        case .endpointSlice(let slice):
+            location.kind = "EndpointSlice"
+            location.name = slice.metadata.objectName.description
+            set.endpointSlices.append(Located(slice, at: location))
+        case .endpoints(let endpoints):
+            location.kind = "Endpoints"
+            location.name = endpoints.metadata.objectName.description
+            set.endpoints.append(Located(endpoints, at: location))
+        case .list(let items):
+            for (index, item) in items.enumerated() {
+                var itemLocation = location
+                itemLocation.item = index + 1
+                collect(item, at: itemLocation, into: &set, problems: &problems)
+            }
+        case .ignored:
+            break
+        case .failure(let kind, let name, let field, let message):
+            location.kind = kind
+            location.name = name
+            problems.append(ManifestProblem(at: location, field: field, message))
+        }
+    }
+
+    /// The files to read, in a stable order: named files as given, folders' manifest files sorted.
+    static func manifestFiles(_ paths: [String], problems: inout [ManifestProblem]) -> [String] {
+        var files: [String] = []
+        let manager = FileManager.default
+        for path in paths {
+            var isFolder: ObjCBool = false
+            guard manager.fileExists(atPath: path, isDirectory: &isFolder) else {
+                problems.append(ManifestProblem(file: path, message: "no such file or folder"))
+                continue
+            }
+            guard isFolder.boolValue else {
+                files.append(path)
+                continue
+            }
+            guard let enumerator = manager.enumerator(atPath: path) else {
+                problems.append(ManifestProblem(file: path, message: "cannot read this folder"))
+                continue
+            }
+            var found: [String] = []
+            while let relative = enumerator.nextObject() as? String {
+                let name = (relative as NSString).lastPathComponent
+                guard !name.hasPrefix(".") else {
+                    enumerator.skipDescendants()
+                    continue
+                }
+                let full = (path as NSString).appendingPathComponent(relative)
+                var isSubfolder: ObjCBool = false
+                if manifestExtensions.contains((name as NSString).pathExtension.lowercased()),
+                    manager.fileExists(atPath: full, isDirectory: &isSubfolder), !isSubfolder.boolValue
+                {
+                    found.append(full)
+                }
+            }
+            files += found.sorted()
+        }
+        return files
+    }
+
+    /// Reads a file as UTF-8 text, refusing binary files after looking at their start only.
+    static func readText(_ file: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: file) else {
+            throw ManifestProblem(file: file, message: "cannot open: \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        let head = try handle.read(upToCount: 64 * 1024) ?? Data()
+        if isBinary(head) {
+            throw ManifestProblem(file: file, message: "not a text file (binary data); expected YAML or JSON")
+        }
+        let rest = try handle.readToEnd() ?? Data()
+        let data = head + rest
+        if data.contains(0) {
+            throw ManifestProblem(file: file, message: "not a text file (binary data); expected YAML or JSON")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ManifestProblem(file: file, message: "not valid UTF-8 text; expected YAML or JSON")
+        }
+        return text
+    }
+
+    /// NUL bytes or invalid UTF-8 in the first bytes mean a binary file (a cut multi-byte character at the
+    /// very end of the sample is forgiven).
+    private static func isBinary(_ head: Data) -> Bool {
+        if head.contains(0) { return true }
+        var sample = head
+        for _ in 0..<4 {
+            if String(data: sample, encoding: .utf8) != nil { return false }
+            guard !sample.isEmpty else { break }
+            sample.removeLast()
+        }
+        return true
+    }
+
+    private static func looksLikeJSON(_ text: String) -> Bool {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["): return true
+            default: return false
+            }
+        }
+        return false
+    }
+
+    private static func jsonMessage(_ error: any Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError {
+            return "\(underlying.localizedDescription)"
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,265 @@
+// The Kubernetes objects the proxy reads, with the API's own field names. Only the fields the proxy uses
+// are modelled; every other field is ignored when decoding.
+
+/// Standard object metadata.
+public struct ObjectMeta: Codable, Sendable, Hashable {
+    public var name: String?
+    public var namespace: String?
+    public var labels: [String: String]?
+    public var annotations: [String: String]?
+    public var resourceVersion: String?
+
+    public init(
+        name: String? = nil, namespace: String? = nil, labels: [String: String]? = nil,
+        annotations: [String: String]? = nil, resourceVersion: String? = nil
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.labels = labels
+        self.annotations = annotations
+        self.resourceVersion = resourceVersion
+    }
+}
+
+/// A value that is either a number or a name (`targetPort`).
+public enum IntOrString: Codable, Sendable, Hashable, CustomStringConvertible {
+    case int(Int)
+    case string(String)
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            self = .int(number)
+        } else if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else {
+            throw DecodingError.typeMismatch(
+                IntOrString.self,
+                DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "expected a number or a name"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .int(let number): try container.encode(number)
+        case .string(let text): try container.encode(text)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .int(let number): "\(number)"
+        case .string(let text): text
+        }
+    }
+}
+
+/// A Service (`v1`).
+public struct Service: Codable, Sendable, Hashable {
+    public var metadata: ObjectMeta
+    public var spec: ServiceSpec
+    public var status: ServiceStatus?
+
+    public init(metadata: ObjectMeta, spec: ServiceSpec, status: ServiceStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
+        spec = try container.decodeIfPresent(ServiceSpec.self, forKey: .spec) ?? ServiceSpec()
+        status = try container.decodeIfPresent(ServiceStatus.self, forKey: .status)
+    }
+}
+
+public struct ServiceSpec: Codable, Sendable, Hashable {
+    /// `ClusterIP` (the default), `NodePort`, `LoadBalancer` or `ExternalName`.
+    public var type: String?
+    public var clusterIP: String?
+    public var clusterIPs: [String]?
+    public var externalIPs: [String]?
+    public var ports: [ServicePort]?
+    /// `None` (the default) or `ClientIP`.
+    public var sessionAffinity: String?
+    public var sessionAffinityConfig: SessionAffinityConfig?
+    public var externalTrafficPolicy: String?
+    public var internalTrafficPolicy: String?
+    public var ipFamilies: [String]?
+    public var externalName: String?
+    public var loadBalancerSourceRanges: [String]?
+
+    public init(
+        type: String? = nil, clusterIP: String? = nil, clusterIPs: [String]? = nil, externalIPs: [String]? = nil,
+        ports: [ServicePort]? = nil, sessionAffinity: String? = nil,
+        sessionAffinityConfig: SessionAffinityConfig? = nil,
+        externalTrafficPolicy: String? = nil, internalTrafficPolicy: String? = nil
+    ) {
+        self.type = type
+        self.clusterIP = clusterIP
+        self.clusterIPs = clusterIPs
+        self.externalIPs = externalIPs
+        self.ports = ports
+        self.sessionAffinity = sessionAffinity
+        self.sessionAffinityConfig = sessionAffinityConfig
+        self.externalTrafficPolicy = externalTrafficPolicy
+        self.internalTrafficPolicy = internalTrafficPolicy
+    }
+}
+
+public struct ServicePort: Codable, Sendable, Hashable {
+    public var name: String?
+    /// `TCP` (the default), `UDP` or `SCTP`.
+    public var `protocol`: String?
+    public var port: Int
+    public var targetPort: IntOrString?
+    public var nodePort: Int?
+
+    public init(
+        name: String? = nil, protocol: String? = nil, port: Int, targetPort: IntOrString? = nil, nodePort: Int? = nil
+    ) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+        self.targetPort = targetPort
+        self.nodePort = nodePort
+    }
+}
+
+public struct SessionAffinityConfig: Codable, Sendable, Hashable {
+    public var clientIP: ClientIPConfig?
+
+    public init(clientIP: ClientIPConfig?) { self.clientIP = clientIP }
+}
+
+public struct ClientIPConfig: Codable, Sendable, Hashable {
+    public var timeoutSeconds: Int?
+
+    public init(timeoutSeconds: Int?) { self.timeoutSeconds = timeoutSeconds }
+}
+
+public struct ServiceStatus: Codable, Sendable, Hashable {
+    public var loadBalancer: LoadBalancerStatus?
+
+    public init(loadBalancer: LoadBalancerStatus?) { self.loadBalancer = loadBalancer }
+}
+
+public struct LoadBalancerStatus: Codable, Sendable, Hashable {
+    public var ingress: [LoadBalancerIngress]?
+
+    public init(ingress: [LoadBalancerIngress]?) { self.ingress = ingress }
+}
+
+public struct LoadBalancerIngress: Codable, Sendable, Hashable {
+    public var ip: String?
+    public var hostname: String?
+    /// `VIP` (the default) or `Proxy` (Kubernetes 1.30+): a `Proxy` address is not programmed on nodes.
+    public var ipMode: String?
+
+    public init(ip: String? = nil, hostname: String? = nil, ipMode: String? = nil) {
+        self.ip = ip
+        self.hostname = hostname
+        self.ipMode = ipMode
+    }
+}
+
+/// An EndpointSlice (`discovery.k8s.io/v1`).
+public struct EndpointSlice: Codable, Sendable, Hashable {
+    public var metadata: ObjectMeta
+    /// `IPv4`, `IPv6` or `FQDN`.
+    public var addressType: String
+    public var endpoints: [Endpoint]?
+    public var ports: [EndpointPort]?
+
+    public init(metadata: ObjectMeta, addressType: String, endpoints: [Endpoint]?, ports: [EndpointPort]?) {
+        self.metadata = metadata
+        self.addressType = addressType
+        self.endpoints = endpoints
+        self.ports = ports
+    }
+
+    /// The label that names the Service a slice belongs to.
+    public static let serviceNameLabel = "kubernetes.io/service-name"
+
+    /// The name of the Service this slice belongs to, from its label.
+    public var serviceName: String? { metadata.labels?[Self.serviceNameLabel] }
+}
+
+public struct Endpoint: Codable, Sendable, Hashable {
+    public var addresses: [String]
+    public var conditions: EndpointConditions?
+    public var nodeName: String?
+    public var zone: String?
+
+    public init(addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil) {
+        self.addresses = addresses
+        self.conditions = conditions
+        self.nodeName = nodeName
+    }
+}
+
+public struct EndpointConditions: Codable, Sendable, Hashable {
+    /// A missing value means ready.
+    public var ready: Bool?
+    /// A missing value means the same as `ready`.
+    public var serving: Bool?
+    public var terminating: Bool?
+
+    public init(ready: Bool? = nil, serving: Bool? = nil, terminating: Bool? = nil) {
+        self.ready = ready
+        self.serving = serving
+        self.terminating = terminating
+    }
+
+    public var isReady: Bool { ready ?? true }
+    public var isServing: Bool { serving ?? isReady }
+    public var isTerminating: Bool { terminating ?? false }
+}
+
+public struct EndpointPort: Codable, Sendable, Hashable {
+    public var name: String?
+    public var `protocol`: String?
+    /// A missing port means "all ports" in the API; the proxy cannot program that and skips it.
+    public var port: Int?
+
+    public init(name: String? = nil, protocol: String? = nil, port: Int?) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+    }
+}
+
+/// A legacy Endpoints object (`v1`).
+public struct Endpoints: Codable, Sendable, Hashable {
+    public var metadata: ObjectMeta
+    public var subsets: [EndpointSubset]?
+
+    public init(metadata: ObjectMeta, subsets: [EndpointSubset]?) {
+        self.metadata = metadata
+        self.subsets = subsets
+    }
+}
+
+public struct EndpointSubset: Codable, Sendable, Hashable {
+    public var addresses: [EndpointAddress]?
+    public var notReadyAddresses: [EndpointAddress]?
+    public var ports: [EndpointPort]?
+
+    public init(addresses: [EndpointAddress]?, notReadyAddresses: [EndpointAddress]? = nil, ports: [EndpointPort]?) {
+        self.addresses = addresses
+        self.notReadyAddresses = notReadyAddresses
+        self.ports = ports
+    }
+}
+
+public struct EndpointAddress: Codable, Sendable, Hashable {
+    public var ip: String
+    public var nodeName: String?
+
+    public init(ip: String, nodeName: String? = nil) {
+        self.ip = ip
+        self.nodeName = nodeName
+    }
+}
