@@ -52,13 +52,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
+        .target(name: "Translation", dependencies: ["IPVS", "KubernetesModel"]),
         .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
-        .testTarget(
-            name: "KubernetesModelTests",
-            dependencies: ["KubernetesModel"],
-            resources: [.copy("Fixtures")]
-        ),
+        .testTarget(name: "TranslationTests", dependencies: ["Translation"]),
+        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel"]),
         .target(name: "CTestNamespaces", path: "Tests/CTestNamespaces"),
         .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands", "CTestNamespaces"]),
     ]

@@ -3,9 +3,10 @@ import Testing
 
 @testable import KubernetesModel
 
-/// A file recorded from a real kube-apiserver or kubectl (see Fixtures/recorded-api/README.md), unedited.
+/// A file recorded from a real kube-apiserver or kubectl (see Tests/Fixtures/recorded-api/README.md), unedited.
 func recorded(_ name: String) -> String {
-    Bundle.module.url(forResource: "Fixtures/recorded-api/\(name)", withExtension: nil)!.path
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/recorded-api/\(name)").path
 }
 
 @Suite("Decoding what kubectl and the API server really print")

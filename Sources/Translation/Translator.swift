@@ -1,0 +1,110 @@
+import IPVS
+import KubernetesModel
+
+/// Turns Services and their endpoints into the IPVS state kube-proxy's IPVS mode would program.
+///
+/// Per Service port: a virtual server at each cluster IP, each external IP, each load-balancer ingress IP
+/// (not `ipMode: Proxy`) and, with a node port, each node address of the Service's families. Each gets
+/// the serving endpoints of its family as real servers (weight 1, masquerade). Headless and ExternalName
+/// Services get nothing. `sessionAffinity: ClientIP` makes every virtual server of the Service persistent.
+public enum Translator {
+    /// The annotation that overrides the scheduler for one Service (beyond kube-proxy).
+    public static let schedulerAnnotation = "ipvs-proxy.io/scheduler"
+    /// The persistence timeout when `sessionAffinity: ClientIP` gives none: 3 hours, as Kubernetes.
+    public static let defaultAffinityTimeout: UInt32 = 10800
+
+    /// - Throws: ``ManifestErrors`` when a Service's scheduler annotation names no kernel scheduler.
+    public static func translate(_ set: ManifestSet, node: NodeContext) throws(ManifestErrors) -> DesiredState {
+        var state = DesiredState()
+        var problems: [ManifestProblem] = []
+        let endpoints = EndpointIndex(set)
+        // A stable order decides which Service wins when two want the same virtual server.
+        let services = set.services.sorted { $0.object.metadata.objectName < $1.object.metadata.objectName }
+        for located in services {
+            let scheduler: Scheduler
+            do {
+                scheduler = try schedulerOf(located.object, default: node.scheduler)
+            } catch {
+                problems.append(
+                    ManifestProblem(
+                        at: located.location, field: "metadata.annotations[\"\(schedulerAnnotation)\"]",
+                        error.description))
+                continue
+            }
+            translate(located.object, scheduler: scheduler, endpoints: endpoints, node: node, into: &state)
+        }
+        guard problems.isEmpty else { throw ManifestErrors(problems) }
+        return state
+    }
+
+    static func schedulerOf(_ service: Service, default scheduler: Scheduler) throws(UnknownSchedulerError) -> Scheduler
+    {
+        guard let name = service.metadata.annotations?[schedulerAnnotation] else { return scheduler }
+        return try Scheduler(validating: name)
+    }
+
+    private static func translate(
+        _ service: Service, scheduler: Scheduler, endpoints: EndpointIndex, node: NodeContext,
+        into state: inout DesiredState
+    ) {
+        let spec = service.spec
+        guard spec.type != "ExternalName" else { return }
+        let clusterIPs = (spec.clusterIPs?.isEmpty == false ? spec.clusterIPs! : [spec.clusterIP].compactMap { $0 })
+            .filter { $0 != "None" && !$0.isEmpty }.compactMap(IPAddress.init)
+        // Headless (clusterIP None) and IP-less Services are resolved by DNS, not proxied.
+        guard !clusterIPs.isEmpty else { return }
+        let families = Set(clusterIPs.map(\.family))
+        let name = service.metadata.objectName
+        let externalIPs = (spec.externalIPs ?? []).compactMap(IPAddress.init)
+        let loadBalancerIPs =
+            spec.type == "LoadBalancer"
+            ? (service.status?.loadBalancer?.ingress ?? []).filter { $0.ipMode != "Proxy" }.compactMap {
+                $0.ip.flatMap(IPAddress.init)
+            } : []
+        let hasNodePorts = spec.type == "NodePort" || spec.type == "LoadBalancer"
+        let nodeAddresses = node.nodeAddresses.filter { families.contains($0.family) }
+        let affinityTimeout: UInt32 =
+            spec.sessionAffinity == "ClientIP"
+            ? spec.sessionAffinityConfig?.clientIP?.timeoutSeconds.map { UInt32($0) } ?? defaultAffinityTimeout : 0
+        // kube-proxy sets this flag (IP_VS_SVC_F_SCHED2, "mh-port") with Maglev hashing; so does ipvs-proxy.
+        let flags: ServiceFlags = scheduler == .maglevHashing ? .schedulerFlag2 : []
+        let internalLocal = spec.internalTrafficPolicy == "Local"
+        let externalLocal = spec.externalTrafficPolicy == "Local"
+
+        for port in spec.ports ?? [] {
+            let transportProtocol = TransportProtocol(name: port.protocol ?? "TCP") ?? .tcp
+            let portName = ServicePortName(
+                service: name, port: port.name.flatMap { $0.isEmpty ? nil : $0 } ?? "\(port.port)")
+            let backends = endpoints.backends(of: name, port: port)
+
+            func add(_ address: IPAddress, port number: Int, local: Bool) {
+                let key = VirtualServerKey.address(transportProtocol, address, port: UInt16(number))
+                if let existing = state.virtualServers[key] {
+                    if existing.servicePort != portName {
+                        state.warnings.append("\(portName) wants \(key), which \(existing.servicePort) has; skipped")
+                    }
+                    return
+                }
+                let selected = EndpointSelection.select(
+                    backends.filter { $0.address.family == address.family }, local: local, nodeName: node.nodeName)
+                state.virtualServers[key] = DesiredVirtualServer(
+                    server: VirtualServer(
+                        key, scheduler: scheduler, flags: flags, persistenceTimeout: affinityTimeout),
+                    realServers: selected.map { RealServer($0.address, port: $0.port) }, servicePort: portName)
+            }
+
+            for address in clusterIPs {
+                add(address, port: port.port, local: internalLocal)
+                state.serviceAddresses.insert(address)
+            }
+            for address in externalIPs + loadBalancerIPs {
+                add(address, port: port.port, local: externalLocal)
+                // An address the node already has on another interface needs no binding (kube-proxy's rule).
+                if !node.localAddresses.contains(address) { state.serviceAddresses.insert(address) }
+            }
+            if hasNodePorts, let nodePort = port.nodePort, nodePort > 0 {
+                for address in nodeAddresses { add(address, port: nodePort, local: externalLocal) }
+            }
+        }
+    }
+}
