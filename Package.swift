@@ -49,14 +49,20 @@ let package = Package(
             name: "ProxyCommands",
             dependencies: [
                 "IPVS",
+                "KubernetesModel",
+                "Translation",
+                "Sync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
         .target(name: "Translation", dependencies: ["IPVS", "KubernetesModel"]),
+        // Plans and applies the difference between desired and kernel state, owning only what it made.
+        .target(name: "Sync", dependencies: ["IPVS", "Translation", .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
         .testTarget(name: "TranslationTests", dependencies: ["Translation"]),
+        .testTarget(name: "SyncTests", dependencies: ["Sync", "KubernetesModel"]),
         .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel"]),
         .target(name: "CTestNamespaces", path: "Tests/CTestNamespaces"),
         .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands", "CTestNamespaces"]),

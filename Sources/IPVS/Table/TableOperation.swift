@@ -67,5 +67,11 @@ public struct BatchFailure: Sendable, Hashable, CustomStringConvertible {
     public let operation: TableOperation
     public let error: IPVSError
 
+    public init(index: Int, operation: TableOperation, error: IPVSError) {
+        self.index = index
+        self.operation = operation
+        self.error = error
+    }
+
     public var description: String { "operation \(index): \(error)" }
 }

@@ -100,3 +100,23 @@ public struct VirtualServerState: Sendable, Hashable {
         self.realServers = realServers
     }
 }
+
+extension VirtualServerKey: LosslessStringConvertible {
+    /// Parses what ``description`` writes: `TCP 10.0.0.1:80`, `UDP [fd00::1]:53`, `FWM 7`, `FWM 7 IPv6`.
+    public init?(_ text: String) {
+        let words = text.split(separator: " ")
+        if words.first == "FWM" {
+            guard words.count == 2 || (words.count == 3 && words[2] == "IPv6"), let mark = UInt32(words[1]), mark != 0
+            else { return nil }
+            self = .firewallMark(mark, family: words.count == 3 ? .ipv6 : .ipv4)
+            return
+        }
+        guard words.count == 2, let transportProtocol = TransportProtocol(name: String(words[0])),
+            let colon = words[1].lastIndex(of: ":"), let port = UInt16(words[1][words[1].index(after: colon)...])
+        else { return nil }
+        var host = words[1][..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard let address = IPAddress(String(host)) else { return nil }
+        self = .address(transportProtocol, address, port: port)
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import IPVS
+import Translation
+
+/// What ipvs-proxy created in the kernel: the virtual servers (with the Service port each serves) and the
+/// addresses it bound. Written before the kernel is changed, so that after a crash it still knows.
+public struct OwnershipRecord: Sendable, Hashable {
+    public var virtualServers: [VirtualServerKey: ServicePortName] = [:]
+    public var addresses: Set<IPAddress> = []
+
+    public init(virtualServers: [VirtualServerKey: ServicePortName] = [:], addresses: Set<IPAddress> = []) {
+        self.virtualServers = virtualServers
+        self.addresses = addresses
+    }
+
+    public var isEmpty: Bool { virtualServers.isEmpty && addresses.isEmpty }
+}
+
+/// Keeps the ownership record in a folder (by default `/run/ipvs-proxy`), readable and writable by root only,
+/// replaced atomically on every write.
+public struct OwnershipStore: Sendable {
+    public let directory: String
+    public var file: String { (directory as NSString).appendingPathComponent("owned.json") }
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// The record, or an empty one when none was written yet.
+    public func load() throws -> OwnershipRecord {
+        guard FileManager.default.fileExists(atPath: file) else { return OwnershipRecord() }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: file))
+        } catch {
+            throw StateError(file: file, message: "cannot read: \(error.localizedDescription)")
+        }
+        let stored: StoredRecord
+        do {
+            stored = try JSONDecoder().decode(StoredRecord.self, from: data)
+        } catch {
+            throw StateError(file: file, message: "is not an ownership record (\(error)); move it away to start afresh")
+        }
+        var record = OwnershipRecord()
+        for entry in stored.virtualServers {
+            guard let key = VirtualServerKey(entry.key), let service = ServicePortName(entry.service) else {
+                throw StateError(file: file, message: "holds an unreadable virtual server '\(entry.key)'")
+            }
+            record.virtualServers[key] = service
+        }
+        for text in stored.addresses {
+            guard let address = IPAddress(text) else {
+                throw StateError(file: file, message: "holds an unreadable address '\(text)'")
+            }
+            record.addresses.insert(address)
+        }
+        return record
+    }
+
+    /// Replaces the record (write to a temporary file, then rename), creating the folder if needed.
+    public func save(_ record: OwnershipRecord) throws {
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let stored = StoredRecord(
+                version: 1,
+                virtualServers: record.virtualServers.sorted { $0.key < $1.key }.map {
+                    StoredRecord.Entry(key: $0.key.description, service: $0.value.description)
+                },
+                addresses: record.addresses.sorted().map(\.description))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(stored)
+            let temporary = file + ".tmp"
+            guard manager.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
+                throw StateError(file: temporary, message: "cannot write: \(String(cString: strerror(errno)))")
+            }
+            guard rename(temporary, file) == 0 else {
+                throw StateError(file: file, message: "cannot replace: \(String(cString: strerror(errno)))")
+            }
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError(file: file, message: "cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    /// Removes the record (after a cleanup).
+    public func remove() throws {
+        if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
+    }
+
+    private struct StoredRecord: Codable {
+        var version: Int
+        var virtualServers: [Entry]
+        var addresses: [String]
+
+        struct Entry: Codable {
+            var key: String
+            var service: String
+        }
+    }
+}
+
+/// A problem with the ownership record's file.
+public struct StateError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    public var message: String
+    public var description: String { "\(file): \(message)" }
+}

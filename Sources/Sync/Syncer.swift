@@ -1,0 +1,223 @@
+import Foundation
+import IPVS
+import SystemPackage
+import Translation
+
+/// What a sync did, or (in a dry run) would do.
+public struct SyncReport: Sendable {
+    public var dryRun: Bool
+    /// The IPVS operations planned, in order.
+    public var operations: [TableOperation] = []
+    /// Service addresses bound to and unbound from the dummy link.
+    public var addressesBound: [IPAddress] = []
+    public var addressesUnbound: [IPAddress] = []
+    /// Desired virtual servers left alone because something else owns their key.
+    public var blocked: [VirtualServerKey: ServicePortName] = [:]
+    /// Real servers draining at weight 0.
+    public var draining = 0
+    /// Operations and address changes the kernel refused.
+    public var failures: [BatchFailure] = []
+    public var addressFailures: [AddressChangeFailure] = []
+    /// How many times the table was read and planned (more than once after races with other writers).
+    public var attempts = 0
+
+    /// Successful (or, in a dry run, planned) operations by kind.
+    public var counts: [TableOperation.Kind: Int] {
+        var counts: [TableOperation.Kind: Int] = [:]
+        let failed = Set(failures.map(\.index))
+        for (index, operation) in operations.enumerated() where !failed.contains(index) {
+            counts[operation.kind, default: 0] += 1
+        }
+        return counts
+    }
+
+    /// Kernel write operations sent, IPVS and addresses together.
+    public var writeOperations: Int { operations.count + addressesBound.count + addressesUnbound.count }
+}
+
+/// Brings the kernel to a desired state: reads the table once, plans against what ipvs-proxy owns, records
+/// ownership, applies the difference as one batch, and binds or unbinds service addresses on the dummy link.
+public final class Syncer: @unchecked Sendable {
+    public let ipvs: IPVSHandle
+    public let interfaces: InterfaceHandle
+    public let store: OwnershipStore
+    /// The dummy link that holds service addresses.
+    public let linkName: String
+
+    /// How many times a sync re-reads and re-plans after races with another writer.
+    static let maximumAttempts = 3
+
+    public init(ipvs: IPVSHandle, interfaces: InterfaceHandle, store: OwnershipStore, linkName: String = "kube-ipvs0") {
+        self.ipvs = ipvs
+        self.interfaces = interfaces
+        self.store = store
+        self.linkName = linkName
+    }
+
+    /// The kernel's table keyed by virtual server. A dump is not a snapshot and may repeat an entry.
+    public func observedTable() throws -> [VirtualServerKey: VirtualServerState] {
+        var table: [VirtualServerKey: VirtualServerState] = [:]
+        for state in try ipvs.table() { table[state.server.key] = state }
+        return table
+    }
+
+    public func sync(_ desired: DesiredState, dryRun: Bool = false) throws -> SyncReport {
+        var report = SyncReport(dryRun: dryRun)
+        var record = try store.load()
+        for attempt in 1...Self.maximumAttempts {
+            report.attempts = attempt
+            let plan = Planner.plan(desired: desired, observed: try observedTable(), owned: record.virtualServers)
+            report.operations = plan.operations
+            report.blocked = plan.blocked
+            report.draining = plan.draining.count
+            if dryRun { break }
+
+            // Recorded first: a crash during the batch must not leave a virtual server nobody owns.
+            var during = record
+            during.virtualServers = plan.ownedDuring(before: record.virtualServers)
+            try store.save(during)
+            let failures = try ipvs.apply(plan.operations)
+            record.virtualServers = Self.owned(after: plan, failures: failures, before: record.virtualServers)
+            try store.save(record)
+            report.failures = failures
+            // A virtual server that appeared or vanished between the read and the batch is a race with
+            // another writer, not a failure: read again and plan again.
+            if failures.isEmpty || !failures.allSatisfy(Self.isRace) { break }
+        }
+        try syncAddresses(desired.serviceAddresses, record: &record, dryRun: dryRun, into: &report)
+        return report
+    }
+
+    private func syncAddresses(
+        _ desired: Set<IPAddress>, record: inout OwnershipRecord, dryRun: Bool, into report: inout SyncReport
+    ) throws {
+        var link = try interfaces.link(named: linkName)
+        let onLink =
+            try link.map { link in Set(try interfaces.addresses().filter { $0.linkIndex == link.index }.map(\.address))
+            } ?? []
+        let plan = AddressPlan(desired: desired, onLink: onLink, owned: record.addresses)
+        report.addressesBound = plan.bind
+        report.addressesUnbound = plan.unbind
+        guard !dryRun, !plan.isEmpty else { return }
+        if link == nil {
+            let index = try interfaces.addDummyLink(named: linkName)
+            // IPv6 addresses on a link that is down stay tentative and get no local route.
+            try interfaces.setLinkUp(index: index)
+            link = try interfaces.link(named: linkName)
+        }
+        guard let link else { return }
+        record.addresses.formUnion(plan.bind)
+        try store.save(record)
+        let changes =
+            plan.bind.map { AddressChange.bind(InterfaceAddress(linkIndex: link.index, address: $0)) }
+            + plan.unbind.map { AddressChange.unbind(InterfaceAddress(linkIndex: link.index, address: $0)) }
+        let failures = try interfaces.apply(changes)
+        var failed = Set<Int>()
+        for failure in failures {
+            switch (failure.change, failure.error.errno) {
+            case (.bind, .fileExists?), (.unbind, .addressNotAvailable?): continue  // already as wanted
+            default: failed.insert(failure.index)
+            }
+        }
+        for (index, change) in changes.enumerated() {
+            switch change {
+            case .bind(let address) where failed.contains(index): record.addresses.remove(address.address)
+            case .unbind(let address) where !failed.contains(index): record.addresses.remove(address.address)
+            default: break
+            }
+        }
+        try store.save(record)
+        report.addressFailures = failures.filter { failed.contains($0.index) }
+    }
+
+    /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server
+    /// failed.
+    static func owned(
+        after plan: Plan, failures: [BatchFailure], before: [VirtualServerKey: ServicePortName]
+    ) -> [VirtualServerKey: ServicePortName] {
+        var owned = plan.ownedAfter
+        for failure in failures {
+            switch failure.operation {
+            case .addVirtualServer(let server):
+                // Made by someone else meanwhile (EEXIST), or refused: not ours, unless it was before.
+                owned[server.key] = before[server.key]
+            case .deleteVirtualServer(let key) where failure.error.errno != .noSuchProcess:
+                owned[key] = before[key]
+            default:
+                break
+            }
+        }
+        return owned
+    }
+
+    /// Whether a failure means the table changed under the plan (rather than a refusal that would repeat).
+    static func isRace(_ failure: BatchFailure) -> Bool {
+        switch (failure.operation.kind, failure.error.errno) {
+        case (_, .fileExists?), (_, .noSuchProcess?): true
+        case (.editRealServer, .noSuchFileOrDirectory?), (.deleteRealServer, .noSuchFileOrDirectory?): true
+        default: false
+        }
+    }
+
+    // MARK: - Cleanup
+
+    /// What a cleanup removed, or would remove.
+    public struct CleanupReport: Sendable {
+        public var deletedVirtualServers: [VirtualServerKey] = []
+        public var unboundAddresses: [IPAddress] = []
+        public var deletedLink = false
+        public var failures: [BatchFailure] = []
+        public var addressFailures: [AddressChangeFailure] = []
+    }
+
+    /// Removes everything ipvs-proxy owns: its virtual servers, the addresses it bound, and the dummy link
+    /// when nothing else is left on it. Touches nothing else.
+    public func cleanup(dryRun: Bool = false) throws -> CleanupReport {
+        var report = CleanupReport()
+        var record = try store.load()
+        let observed = try observedTable()
+        report.deletedVirtualServers = record.virtualServers.keys.filter { observed[$0] != nil }.sorted()
+        let link = try interfaces.link(named: linkName)
+        let onLink = try link.map { link in try interfaces.addresses().filter { $0.linkIndex == link.index } } ?? []
+        let ours = onLink.filter { record.addresses.contains($0.address) }
+        report.unboundAddresses = ours.map(\.address).sorted()
+        let othersRemain = onLink.contains { !record.addresses.contains($0.address) && !$0.address.isLinkLocal }
+        report.deletedLink = link?.kind == "dummy" && !othersRemain
+        guard !dryRun else { return report }
+
+        report.failures = try ipvs.apply(report.deletedVirtualServers.map(TableOperation.deleteVirtualServer))
+            .filter { $0.error.errno != .noSuchProcess }
+        let stillThere = Set(report.failures.map(\.operation.virtualServerKey))
+        record.virtualServers = record.virtualServers.filter { stillThere.contains($0.key) }
+        report.addressFailures = try interfaces.apply(ours.map(AddressChange.unbind))
+            .filter { $0.error.errno != .addressNotAvailable }
+        let notUnbound = Set(report.addressFailures.map(\.change.address.address))
+        record.addresses = record.addresses.filter { notUnbound.contains($0) }
+        if report.deletedLink, report.addressFailures.isEmpty, let link {
+            try interfaces.deleteLink(index: link.index)
+        }
+        if record.isEmpty { try store.remove() } else { try store.save(record) }
+        return report
+    }
+}
+
+/// The node's addresses, as the proxy uses them.
+public struct NodeAddresses: Sendable {
+    /// Where NodePort services listen: every address of the node's interfaces except loopback, link-local
+    /// and the dummy link's.
+    public var nodePortAddresses: [IPAddress]
+    /// Every address of the node's interfaces except the dummy link's.
+    public var localAddresses: Set<IPAddress>
+
+    public static func discover(_ interfaces: InterfaceHandle, excludingLink linkName: String) throws -> NodeAddresses {
+        let links = try interfaces.links()
+        let excluded = Set(links.filter { $0.name == linkName }.map(\.index))
+        let loopbacks = Set(links.filter(\.isLoopback).map(\.index))
+        let addresses = try interfaces.addresses().filter { !excluded.contains($0.linkIndex) }
+        let nodePort = addresses.filter {
+            !loopbacks.contains($0.linkIndex) && !$0.address.isLoopback && !$0.address.isLinkLocal
+        }.map(\.address)
+        return NodeAddresses(
+            nodePortAddresses: Array(Set(nodePort)).sorted(), localAddresses: Set(addresses.map(\.address)))
+    }
+}
