@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import Sync
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,13 +14,22 @@ struct Show: ParsableCommand {
 
     @OptionGroup var namespace: NamespaceOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "Where ipvs-proxy records what it owns; its virtual servers are shown with their Service port.",
+            valueName: "folder"))
+    var stateDir = "/run/ipvs-proxy"
+
     @Option(name: [.short, .long], help: "Output format: text or json.")
     var output: OutputFormat = .text
 
     func run() throws {
         try reportingFailures {
             let handle = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath)
-            let report = TableReport(info: try handle.info(), virtualServers: try handle.table())
+            let owned = try OwnershipStore(directory: stateDir).load()
+            let report = TableReport(
+                info: try handle.info(), virtualServers: try handle.table(),
+                owners: owned.virtualServers.mapValues(\.description))
             print(output == .json ? report.json() : report.text(), terminator: "")
         }
     }

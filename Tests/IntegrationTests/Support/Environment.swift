@@ -72,3 +72,27 @@ func eventually<Value>(timeoutSeconds: Double, _ probe: () throws -> Value?) ret
         Thread.sleep(forTimeInterval: 0.1)
     }
 }
+
+/// The root of the package (the tests run from the same paths in the VM).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+/// A file recorded from a real kube-apiserver or kubectl, unedited.
+func recorded(_ name: String) -> String {
+    packageRoot.appendingPathComponent("Tests/Fixtures/recorded-api/\(name)").path
+}
+
+/// A fresh folder for one test's files.
+func temporaryFolder(_ label: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Writes `content` into `folder/name` and returns the path.
+@discardableResult
+func write(_ content: String, to folder: String, as name: String) throws -> String {
+    let path = (folder as NSString).appendingPathComponent(name)
+    try Data(content.utf8).write(to: URL(fileURLWithPath: path))
+    return path
+}

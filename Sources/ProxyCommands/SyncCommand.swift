@@ -1,0 +1,176 @@
+import ArgumentParser
+import IPVS
+import KubernetesModel
+import Sync
+import Translation
+
+struct SyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Make the kernel's IPVS table match Kubernetes manifests, once.",
+        discussion: """
+            Reads Services, EndpointSlices and Endpoints from YAML or JSON files and folders (what `kubectl get \
+            svc,endpointslices,endpoints -A -o yaml` prints works as is), turns them into virtual and real \
+            servers as kube-proxy's IPVS mode does, and applies only the difference from the kernel's table, \
+            in one batch. Service addresses are bound to the dummy link.
+
+            Only virtual servers that ipvs-proxy created are changed or deleted; it records them under \
+            --state-dir. A virtual server made by something else at a key a Service wants is reported and left \
+            alone (exit status 3). A real server that is no longer wanted is deleted at once when it has no \
+            connections; otherwise its weight becomes 0 and a later sync deletes it once drained.
+
+            Nothing is applied when any object is invalid (exit status 2).
+            """
+    )
+
+    @Option(
+        name: [.customShort("f"), .long],
+        help: ArgumentHelp("A manifest file or folder (repeatable: -f a.yaml -f dir/).", valueName: "path"))
+    var manifests: [String] = []
+
+    @OptionGroup var node: NodeOptions
+    @OptionGroup var state: StateOptions
+    @OptionGroup var namespace: NamespaceOptions
+
+    @Flag(help: "Print the planned kernel operations and change nothing.")
+    var dryRun = false
+
+    @Flag(help: "Allow an input without Services to delete everything ipvs-proxy owns.")
+    var allowEmpty = false
+
+    @Option(name: [.short, .long], help: "Output format of the summary: text or json.")
+    var output: OutputFormat = .text
+
+    func validate() throws {
+        if manifests.isEmpty { throw ValidationError("Missing manifests: give at least one -f FILE or -f FOLDER.") }
+    }
+
+    func run() throws {
+        let manifestSet: ManifestSet
+        do {
+            manifestSet = try ManifestLoader.load(paths: manifests)
+        } catch {
+            writeStandardError(error.description + "\n")
+            printError("nothing was applied: \(error.problems.count) problem(s) in the input")
+            throw ExitStatus.badInput
+        }
+        for warning in manifestSet.warnings { printError("warning: \(warning)") }
+
+        var report: SyncReport?
+        try reportingFailures {
+            let lock = try StateLock(directory: state.stateDir)
+            let syncer = try Syncer(
+                ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
+                interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
+                store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
+            let addresses = try NodeAddresses.discover(syncer.interfaces, excludingLink: state.linkName)
+            let context = NodeContext(
+                nodeName: node.resolvedNodeName,
+                nodeAddresses: node.nodeIP.isEmpty ? addresses.nodePortAddresses : node.nodeAddresses,
+                localAddresses: addresses.localAddresses, scheduler: node.validatedScheduler)
+            let desired: DesiredState
+            do {
+                desired = try Translator.translate(manifestSet, node: context)
+            } catch let error as ManifestErrors {
+                writeStandardError(error.description + "\n")
+                printError("nothing was applied: \(error.problems.count) problem(s) in the input")
+                throw ExitStatus.badInput
+            }
+            for warning in desired.warnings { printError("warning: \(warning)") }
+            let owned = try syncer.store.load()
+            if manifestSet.services.isEmpty && !owned.virtualServers.isEmpty && !allowEmpty {
+                printError(
+                    "the input holds no Service: syncing it would delete all \(owned.virtualServers.count) virtual "
+                        + "servers ipvs-proxy owns; nothing was applied (pass --allow-empty to do that)")
+                throw ExitStatus.badInput
+            }
+            report = try syncer.sync(desired, dryRun: dryRun)
+            withExtendedLifetime(lock) {}
+        }
+        guard let report else { return }
+        print(output == .json ? SyncSummary(report).json() : SyncSummary(report).text(), terminator: "")
+        if !report.failures.isEmpty || !report.addressFailures.isEmpty {
+            for failure in report.failures.prefix(20) { printError("kernel refused: \(failure.error)") }
+            for failure in report.addressFailures.prefix(20) { printError("kernel refused: \(failure.error)") }
+            throw ExitStatus.failure
+        }
+        if !report.blocked.isEmpty { throw ExitStatus.foreignConflict }
+    }
+}
+
+/// The summary `sync` prints.
+struct SyncSummary {
+    let report: SyncReport
+
+    init(_ report: SyncReport) { self.report = report }
+
+    private func count(_ kind: TableOperation.Kind) -> Int { report.counts[kind] ?? 0 }
+
+    func text() -> String {
+        var lines: [String] = []
+        if report.dryRun {
+            lines.append("dry run: \(report.operations.count) IPVS operations planned, nothing changed")
+            lines += report.operations.map { "  \($0)" }
+            lines += report.addressesBound.map { "  bind \($0)" } + report.addressesUnbound.map { "  unbind \($0)" }
+        }
+        let verb = report.dryRun ? "would be " : ""
+        lines.append(
+            "virtual servers: \(count(.addVirtualServer)) \(verb)added, \(count(.editVirtualServer)) \(verb)edited, "
+                + "\(count(.deleteVirtualServer)) \(verb)deleted")
+        lines.append(
+            "real servers: \(count(.addRealServer)) \(verb)added, \(count(.editRealServer)) \(verb)edited, "
+                + "\(count(.deleteRealServer)) \(verb)deleted, \(report.draining) draining")
+        lines.append(
+            "addresses: \(report.addressesBound.count) \(verb)bound, \(report.addressesUnbound.count) \(verb)unbound")
+        for (key, service) in report.blocked.sorted(by: { $0.key < $1.key }) {
+            lines.append(
+                "blocked: \(key) (for \(service)) is held by a virtual server ipvs-proxy does not own; left alone")
+        }
+        if !report.failures.isEmpty || !report.addressFailures.isEmpty {
+            lines.append(
+                "failed: \(report.failures.count + report.addressFailures.count) operations refused by the kernel")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func json() -> String {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("dryRun", report.dryRun)
+        writer.beginObject(key: "virtualServers")
+        writer.field("added", count(.addVirtualServer))
+        writer.field("edited", count(.editVirtualServer))
+        writer.field("deleted", count(.deleteVirtualServer))
+        writer.endObject()
+        writer.beginObject(key: "realServers")
+        writer.field("added", count(.addRealServer))
+        writer.field("edited", count(.editRealServer))
+        writer.field("deleted", count(.deleteRealServer))
+        writer.field("draining", report.draining)
+        writer.endObject()
+        writer.beginObject(key: "addresses")
+        writer.field("bound", report.addressesBound.count)
+        writer.field("unbound", report.addressesUnbound.count)
+        writer.endObject()
+        writer.field("writeOperations", report.dryRun ? 0 : report.writeOperations)
+        writer.beginArray(key: "blocked")
+        for (key, service) in report.blocked.sorted(by: { $0.key < $1.key }) {
+            writer.beginObject()
+            writer.field("virtualServer", key.description)
+            writer.field("service", service.description)
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.field(
+            "failures",
+            strings: report.failures.map(\.error.description) + report.addressFailures.map(\.error.description))
+        if report.dryRun {
+            writer.field(
+                "plannedOperations",
+                strings: report.operations.map(\.description) + report.addressesBound.map { "bind \($0)" }
+                    + report.addressesUnbound.map { "unbind \($0)" })
+        }
+        writer.endObject()
+        return writer.output + "\n"
+    }
+}
