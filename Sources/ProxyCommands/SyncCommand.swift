@@ -77,7 +77,7 @@ struct SyncCommand: ParsableCommand {
                 throw ExitStatus.badInput
             }
             for warning in desired.warnings { printError("warning: \(warning)") }
-            let owned = try syncer.store.load()
+            let owned = try syncer.ownership()
             if manifestSet.services.isEmpty && !owned.virtualServers.isEmpty && !allowEmpty {
                 printError(
                     "the input holds no Service: syncing it would delete all \(owned.virtualServers.count) virtual "

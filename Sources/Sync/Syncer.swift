@@ -18,8 +18,10 @@ public struct SyncReport: Sendable {
     /// Operations and address changes the kernel refused.
     public var failures: [BatchFailure] = []
     public var addressFailures: [AddressChangeFailure] = []
-    /// How many times the table was read and planned (more than once after races with other writers).
+    /// How many times the table was planned (more than once after races with other writers).
     public var attempts = 0
+    /// Whether the whole table was read from the kernel (rather than remembered).
+    public var fullDump = false
 
     /// Successful (or, in a dry run, planned) operations by kind.
     public var counts: [TableOperation.Kind: Int] {
@@ -35,8 +37,13 @@ public struct SyncReport: Sendable {
     public var writeOperations: Int { operations.count + addressesBound.count + addressesUnbound.count }
 }
 
-/// Brings the kernel to a desired state: reads the table once, plans against what ipvs-proxy owns, records
+/// Brings the kernel to a desired state: reads the table, plans against what ipvs-proxy owns, records
 /// ownership, applies the difference as one batch, and binds or unbinds service addresses on the dummy link.
+///
+/// A syncer remembers the table as it left it. A full sync reads the whole table (this repairs changes made
+/// by others); an incremental one plans against that memory and reads only the real servers of the virtual
+/// servers whose endpoints changed (their connection counts decide draining), so an endpoint change costs
+/// its own operations and no full dump.
 public final class Syncer: @unchecked Sendable {
     public let ipvs: IPVSHandle
     public let interfaces: InterfaceHandle
@@ -47,6 +54,16 @@ public final class Syncer: @unchecked Sendable {
     /// How many times a sync re-reads and re-plans after races with another writer.
     static let maximumAttempts = 3
 
+    /// The table after the last sync, when it is known to be exact.
+    private var model: ObservedTable?
+    /// The desired virtual servers of the last sync, to see what changed since.
+    private var lastDesired: [VirtualServerKey: DesiredVirtualServer] = [:]
+    /// Virtual servers with real servers draining at weight 0.
+    public private(set) var drainingVirtualServers: Set<VirtualServerKey> = []
+    /// The service addresses of the last sync, when they were all bound as wanted.
+    private var addressesInPlace: Set<IPAddress>?
+    private var record: OwnershipRecord?
+
     public init(ipvs: IPVSHandle, interfaces: InterfaceHandle, store: OwnershipStore, linkName: String = "kube-ipvs0") {
         self.ipvs = ipvs
         self.interfaces = interfaces
@@ -55,37 +72,85 @@ public final class Syncer: @unchecked Sendable {
     }
 
     /// The kernel's table keyed by virtual server. A dump is not a snapshot and may repeat an entry.
-    public func observedTable() throws -> [VirtualServerKey: VirtualServerState] {
-        var table: [VirtualServerKey: VirtualServerState] = [:]
+    public func observedTable() throws -> ObservedTable {
+        var table: ObservedTable = [:]
         for state in try ipvs.table() { table[state.server.key] = state }
         return table
     }
 
-    public func sync(_ desired: DesiredState, dryRun: Bool = false) throws -> SyncReport {
+    /// What ipvs-proxy owns, from memory or from its record.
+    public func ownership() throws -> OwnershipRecord {
+        if let record { return record }
+        let loaded = try store.load()
+        record = loaded
+        return loaded
+    }
+
+    private func save(_ updated: OwnershipRecord) throws {
+        guard updated != record else { return }
+        try store.save(updated)
+        record = updated
+    }
+
+    /// Forgets the remembered table, so the next sync reads the kernel's in full.
+    public func forgetTable() {
+        model = nil
+        addressesInPlace = nil
+    }
+
+    /// - Parameter full: Read the whole table (and the link's addresses) instead of trusting memory.
+    public func sync(_ desired: DesiredState, full: Bool = true, dryRun: Bool = false) throws -> SyncReport {
         var report = SyncReport(dryRun: dryRun)
-        var record = try store.load()
+        var current = try ownership()
+        var observed = full ? nil : try refreshedModel(for: desired)
         for attempt in 1...Self.maximumAttempts {
             report.attempts = attempt
-            let plan = Planner.plan(desired: desired, observed: try observedTable(), owned: record.virtualServers)
+            let table = try observed ?? observedTable()
+            let plan = Planner.plan(desired: desired, observed: table, owned: current.virtualServers)
             report.operations = plan.operations
             report.blocked = plan.blocked
             report.draining = plan.draining.count
+            report.fullDump = observed == nil
             if dryRun { break }
 
             // Recorded first: a crash during the batch must not leave a virtual server nobody owns.
-            var during = record
-            during.virtualServers = plan.ownedDuring(before: record.virtualServers)
-            try store.save(during)
-            let failures = try ipvs.apply(plan.operations)
-            record.virtualServers = Self.owned(after: plan, failures: failures, before: record.virtualServers)
-            try store.save(record)
+            var during = current
+            during.virtualServers = plan.ownedDuring(before: current.virtualServers)
+            try save(during)
+            let failures = plan.operations.isEmpty ? [] : try ipvs.apply(plan.operations)
+            current.virtualServers = Self.owned(after: plan, failures: failures, before: current.virtualServers)
+            try save(current)
             report.failures = failures
+            if failures.isEmpty {
+                var next = table
+                for operation in plan.operations { next.apply(operation) }
+                model = next
+                drainingVirtualServers = Set(plan.draining.map(\.0))
+            } else {
+                model = nil
+            }
             // A virtual server that appeared or vanished between the read and the batch is a race with
             // another writer, not a failure: read again and plan again.
             if failures.isEmpty || !failures.allSatisfy(Self.isRace) { break }
+            observed = nil
         }
-        try syncAddresses(desired.serviceAddresses, record: &record, dryRun: dryRun, into: &report)
+        if !dryRun { lastDesired = desired.virtualServers }
+        if full || addressesInPlace != desired.serviceAddresses || dryRun {
+            try syncAddresses(desired.serviceAddresses, record: &current, dryRun: dryRun, into: &report)
+        }
         return report
+    }
+
+    /// The remembered table, with fresh real servers for virtual servers whose endpoints changed or that are
+    /// draining; `nil` when there is no trustworthy memory.
+    private func refreshedModel(for desired: DesiredState) throws -> ObservedTable? {
+        guard var table = model else { return nil }
+        for (key, wanted) in desired.virtualServers where table[key] != nil {
+            if lastDesired[key]?.realServers != wanted.realServers || drainingVirtualServers.contains(key) {
+                table[key]?.realServers = try ipvs.realServers(of: key)
+            }
+        }
+        return table
     }
 
     private func syncAddresses(
@@ -98,7 +163,11 @@ public final class Syncer: @unchecked Sendable {
         let plan = AddressPlan(desired: desired, onLink: onLink, owned: record.addresses)
         report.addressesBound = plan.bind
         report.addressesUnbound = plan.unbind
-        guard !dryRun, !plan.isEmpty else { return }
+        guard !dryRun else { return }
+        guard !plan.isEmpty else {
+            addressesInPlace = desired
+            return
+        }
         if link == nil {
             let index = try interfaces.addDummyLink(named: linkName)
             // IPv6 addresses on a link that is down stay tentative and get no local route.
@@ -107,7 +176,7 @@ public final class Syncer: @unchecked Sendable {
         }
         guard let link else { return }
         record.addresses.formUnion(plan.bind)
-        try store.save(record)
+        try save(record)
         let changes =
             plan.bind.map { AddressChange.bind(InterfaceAddress(linkIndex: link.index, address: $0)) }
             + plan.unbind.map { AddressChange.unbind(InterfaceAddress(linkIndex: link.index, address: $0)) }
@@ -126,8 +195,9 @@ public final class Syncer: @unchecked Sendable {
             default: break
             }
         }
-        try store.save(record)
+        try save(record)
         report.addressFailures = failures.filter { failed.contains($0.index) }
+        addressesInPlace = report.addressFailures.isEmpty ? desired : nil
     }
 
     /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server
@@ -174,7 +244,8 @@ public final class Syncer: @unchecked Sendable {
     /// when nothing else is left on it. Touches nothing else.
     public func cleanup(dryRun: Bool = false) throws -> CleanupReport {
         var report = CleanupReport()
-        var record = try store.load()
+        var record = try ownership()
+        forgetTable()
         let observed = try observedTable()
         report.deletedVirtualServers = record.virtualServers.keys.filter { observed[$0] != nil }.sorted()
         let link = try interfaces.link(named: linkName)
@@ -196,7 +267,12 @@ public final class Syncer: @unchecked Sendable {
         if report.deletedLink, report.addressFailures.isEmpty, let link {
             try interfaces.deleteLink(index: link.index)
         }
-        if record.isEmpty { try store.remove() } else { try store.save(record) }
+        if record.isEmpty {
+            try store.remove()
+            self.record = OwnershipRecord()
+        } else {
+            try save(record)
+        }
         return report
     }
 }

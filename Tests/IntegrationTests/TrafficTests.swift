@@ -26,7 +26,9 @@ private func manifests(
             targetPort: echo
 
         """
-    let families = [("IPv4", { (i: Int) in "10.200.\(i).2" })] + (clusterIPv6 == nil ? [] : [("IPv6", { (i: Int) in "fd02:\(i)::2" })])
+    let families =
+        [("IPv4", { (i: Int) in "10.200.\(i).2" })]
+        + (clusterIPv6 == nil ? [] : [("IPv6", { (i: Int) in "fd02:\(i)::2" })])
     for (family, address) in families {
         text += """
             ---
@@ -116,7 +118,8 @@ struct TrafficTests {
 
     @Test func ipv6ClusterIPCarriesTraffic() throws {
         let (lab, servers) = try lab(backends: 2, ipv6: true)
-        let replies = try (0..<4).map { _ in try request(from: lab.client, to: IPAddress("fd00:10:96::100")!, port: 80) }
+        let replies = try (0..<4).map { _ in try request(from: lab.client, to: IPAddress("fd00:10:96::100")!, port: 80)
+        }
         #expect(Set(replies) == ["backend-0", "backend-1"], "\(replies)")
         withExtendedLifetime(servers) {}
     }

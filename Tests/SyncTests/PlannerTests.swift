@@ -239,3 +239,35 @@ struct OwnershipStoreTests {
         #expect(error.description.contains("owned.json: is not an ownership record"))
     }
 }
+
+@Suite("Remembered table")
+struct TableModelTests {
+    @Test func followsEveryKindOfOperation() {
+        var table = ObservedTable()
+        let reals = [real("10.244.1.5"), real("10.244.2.6")]
+        table.apply(.addVirtualServer(VirtualServer(web)))
+        table.apply(.addRealServer(reals[0], to: web))
+        table.apply(.addRealServer(reals[1], to: web))
+        #expect(table[web]?.server.flags == .hashed)
+        #expect(table[web]?.realServers.map(\.server) == reals)
+        table.apply(.editRealServer(real("10.244.1.5", weight: 0), in: web))
+        #expect(table[web]?.realServers.first?.server.weight == 0)
+        table.apply(.deleteRealServer(reals[1].key, from: web))
+        #expect(table[web]?.realServers.count == 1)
+        table.apply(.editVirtualServer(VirtualServer(web, scheduler: .sourceHashing)))
+        #expect(table[web]?.server.scheduler == .sourceHashing)
+        table.apply(.deleteVirtualServer(web))
+        #expect(table.isEmpty)
+    }
+
+    @Test func aPlanAppliedToItsTableLeavesNothingToDo() {
+        let wanted = desired([
+            (VirtualServer(web, persistenceTimeout: 600), [real("10.244.1.5"), real("10.244.3.7")], webPort)
+        ])
+        var table = observed([(VirtualServer(web), [(real("10.244.1.5"), 0, 0), (real("10.244.2.6"), 0, 0)])])
+        let plan = Planner.plan(desired: wanted, observed: table, owned: [web: webPort])
+        #expect(!plan.operations.isEmpty)
+        for operation in plan.operations { table.apply(operation) }
+        #expect(Planner.plan(desired: wanted, observed: table, owned: [web: webPort]).operations.isEmpty)
+    }
+}
