@@ -87,9 +87,9 @@ static int connect_socket(struct cnetlink_transport *transport, int protocol) {
     return 0;
 }
 
-static int connect_in_namespace(struct cnetlink_transport *transport, int protocol, const char *netns_path) {
+int transport_in_namespace(const char *netns_path, int (*body)(void *), void *context) {
     if (netns_path == NULL) {
-        return connect_socket(transport, protocol);
+        return body(context);
     }
     int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (original < 0) {
@@ -105,8 +105,8 @@ static int connect_in_namespace(struct cnetlink_transport *transport, int protoc
     if (setns(target, CLONE_NEWNET) != 0) {
         result = -errno;
     } else {
-        // setns changes only this thread; the socket keeps the namespace it was created in.
-        result = connect_socket(transport, protocol);
+        // setns changes only this thread; sockets and open files keep the namespace they were made in.
+        result = body(context);
         if (setns(original, CLONE_NEWNET) != 0) {
             // A thread stranded in another namespace would silently send everything after this to the
             // wrong kernel tables; there is no way to report that safely.
@@ -118,9 +118,20 @@ static int connect_in_namespace(struct cnetlink_transport *transport, int protoc
     return result;
 }
 
+struct connect_request {
+    struct cnetlink_transport *transport;
+    int protocol;
+};
+
+static int connect_body(void *context) {
+    struct connect_request *request = context;
+    return connect_socket(request->transport, request->protocol);
+}
+
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path) {
     memset(transport, 0, sizeof(*transport));
-    int result = connect_in_namespace(transport, protocol, netns_path);
+    struct connect_request request = {transport, protocol};
+    int result = transport_in_namespace(netns_path, connect_body, &request);
     if (result < 0) {
         return result;
     }

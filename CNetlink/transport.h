@@ -48,6 +48,10 @@ typedef int (*transport_message_handler)(const struct nlmsghdr *message, void *c
 /// Maps a libnl return code to this shim's codes (see CNetlink.h).
 int transport_translate_libnl(int libnl_code);
 
+/// Runs `body` on the calling thread inside the network namespace at `netns_path` (or where it is, when
+/// NULL), then returns the thread to its own namespace.
+int transport_in_namespace(const char *netns_path, int (*body)(void *), void *context);
+
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path);
 void transport_close(struct cnetlink_transport *transport);
 

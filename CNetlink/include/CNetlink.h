@@ -240,6 +240,12 @@ int cnetlink_route_batch_append_address(cnetlink_route *handle, int add, const c
 /// Finishes the batch like `cnetlink_ipvs_batch_commit`.
 int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context);
 
+// MARK: - Kernel settings
+
+/// Writes `value` to a file under /proc/sys (e.g. `/proc/sys/net/ipv4/vs/conntrack`) as seen from the network
+/// namespace at `netns_path` (or the caller's, when NULL): /proc/sys/net belongs to the opener's namespace.
+int cnetlink_sysctl_write(const char *netns_path, const char *path, const char *value);
+
 #ifdef __cplusplus
 }
 #endif

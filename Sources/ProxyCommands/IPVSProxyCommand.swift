@@ -13,7 +13,7 @@ public struct IPVSProxyCommand: AsyncParsableCommand {
             server that ipvs-proxy does not own blocked a key it wanted.
             """,
         version: ProxyVersion.current,
-        subcommands: [SyncCommand.self, Show.self, CleanupCommand.self, Version.self]
+        subcommands: [SyncCommand.self, RunCommand.self, Show.self, CleanupCommand.self, Version.self]
     )
 
     public init() {}

@@ -15,6 +15,16 @@ public enum Translator {
 
     /// - Throws: ``ManifestErrors`` when a Service's scheduler annotation names no kernel scheduler.
     public static func translate(_ set: ManifestSet, node: NodeContext) throws(ManifestErrors) -> DesiredState {
+        let (state, problems) = translateSkippingInvalid(set, node: node)
+        guard problems.isEmpty else { throw ManifestErrors(problems) }
+        return state
+    }
+
+    /// Translates every valid Service and returns the problems of those it skipped (for the daemon, which
+    /// keeps everything else programmed when one object is bad).
+    public static func translateSkippingInvalid(
+        _ set: ManifestSet, node: NodeContext
+    ) -> (state: DesiredState, skipped: [ManifestProblem]) {
         var state = DesiredState()
         var problems: [ManifestProblem] = []
         let endpoints = EndpointIndex(set)
@@ -33,8 +43,7 @@ public enum Translator {
             }
             translate(located.object, scheduler: scheduler, endpoints: endpoints, node: node, into: &state)
         }
-        guard problems.isEmpty else { throw ManifestErrors(problems) }
-        return state
+        return (state, problems)
     }
 
     static func schedulerOf(_ service: Service, default scheduler: Scheduler) throws(UnknownSchedulerError) -> Scheduler

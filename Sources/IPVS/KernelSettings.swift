@@ -1,0 +1,23 @@
+import CNetlink
+
+/// Writes kernel settings (`/proc/sys`) of one network namespace.
+public struct KernelSettings: Sendable {
+    public let networkNamespacePath: String?
+
+    public init(networkNamespacePath: String? = nil) {
+        self.networkNamespacePath = networkNamespacePath
+    }
+
+    /// Sets a sysctl given as `net/ipv4/vs/conntrack` (or `net.ipv4.vs.conntrack`).
+    public func set(_ name: String, to value: String) throws {
+        let path = "/proc/sys/" + name.replacingDots()
+        let result = cnetlink_sysctl_write(networkNamespacePath, path, value + "\n")
+        if result < 0 { throw IPVSError(operation: "set sysctl \(name)=\(value)", code: result) }
+    }
+}
+
+extension String {
+    fileprivate func replacingDots() -> String {
+        String(map { $0 == "." ? "/" : $0 })
+    }
+}

@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import IPVS
+import Logging
+import ProxyDaemon
+import ServiceLifecycle
+import StateSources
+import Sync
+import UnixSignals
+
+extension GoDuration: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+    public var defaultValueDescription: String { description }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run as the node's service proxy: keep IPVS in step with a manifest folder.",
+        discussion: """
+            Watches the manifest files and folders given with --manifests and keeps the kernel's IPVS table in \
+            step with them, within --min-sync-period of a change. A full resync every --sync-period repairs \
+            changes others made to virtual servers ipvs-proxy owns; SIGHUP forces one. Removed TCP real servers \
+            with connections drain at weight 0 and are deleted once their last connection ends (checked every \
+            --drain-check-period). A file with a problem keeps its last good content in use; other files are \
+            unaffected. SIGTERM and SIGINT stop the daemon and leave the rules in place.
+
+            Serves /healthz and /livez (kube-proxy's JSON) on --healthz-bind-address and Prometheus metrics at \
+            /metrics on --metrics-bind-address. Durations are written as kube-proxy writes them: 500ms, 2s, 1m.
+            """
+    )
+
+    @Option(
+        name: [.customShort("f"), .long],
+        help: ArgumentHelp("A manifest file or folder to watch (repeatable).", valueName: "path"))
+    var manifests: [String] = []
+
+    @OptionGroup var node: NodeOptions
+    @OptionGroup var state: StateOptions
+    @OptionGroup var namespace: NamespaceOptions
+
+    @Option(help: ArgumentHelp("The longest time between full resyncs.", valueName: "duration"))
+    var syncPeriod = GoDuration(.seconds(30))
+
+    @Option(help: ArgumentHelp("The shortest time between two syncs; changes within it are applied together.", valueName: "duration"))
+    var minSyncPeriod = GoDuration(.seconds(1))
+
+    @Option(help: ArgumentHelp("How often draining real servers (weight 0) are checked for their last connection.", valueName: "duration"))
+    var drainCheckPeriod = GoDuration(.seconds(5))
+
+    @Option(help: ArgumentHelp("How often manifest files are checked for changes.", valueName: "duration"))
+    var pollInterval = GoDuration(.milliseconds(200))
+
+    @Flag(help: "Set arp_ignore=1 and arp_announce=2 so service addresses are not announced by ARP.")
+    var strictArp = false
+
+    @Option(help: ArgumentHelp("The IPVS TCP idle timeout (0 leaves the kernel's).", valueName: "duration"))
+    var tcpTimeout = GoDuration(.zero)
+
+    @Option(help: ArgumentHelp("The IPVS TCP FIN_WAIT timeout (0 leaves the kernel's).", valueName: "duration"))
+    var tcpfinTimeout = GoDuration(.zero)
+
+    @Option(help: ArgumentHelp("The IPVS UDP timeout (0 leaves the kernel's).", valueName: "duration"))
+    var udpTimeout = GoDuration(.zero)
+
+    @Option(help: ArgumentHelp("Where /healthz and /livez are served (empty: not served).", valueName: "host:port"))
+    var healthzBindAddress = "0.0.0.0:10256"
+
+    @Option(help: ArgumentHelp("Where /metrics is served (empty: not served).", valueName: "host:port"))
+    var metricsBindAddress = "127.0.0.1:10249"
+
+    @Option(help: "The lowest level of log messages printed: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        if manifests.isEmpty { throw ValidationError("Missing source: give --manifests PATH (repeatable).") }
+        for (flag, value) in [("--healthz-bind-address", healthzBindAddress), ("--metrics-bind-address", metricsBindAddress)]
+        where !value.isEmpty && HostPort(value) == nil {
+            throw ValidationError("\(flag): '\(value)' is not host:port")
+        }
+        if syncPeriod.duration <= .zero || minSyncPeriod.duration < .zero || drainCheckPeriod.duration <= .zero {
+            throw ValidationError("--sync-period and --drain-check-period must be above 0, --min-sync-period 0 or more")
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ipvs-proxy")
+        let lock: StateLock
+        let syncer: Syncer
+        do {
+            lock = try StateLock(directory: state.stateDir)
+            syncer = try Syncer(
+                ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
+                interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
+                store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
+            var setup = KernelSetup()
+            setup.strictARP = strictArp
+            setup.tcpTimeout = tcpTimeout.duration
+            setup.tcpFinTimeout = tcpfinTimeout.duration
+            setup.udpTimeout = udpTimeout.duration
+            try setup.apply(
+                settings: KernelSettings(networkNamespacePath: namespace.networkNamespacePath), ipvs: syncer.ipvs,
+                logger: logger)
+        } catch {
+            printError("\(error)")
+            throw ExitStatus.failure
+        }
+
+        var configuration = SyncLoopConfiguration(nodeName: node.resolvedNodeName)
+        configuration.syncPeriod = syncPeriod.duration
+        configuration.minSyncPeriod = minSyncPeriod.duration
+        configuration.drainCheckPeriod = drainCheckPeriod.duration
+        configuration.nodeIPs = node.nodeAddresses
+        configuration.scheduler = node.validatedScheduler
+        let metrics = ProxyMetrics()
+        // kube-proxy's health timeout: twice the sync period.
+        let health = HealthState(timeout: syncPeriod.duration * 2)
+        let source = ManifestFolderSource(paths: manifests, pollInterval: pollInterval.duration, logger: logger)
+        let loop = SyncLoop(
+            syncer: syncer, source: source, configuration: configuration, metrics: metrics, health: health,
+            logger: logger)
+
+        var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop)]
+        if let endpoint = HostPort(healthzBindAddress) {
+            services.append(
+                HTTPEndpointServer(host: endpoint.host, port: endpoint.port, name: "healthz", logger: logger) { path in
+                    switch path {
+                    case "/healthz": health.response(includeNodeEligible: true)
+                    case "/livez": health.response(includeNodeEligible: false)
+                    default: nil
+                    }
+                })
+        }
+        if let endpoint = HostPort(metricsBindAddress) {
+            services.append(
+                HTTPEndpointServer(host: endpoint.host, port: endpoint.port, name: "metrics", logger: logger) { path in
+                    path == "/metrics"
+                        ? EndpointResponse(contentType: "text/plain; version=0.0.4", body: metrics.render()) : nil
+                })
+        }
+        logger.info(
+            "starting",
+            metadata: [
+                "version": "\(ProxyVersion.current)", "node": "\(configuration.nodeName)",
+                "scheduler": "\(configuration.scheduler)", "syncPeriod": "\(syncPeriod)",
+                "minSyncPeriod": "\(minSyncPeriod)", "manifests": "\(manifests)",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        withExtendedLifetime(lock) {}
+    }
+}
+
+/// Forces a full resync on SIGHUP.
+struct SignalService: ServiceLifecycle.Service {
+    let loop: SyncLoop
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                loop.requestFullSync()
+            }
+        }
+    }
+}
+
+/// `host:port`, with IPv6 hosts in brackets.
+struct HostPort {
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+}

@@ -1,0 +1,89 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// A response of the small HTTP endpoints (health, metrics).
+public struct EndpointResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var contentType: String
+    public var body: String
+
+    public init(status: HTTPResponseStatus = .ok, contentType: String, body: String) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// A minimal HTTP/1.1 server for GET endpoints, run as a service until graceful shutdown.
+public struct HTTPEndpointServer: Service {
+    public let host: String
+    public let port: Int
+    public let name: String
+    public let logger: Logger
+    let route: @Sendable (String) -> EndpointResponse?
+
+    public init(
+        host: String, port: Int, name: String, logger: Logger, route: @escaping @Sendable (String) -> EndpointResponse?
+    ) {
+        self.host = host
+        self.port = port
+        self.name = name
+        self.logger = logger
+        self.route = route
+    }
+
+    public func run() async throws {
+        let route = route
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(EndpointHandler(route: route))
+                }
+            }
+            .bind(host: host, port: port).get()
+        logger.info("serving", metadata: ["endpoint": "\(name)", "address": "\(host):\(port)"])
+        // Serve until the daemon shuts down gracefully (or is cancelled), then stop listening.
+        try? await gracefulShutdown()
+        try await channel.close()
+    }
+}
+
+private final class EndpointHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let route: @Sendable (String) -> EndpointResponse?
+    private var request: HTTPRequestHead?
+
+    init(route: @escaping @Sendable (String) -> EndpointResponse?) {
+        self.route = route
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let head = request else { return }
+            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
+            let response: EndpointResponse =
+                head.method != .GET
+                ? EndpointResponse(status: .methodNotAllowed, contentType: "text/plain", body: "only GET\n")
+                : route(path) ?? EndpointResponse(status: .notFound, contentType: "text/plain", body: "not found\n")
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: response.contentType)
+            headers.add(name: "Content-Length", value: "\(response.body.utf8.count)")
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            request = nil
+        }
+    }
+}

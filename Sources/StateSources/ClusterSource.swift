@@ -1,0 +1,53 @@
+import KubernetesModel
+
+/// A complete view of the objects a source knows, delivered whenever it changes.
+public struct ClusterUpdate: Sendable {
+    /// Every Service, EndpointSlice and Endpoints object known now.
+    public var snapshot: ManifestSet
+    /// How many Services and endpoint objects (slices, Endpoints) changed since the previous update.
+    public var serviceChanges: Int
+    public var endpointChanges: Int
+    /// Objects the source skipped as invalid in this update (the last good version stays in use).
+    public var problems: [ManifestProblem]
+
+    public init(snapshot: ManifestSet, serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = []) {
+        self.snapshot = snapshot
+        self.serviceChanges = serviceChanges
+        self.endpointChanges = endpointChanges
+        self.problems = problems
+    }
+}
+
+/// Where desired state comes from while the daemon runs.
+public protocol ClusterSource: Sendable {
+    /// Delivers updates until cancelled. A source that loses its connection keeps retrying with backoff and
+    /// delivers nothing meanwhile, so the kernel keeps the last good state.
+    func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws
+}
+
+/// Counts the objects that differ between two snapshots, by kind.
+enum SnapshotDifference {
+    static func count(from old: ManifestSet?, to new: ManifestSet) -> (services: Int, endpoints: Int) {
+        let services = differences(
+            old?.services.map { ($0.object.metadata.objectName, $0.object) } ?? [],
+            new.services.map { ($0.object.metadata.objectName, $0.object) })
+        let slices = differences(
+            old?.endpointSlices.map { ($0.object.metadata.objectName, $0.object) } ?? [],
+            new.endpointSlices.map { ($0.object.metadata.objectName, $0.object) })
+        let endpoints = differences(
+            old?.endpoints.map { ($0.object.metadata.objectName, $0.object) } ?? [],
+            new.endpoints.map { ($0.object.metadata.objectName, $0.object) })
+        return (services, slices + endpoints)
+    }
+
+    private static func differences<Object: Hashable>(
+        _ old: [(ObjectName, Object)], _ new: [(ObjectName, Object)]
+    ) -> Int {
+        let before = Dictionary(old, uniquingKeysWith: { first, _ in first })
+        let after = Dictionary(new, uniquingKeysWith: { first, _ in first })
+        var count = 0
+        for (name, object) in after where before[name] != object { count += 1 }
+        for name in before.keys where after[name] == nil { count += 1 }
+        return count
+    }
+}
