@@ -44,10 +44,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The longest time between full resyncs.", valueName: "duration"))
     var syncPeriod = GoDuration(.seconds(30))
 
-    @Option(help: ArgumentHelp("The shortest time between two syncs; changes within it are applied together.", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "The shortest time between two syncs; changes within it are applied together.", valueName: "duration"))
     var minSyncPeriod = GoDuration(.seconds(1))
 
-    @Option(help: ArgumentHelp("How often draining real servers (weight 0) are checked for their last connection.", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp(
+            "How often draining real servers (weight 0) are checked for their last connection.", valueName: "duration"))
     var drainCheckPeriod = GoDuration(.seconds(5))
 
     @Option(help: ArgumentHelp("How often manifest files are checked for changes.", valueName: "duration"))
@@ -76,7 +80,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         if manifests.isEmpty { throw ValidationError("Missing source: give --manifests PATH (repeatable).") }
-        for (flag, value) in [("--healthz-bind-address", healthzBindAddress), ("--metrics-bind-address", metricsBindAddress)]
+        for (flag, value) in [
+            ("--healthz-bind-address", healthzBindAddress), ("--metrics-bind-address", metricsBindAddress),
+        ]
         where !value.isEmpty && HostPort(value) == nil {
             throw ValidationError("\(flag): '\(value)' is not host:port")
         }

@@ -43,9 +43,15 @@ public struct GoDuration: Sendable, Hashable, CustomStringConvertible {
         var remaining = seconds
         var text = ""
         let hours = Int(remaining / 3600)
-        if hours > 0 { text += "\(hours)h"; remaining -= Double(hours) * 3600 }
+        if hours > 0 {
+            text += "\(hours)h"
+            remaining -= Double(hours) * 3600
+        }
         let minutes = Int(remaining / 60)
-        if minutes > 0 || (hours > 0 && remaining > 0) { text += "\(minutes)m"; remaining -= Double(minutes) * 60 }
+        if minutes > 0 || (hours > 0 && remaining > 0) {
+            text += "\(minutes)m"
+            remaining -= Double(minutes) * 60
+        }
         if remaining > 0 || text.isEmpty {
             let whole = remaining.rounded()
             text += abs(remaining - whole) < 1e-9 ? "\(Int(whole))s" : "\(remaining)s"

@@ -34,11 +34,13 @@ public final class HealthState: Sendable {
         let (lastUpdated, queuedSince) = state.withLock { ($0.lastUpdated, $0.queuedSince) }
         let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         let healthy = queuedSince.map { now.timeIntervalSince($0) <= limit } ?? true
-        var body = "{\"lastUpdated\": \"\(Self.goTime(lastUpdated ?? Date(timeIntervalSince1970: 0)))\", "
+        var body =
+            "{\"lastUpdated\": \"\(Self.goTime(lastUpdated ?? Date(timeIntervalSince1970: 0)))\", "
             + "\"currentTime\": \"\(Self.goTime(now))\""
         if includeNodeEligible { body += ", \"nodeEligible\": true" }
         body += "}"
-        return EndpointResponse(status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: body)
+        return EndpointResponse(
+            status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: body)
     }
 
     /// A time as Go prints `time.Time` in UTC, which is what kube-proxy's health JSON carries:

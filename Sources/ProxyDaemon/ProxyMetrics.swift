@@ -35,7 +35,8 @@ public final class ProxyMetrics: Sendable {
         networkProgrammingDuration = Metrics.Timer(
             label: "kubeproxy_network_programming_duration_seconds", factory: factory)
         lastSyncTimestamp = Metrics.Gauge(label: "kubeproxy_sync_proxy_rules_last_timestamp_seconds", factory: factory)
-        lastQueuedTimestamp = Metrics.Gauge(label: "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", factory: factory)
+        lastQueuedTimestamp = Metrics.Gauge(
+            label: "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", factory: factory)
         serviceChanges = Metrics.Counter(label: "kubeproxy_sync_proxy_rules_service_changes_total", factory: factory)
         endpointChanges = Metrics.Counter(label: "kubeproxy_sync_proxy_rules_endpoint_changes_total", factory: factory)
         invalidObjects = Metrics.Counter(label: "ipvs_proxy_invalid_objects_total", factory: factory)

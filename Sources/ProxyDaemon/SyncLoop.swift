@@ -70,13 +70,17 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await self.source.run { update in self.receive(update) } }
-                group.addTask { await self.loop() }
-                try await group.next()
-                group.cancelAll()
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.source.run { update in self.receive(update) } }
+                    group.addTask { await self.loop() }
+                    try await group.next()
+                    group.cancelAll()
+                }
             }
+        } catch is CancellationError {
+            // A graceful shutdown cancels the source mid-wait: that is how it is meant to end.
         }
         logger.info("stopped; the kernel's rules stay in place")
     }

@@ -34,7 +34,10 @@ public struct ManifestFolderSource: ClusterSource {
                         problems += error.problems
                         logger.error(
                             "manifest file has problems; its last good content stays in use",
-                            metadata: ["file": "\(file)", "problems": "\(error.problems.count)", "first": "\(error.problems.first?.description ?? "")"])
+                            metadata: [
+                                "file": "\(file)", "problems": "\(error.problems.count)",
+                                "first": "\(error.problems.first?.description ?? "")",
+                            ])
                     }
                 }
                 for file in goodContent.keys where current[file] == nil { goodContent[file] = nil }
@@ -59,7 +62,9 @@ public struct ManifestFolderSource: ClusterSource {
         var services: [ObjectName: ObjectLocation] = [:]
         var slices: [ObjectName: ObjectLocation] = [:]
         var endpoints: [ObjectName: ObjectLocation] = [:]
-        func keep<Object>(_ located: Located<Object>, _ name: ObjectName, in seen: inout [ObjectName: ObjectLocation]) -> Bool {
+        func keep<Object>(_ located: Located<Object>, _ name: ObjectName, in seen: inout [ObjectName: ObjectLocation])
+            -> Bool
+        {
             if let first = seen[name] {
                 problems.append(ManifestProblem(at: located.location, "defined twice; also at \(first); ignored"))
                 return false

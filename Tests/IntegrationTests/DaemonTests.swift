@@ -1,0 +1,241 @@
+import Foundation
+import IPVS
+import Testing
+
+private func service(_ name: String, clusterIP: String, endpoints: [String], port: Int = 80) -> String {
+    """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: \(name), namespace: lab}
+    spec:
+      clusterIP: \(clusterIP)
+      ports: [{name: web, port: \(port), protocol: TCP, targetPort: 8080}]
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: \(name)-1
+      namespace: lab
+      labels: {kubernetes.io/service-name: \(name)}
+    addressType: IPv4
+    ports: [{name: web, port: 8080, protocol: TCP}]
+    endpoints:
+    \(endpoints.map { "- {addresses: [\"\($0)\"], conditions: {ready: true}}" }.joined(separator: "\n"))
+
+    """
+}
+
+private let web = VirtualServerKey.address(.tcp, IPAddress("10.96.50.1")!, port: 80)
+
+/// The real servers of `key` as `address:port` strings, sorted.
+private func reals(_ ipvs: IPVSHandle, _ key: VirtualServerKey) throws -> [String] {
+    try ipvs.realServers(of: key).map(\.server.key.description).sorted()
+}
+
+@Suite("ipvs-proxy run against the kernel", .needsKernelIPVS)
+struct DaemonTests {
+    @Test func aFileChangeReachesTheKernelQuickly() throws {
+        let namespace = try TestNamespace("daemon")
+        let ipvs = try namespace.ipvs()
+        let folder = try temporaryFolder("watched")
+        try write(service("web", clusterIP: "10.96.50.1", endpoints: ["10.244.0.1"]), to: folder, as: "web.yaml")
+        let daemon = try Daemon(namespace: namespace, manifests: folder)
+        defer { daemon.stop() }
+        #expect(
+            try eventually(timeoutSeconds: 20) { try reals(ipvs, web) == ["10.244.0.1:8080"] ? true : nil } == true,
+            "\(daemon.output)")
+
+        let started = Date()
+        try write(
+            service("web", clusterIP: "10.96.50.1", endpoints: ["10.244.0.1", "10.244.0.2"]), to: folder, as: "web.yaml"
+        )
+        let arrived = try eventually(timeoutSeconds: 10) {
+            try reals(ipvs, web) == ["10.244.0.1:8080", "10.244.0.2:8080"] ? Date() : nil
+        }
+        let latency = try #require(arrived).timeIntervalSince(started)
+        print("file change to kernel: \(Int(latency * 1000)) ms (poll interval 50ms, min sync period 100ms, in the VM)")
+        #expect(latency < 5)
+
+        // A new file with a new Service, and a broken edit that leaves the last good content in place.
+        try write(service("api", clusterIP: "10.96.50.2", endpoints: ["10.244.0.3"]), to: folder, as: "api.yaml")
+        try write("apiVersion: v1\nkind: Service\nmetadata: [broken\n", to: folder, as: "web.yaml")
+        let api = VirtualServerKey.address(.tcp, IPAddress("10.96.50.2")!, port: 80)
+        #expect(try eventually(timeoutSeconds: 10) { try reals(ipvs, api) == ["10.244.0.3:8080"] ? true : nil } == true)
+        #expect(try reals(ipvs, web) == ["10.244.0.1:8080", "10.244.0.2:8080"])
+        #expect(daemon.output.contains("manifest file has problems; its last good content stays in use"))
+
+        // Deleting a file removes its Services.
+        try FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent("api.yaml"))
+        #expect(try eventually(timeoutSeconds: 10) { try ipvs.virtualServer(api) == nil ? true : nil } == true)
+
+        // SIGTERM: a clean stop, and the rules stay.
+        #expect(daemon.stop() == 0)
+        #expect(try reals(ipvs, web) == ["10.244.0.1:8080", "10.244.0.2:8080"])
+    }
+
+    @Test func outsideTamperingIsRepairedAtTheNextResyncAndForeignRulesAreLeftAlone() throws {
+        let namespace = try TestNamespace("tamper")
+        let ipvs = try namespace.ipvs()
+        let foreign = VirtualServerKey.address(.tcp, IPAddress("192.168.60.1")!, port: 443)
+        try ipvs.add(VirtualServer(foreign, scheduler: .weightedLeastConnection))
+        try ipvs.add(RealServer(IPAddress("192.168.60.2")!, port: 443), to: foreign)
+        let folder = try temporaryFolder("watched")
+        try write(
+            service("web", clusterIP: "10.96.50.1", endpoints: ["10.244.0.1", "10.244.0.2"]), to: folder, as: "web.yaml"
+        )
+        let daemon = try Daemon(namespace: namespace, manifests: folder, arguments: ["--sync-period", "1s"])
+        defer { daemon.stop() }
+        let expected = ["10.244.0.1:8080", "10.244.0.2:8080"]
+        #expect(
+            try eventually(timeoutSeconds: 20) { try reals(ipvs, web) == expected ? true : nil } == true,
+            "\(daemon.output)")
+
+        // Someone deletes a real server, changes the scheduler, turns a weight down and adds a stranger.
+        try ipvs.delete(RealServerKey(IPAddress("10.244.0.2")!, port: 8080), from: web)
+        try ipvs.edit(VirtualServer(web, scheduler: .sourceHashing))
+        try ipvs.edit(RealServer(IPAddress("10.244.0.1")!, port: 8080, weight: 9), in: web)
+        try ipvs.add(RealServer(IPAddress("10.244.9.9")!, port: 8080), to: web)
+        let repaired = try eventually(timeoutSeconds: 10) { () -> Bool? in
+            let state = try ipvs.virtualServer(web)
+            let servers = try ipvs.realServers(of: web)
+            return state?.server.scheduler == .roundRobin && servers.map(\.server.key.description).sorted() == expected
+                && servers.allSatisfy { $0.server.weight == 1 } ? true : nil
+        }
+        #expect(repaired == true, "\(daemon.output)")
+        // The foreign virtual server is untouched.
+        #expect(try ipvs.virtualServer(foreign)?.server.scheduler == .weightedLeastConnection)
+        #expect(try reals(ipvs, foreign) == ["192.168.60.2:443"])
+    }
+
+    @Test func sighupForcesAFullResync() throws {
+        let namespace = try TestNamespace("sighup")
+        let ipvs = try namespace.ipvs()
+        let folder = try temporaryFolder("watched")
+        try write(service("web", clusterIP: "10.96.50.1", endpoints: ["10.244.0.1"]), to: folder, as: "web.yaml")
+        let daemon = try Daemon(namespace: namespace, manifests: folder, arguments: ["--sync-period", "1h"])
+        defer { daemon.stop() }
+        #expect(try eventually(timeoutSeconds: 20) { try reals(ipvs, web) == ["10.244.0.1:8080"] ? true : nil } == true)
+        try ipvs.delete(web)
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try ipvs.virtualServer(web) == nil)  // nothing repairs it before the hour is up...
+        daemon.signal(SIGHUP)  // ...but SIGHUP does at once.
+        #expect(
+            try eventually(timeoutSeconds: 10) { try reals(ipvs, web) == ["10.244.0.1:8080"] ? true : nil } == true,
+            "\(daemon.output)")
+    }
+
+    /// A client keeps a TCP connection open to a backend that is then removed: the backend drains at weight 0,
+    /// gets no new connection, and is deleted once the connection closes.
+    @Test func aRemovedBackendDrainsAndIsDeletedAfterItsLastConnection() throws {
+        let lab = try TrafficLab(backends: 2)
+        let servers = try (0..<2).map {
+            try ReplyServer(
+                in: lab.backends[$0], address: lab.backendAddress($0), port: 8080, reply: "backend-\($0)",
+                holdConnections: true)
+        }
+        let folder = try temporaryFolder("watched")
+        let endpoints = ["10.200.0.2", "10.200.1.2"]
+        try write(service("web", clusterIP: "10.96.50.1", endpoints: endpoints), to: folder, as: "web.yaml")
+        let daemon = try Daemon(namespace: lab.node, manifests: folder, arguments: ["--drain-check-period", "500ms"])
+        defer { daemon.stop() }
+        let ipvs = try lab.node.ipvs()
+        #expect(
+            try eventually(timeoutSeconds: 20) { try reals(ipvs, web).count == 2 ? true : nil } == true,
+            "\(daemon.output)")
+
+        // Open one connection and keep it: the server answers and holds it.
+        let clusterIP = IPAddress("10.96.50.1")!
+        let (connection, first) = try lab.client.perform { () -> (Int32, String) in
+            let connection = try openConnection(to: clusterIP, port: 80)
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = recv(connection, &buffer, buffer.count, 0)
+            return (connection, String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self))
+        }
+        let held = try #require(Int(first.dropFirst("backend-".count)))
+        let heldAddress = endpoints[held]
+        let other = endpoints[1 - held]
+
+        // The held backend leaves the Service.
+        try write(service("web", clusterIP: "10.96.50.1", endpoints: [other]), to: folder, as: "web.yaml")
+        let drained = try eventually(timeoutSeconds: 10) { () -> RealServerState? in
+            try ipvs.realServers(of: web).first {
+                $0.server.address.description == heldAddress && $0.server.weight == 0
+            }
+        }
+        #expect(drained?.activeConnections == 1, "\(daemon.output)")
+        // No new connection goes to it.
+        for _ in 0..<4 {
+            let reply = try lab.client.perform { () -> String in
+                let connection = try openConnection(to: clusterIP, port: 80)
+                defer { close(connection) }
+                var buffer = [UInt8](repeating: 0, count: 64)
+                let count = recv(connection, &buffer, buffer.count, 0)
+                return String(decoding: buffer.prefix(max(count, 0)), as: UTF8.self)
+            }
+            #expect(reply == "backend-\(1 - held)")
+        }
+        // Still there while the connection lives (a few drain checks later).
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try reals(ipvs, web).contains("\(heldAddress):8080"))
+
+        // The connection ends (reset, so the kernel forgets it without waiting out TIME_WAIT): deleted.
+        var linger = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(connection, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
+        close(connection)
+        servers[held].closeHeldConnections()
+        servers[1 - held].closeHeldConnections()
+        let deleted = try eventually(timeoutSeconds: 30) { try reals(ipvs, web) == ["\(other):8080"] ? true : nil }
+        let remaining = try ipvs.realServers(of: web)
+        #expect(deleted == true, "\(remaining)\n\(daemon.output)")
+    }
+
+    @Test func healthAndMetricsEndpointsAnswer() throws {
+        let namespace = try TestNamespace("health")
+        let folder = try temporaryFolder("watched")
+        try write(service("web", clusterIP: "10.96.50.1", endpoints: ["10.244.0.1"]), to: folder, as: "web.yaml")
+        let port = Int.random(in: 20000...30000)
+        let daemon = try Daemon(
+            namespace: namespace, manifests: folder,
+            arguments: [
+                "--healthz-bind-address", "127.0.0.1:\(port)", "--metrics-bind-address", "127.0.0.1:\(port + 1)",
+            ])
+        defer { daemon.stop() }
+        let ipvs = try namespace.ipvs()
+        #expect(
+            try eventually(timeoutSeconds: 20) { try reals(ipvs, web).count == 1 ? true : nil } == true,
+            "\(daemon.output)")
+
+        let healthz = try #require(try eventually(timeoutSeconds: 10) { try? httpGet(port: port, path: "/healthz") })
+        #expect(healthz.hasPrefix("HTTP/1.1 200 OK"))
+        let body = try #require(healthz.components(separatedBy: "\r\n\r\n").last)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        #expect(json["lastUpdated"] is String)
+        #expect(json["currentTime"] is String)
+        #expect(json["nodeEligible"] as? Bool == true)
+        #expect((json["lastUpdated"] as? String)?.hasSuffix("+0000 UTC") == true)
+        #expect(try httpGet(port: port, path: "/livez").hasPrefix("HTTP/1.1 200 OK"))
+
+        let metrics = try httpGet(port: port + 1, path: "/metrics")
+        print(
+            metrics.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.contains("_bucket") }.joined(
+                separator: "\n"))
+        for name in [
+            "kubeproxy_sync_proxy_rules_duration_seconds_count", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+            "kubeproxy_sync_proxy_rules_endpoint_changes_total", "kubeproxy_sync_proxy_rules_service_changes_total",
+            "kubeproxy_network_programming_duration_seconds_count",
+            "ipvs_proxy_kernel_operations_total{operation=\"add-virtual-server\",result=\"success\"} 1",
+            "ipvs_proxy_virtual_servers 1", "ipvs_proxy_real_servers 1", "ipvs_proxy_real_servers_draining 0",
+        ] {
+            #expect(metrics.contains(name), "\(name)")
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET over a socket, returning the whole response.
+func httpGet(host: String = "127.0.0.1", port: Int, path: String) throws -> String {
+    let connection = try openConnection(to: IPAddress(host)!, port: UInt16(port))
+    defer { close(connection) }
+    let request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(connection, $0, strlen($0), 0) }
+    return readAll(connection)
+}
