@@ -102,6 +102,16 @@ let package = Package(
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
         .testTarget(name: "TranslationTests", dependencies: ["Translation"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "KubernetesModel"]),
+        .testTarget(
+            name: "StateSourcesTests",
+            dependencies: [
+                "StateSources",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel"]),
         .target(name: "CTestNamespaces", path: "Tests/CTestNamespaces"),
         .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands", "CTestNamespaces"]),

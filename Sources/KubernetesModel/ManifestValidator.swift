@@ -2,9 +2,9 @@ import InternetAddress
 
 /// Checks objects against the rules the API server enforces on the fields the proxy uses, so that bad
 /// input is refused whole with a message that names file, document and field.
-enum ManifestValidator {
+public enum ManifestValidator {
     /// Returns the problems that make the input unusable, and warnings about parts that will be ignored.
-    static func validate(_ set: ManifestSet) -> (problems: [ManifestProblem], warnings: [ManifestProblem]) {
+    public static func validate(_ set: ManifestSet) -> (problems: [ManifestProblem], warnings: [ManifestProblem]) {
         var problems: [ManifestProblem] = []
         var warnings: [ManifestProblem] = []
         for service in set.services { validate(service, into: &problems) }

@@ -18,10 +18,12 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run as the node's service proxy: keep IPVS in step with a manifest folder.",
+        abstract: "Run as the node's service proxy: keep IPVS in step with the Kubernetes API or a manifest folder.",
         discussion: """
-            Watches the manifest files and folders given with --manifests and keeps the kernel's IPVS table in \
-            step with them, within --min-sync-period of a change. A full resync every --sync-period repairs \
+            Watches Services and EndpointSlices, from the Kubernetes API (--kubeconfig, or in a pod the service \
+            account) or from the manifest files and folders given with --manifests, and keeps the kernel's IPVS \
+            table in step with them, within --min-sync-period of a change. While the API server is unreachable \
+            the kernel keeps the last good state. A full resync every --sync-period repairs \
             changes others made to virtual servers ipvs-proxy owns; SIGHUP forces one. Removed TCP real servers \
             with connections drain at weight 0 and are deleted once their last connection ends (checked every \
             --drain-check-period). A file with a problem keeps its last good content in use; other files are \
@@ -34,8 +36,18 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         name: [.customShort("f"), .long],
-        help: ArgumentHelp("A manifest file or folder to watch (repeatable).", valueName: "path"))
+        help: ArgumentHelp("A manifest file or folder to watch (repeatable), instead of the API.", valueName: "path"))
     var manifests: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A kubeconfig for the API server (its current context). Without it and --manifests: the in-cluster "
+                + "service account.",
+            valueName: "path"))
+    var kubeconfig: String?
+
+    @Option(help: ArgumentHelp("The kubeconfig context to use instead of its current one.", valueName: "name"))
+    var context: String?
 
     @OptionGroup var node: NodeOptions
     @OptionGroup var state: StateOptions
@@ -79,7 +91,9 @@ struct RunCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        if manifests.isEmpty { throw ValidationError("Missing source: give --manifests PATH (repeatable).") }
+        if !manifests.isEmpty && kubeconfig != nil {
+            throw ValidationError("Give either --manifests or --kubeconfig, not both.")
+        }
         for (flag, value) in [
             ("--healthz-bind-address", healthzBindAddress), ("--metrics-bind-address", metricsBindAddress),
         ]
@@ -129,7 +143,24 @@ struct RunCommand: AsyncParsableCommand {
         let metrics = ProxyMetrics()
         // kube-proxy's health timeout: twice the sync period.
         let health = HealthState(timeout: syncPeriod.duration * 2)
-        let source = ManifestFolderSource(paths: manifests, pollInterval: pollInterval.duration, logger: logger)
+        let source: any ClusterSource
+        var apiClient: KubernetesAPIClient?
+        if manifests.isEmpty {
+            do {
+                let server =
+                    try kubeconfig.map { try APIServerConfiguration.kubeconfig(at: $0, context: context) }
+                    ?? APIServerConfiguration.inCluster()
+                logger.info("using the Kubernetes API", metadata: ["connection": "\(server)"])
+                let client = try KubernetesAPIClient(configuration: server)
+                apiClient = client
+                source = KubernetesAPISource(client: client, logger: logger)
+            } catch {
+                printError("\(error)")
+                throw ExitStatus.failure
+            }
+        } else {
+            source = ManifestFolderSource(paths: manifests, pollInterval: pollInterval.duration, logger: logger)
+        }
         let loop = SyncLoop(
             syncer: syncer, source: source, configuration: configuration, metrics: metrics, health: health,
             logger: logger)
@@ -157,13 +188,15 @@ struct RunCommand: AsyncParsableCommand {
             metadata: [
                 "version": "\(ProxyVersion.current)", "node": "\(configuration.nodeName)",
                 "scheduler": "\(configuration.scheduler)", "syncPeriod": "\(syncPeriod)",
-                "minSyncPeriod": "\(minSyncPeriod)", "manifests": "\(manifests)",
+                "minSyncPeriod": "\(minSyncPeriod)",
+                "source": "\(manifests.isEmpty ? "api" : "manifests \(manifests)")",
             ])
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        try await apiClient?.shutdown()
         withExtendedLifetime(lock) {}
     }
 }

@@ -1,0 +1,218 @@
+import AsyncHTTPClient
+import Foundation
+import KubernetesModel
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// An error answer of the API server (a `Status` object), or a failure to reach it.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    /// The HTTP status, or the `code` of a Status carried by a watch ERROR event.
+    public var status: Int
+    public var reason: String?
+    public var message: String
+
+    /// The resource version asked for is gone (compacted): list again.
+    public var isExpired: Bool { status == 410 || reason == "Expired" || reason == "Gone" }
+
+    public var description: String {
+        var text = "API server answered \(status)"
+        if let reason { text += " \(reason)" }
+        return text + ": \(message)"
+    }
+}
+
+/// A Kubernetes `Status` object.
+struct APIStatus: Decodable {
+    var code: Int?
+    var reason: String?
+    var message: String?
+}
+
+/// One page of a list: its items (each decoded on its own, so one bad item spoils nothing else), the list's
+/// resource version, and the token for the next page.
+struct ListPage<Object: Decodable & Sendable>: Decodable, Sendable {
+    var items: [Item<Object>]
+    var resourceVersion: String
+    var continueToken: String?
+
+    enum CodingKeys: String, CodingKey { case items, metadata }
+    enum MetadataKeys: String, CodingKey {
+        case resourceVersion
+        case continueToken = "continue"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        items = try container.decodeIfPresent([Item<Object>].self, forKey: .items) ?? []
+        let metadata = try container.nestedContainer(keyedBy: MetadataKeys.self, forKey: .metadata)
+        resourceVersion = try metadata.decodeIfPresent(String.self, forKey: .resourceVersion) ?? ""
+        continueToken = try metadata.decodeIfPresent(String.self, forKey: .continueToken).flatMap {
+            $0.isEmpty ? nil : $0
+        }
+    }
+}
+
+/// An object, or what went wrong decoding it.
+enum Item<Object: Decodable & Sendable>: Decodable, Sendable {
+    case object(Object, name: String?)
+    case invalid(name: String?, field: String?, message: String)
+
+    init(from decoder: any Decoder) {
+        let name = (try? NameOnly(from: decoder)).flatMap(\.description)
+        do {
+            self = .object(try Object(from: decoder), name: name)
+        } catch let error as DecodingError {
+            let (field, message) = error.located(droppingFirst: decoder.codingPath.count)
+            self = .invalid(name: name, field: field, message: message)
+        } catch {
+            self = .invalid(name: name, field: nil, message: "\(error)")
+        }
+    }
+
+    private struct NameOnly: Decodable {
+        struct Meta: Decodable {
+            var name: String?
+            var namespace: String?
+        }
+        var metadata: Meta?
+        var description: String? {
+            metadata?.name.map { name in metadata?.namespace.map { "\($0)/\(name)" } ?? name }
+        }
+    }
+}
+
+/// One event of a watch stream.
+enum WatchEvent<Object: Decodable & Sendable>: Sendable {
+    case added(Item<Object>)
+    case modified(Item<Object>)
+    case deleted(Item<Object>)
+    /// Only the resource version is news.
+    case bookmark(resourceVersion: String)
+    case error(APIError)
+
+    static func decode(_ line: ArraySlice<UInt8>) throws -> WatchEvent {
+        let envelope = try JSONDecoder().decode(Envelope.self, from: Data(line))
+        return envelope.event
+    }
+
+    private struct Envelope: Decodable {
+        var event: WatchEvent
+
+        enum CodingKeys: String, CodingKey { case type, object }
+        struct Version: Decodable {
+            struct Meta: Decodable { var resourceVersion: String? }
+            var metadata: Meta?
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            switch try container.decode(String.self, forKey: .type) {
+            case "ADDED": event = .added(try container.decode(Item<Object>.self, forKey: .object))
+            case "MODIFIED": event = .modified(try container.decode(Item<Object>.self, forKey: .object))
+            case "DELETED": event = .deleted(try container.decode(Item<Object>.self, forKey: .object))
+            case "BOOKMARK":
+                let version = try container.decode(Version.self, forKey: .object)
+                event = .bookmark(resourceVersion: version.metadata?.resourceVersion ?? "")
+            case "ERROR":
+                let status = try container.decode(APIStatus.self, forKey: .object)
+                event = .error(
+                    APIError(status: status.code ?? 500, reason: status.reason, message: status.message ?? ""))
+            case let other:
+                throw DecodingError.dataCorruptedError(
+                    forKey: .type, in: container, debugDescription: "unknown watch event type \(other)")
+            }
+        }
+    }
+}
+
+/// Lists and watches objects on a Kubernetes API server over HTTPS, verifying the server against the
+/// cluster CA.
+public final class KubernetesAPIClient: Sendable {
+    let configuration: APIServerConfiguration
+    let client: HTTPClient
+
+    public init(configuration: APIServerConfiguration) throws {
+        self.configuration = configuration
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let ca = configuration.certificateAuthorityPEM {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+        }
+        if let certificate = configuration.clientCertificatePEM, let key = configuration.clientKeyPEM {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+        }
+        if configuration.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
+        clientConfiguration.timeout = .init(connect: .seconds(10), read: nil)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    }
+
+    public func shutdown() async throws {
+        try await client.shutdown()
+    }
+
+    private func request(_ pathAndQuery: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: configuration.server + pathAndQuery)
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "ipvs-proxy")
+        if let token = configuration.bearerToken {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
+        return request
+    }
+
+    /// Fetches one page of a list.
+    func listPage<Object>(
+        _ path: String, limit: Int, continueToken: String?, of type: Object.Type
+    ) async throws -> ListPage<Object> {
+        var query = "\(path)?limit=\(limit)"
+        if let continueToken { query += "&continue=\(Self.escape(continueToken))" }
+        let response = try await client.execute(request(query), timeout: .seconds(60))
+        let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
+        try Self.check(response.status, body)
+        return try JSONDecoder().decode(ListPage<Object>.self, from: Data(body.readableBytesView))
+    }
+
+    /// Streams watch events from `resourceVersion` on; ends when the server closes the stream.
+    func watch<Object>(
+        _ path: String, resourceVersion: String, timeoutSeconds: Int, of type: Object.Type,
+        onEvents: ([WatchEvent<Object>]) async throws -> Void
+    ) async throws {
+        let query =
+            "\(path)?watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
+            + "&timeoutSeconds=\(timeoutSeconds)"
+        let response = try await client.execute(request(query), timeout: .seconds(Int64(timeoutSeconds + 30)))
+        guard response.status == .ok else {
+            let body = try await response.body.collect(upTo: 1024 * 1024)
+            try Self.check(response.status, body)
+            return
+        }
+        var pending: [UInt8] = []
+        for try await chunk in response.body {
+            pending += chunk.readableBytesView
+            var events: [WatchEvent<Object>] = []
+            var start = pending.startIndex
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = pending[start..<newline]
+                if !line.isEmpty { events.append(try WatchEvent<Object>.decode(line)) }
+                start = newline + 1
+            }
+            pending.removeSubrange(..<start)
+            if !events.isEmpty { try await onEvents(events) }
+        }
+    }
+
+    private static func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
+        guard status != .ok else { return }
+        let decoded = try? JSONDecoder().decode(APIStatus.self, from: Data(body.readableBytesView))
+        throw APIError(
+            status: Int(status.code), reason: decoded?.reason,
+            message: decoded?.message ?? String(buffer: body).prefix(200).description)
+    }
+
+    private static func escape(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+            ?? value
+    }
+}

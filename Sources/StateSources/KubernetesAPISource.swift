@@ -1,0 +1,287 @@
+import Foundation
+import KubernetesModel
+import Logging
+import Synchronization
+
+/// Services and EndpointSlices from a Kubernetes API server: listed, then watched from the list's resource
+/// version with bookmarks. An expired resource version (410) means a fresh list; a dropped connection or an
+/// error means a retry with exponential backoff, resuming the watch where it stopped. Nothing is delivered
+/// until both kinds have been listed once, and nothing while the server is unreachable, so the kernel keeps
+/// the last good state.
+public struct KubernetesAPISource: ClusterSource {
+    public let client: KubernetesAPIClient
+    public let logger: Logger
+    public var pageSize = 500
+    /// How long one watch request lasts before the server ends it (and it is started again).
+    public var watchTimeoutSeconds = 300
+    /// The first retry delay; doubled per failure up to ``maximumBackoff``.
+    public var initialBackoff: Duration = .milliseconds(500)
+    public var maximumBackoff: Duration = .seconds(30)
+
+    public init(client: KubernetesAPIClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
+        let store = ObjectStore()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await inform(Resource<Service>.services, store: store, update: update)
+            }
+            group.addTask {
+                try await inform(Resource<EndpointSlice>.endpointSlices, store: store, update: update)
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func inform<Object: KubernetesObject>(
+        _ resource: Resource<Object>, store: ObjectStore, update: @escaping @Sendable (ClusterUpdate) async -> Void
+    ) async throws {
+        var resourceVersion: String?
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                if resourceVersion == nil {
+                    let (objects, version, problems) = try await list(resource)
+                    store.replace(resource.kind, with: objects, problems: problems)
+                    resourceVersion = version
+                    logger.info(
+                        "listed",
+                        metadata: [
+                            "kind": "\(resource.kind)", "objects": "\(objects.count)", "resourceVersion": "\(version)",
+                        ])
+                    if let ready = store.takeUpdate() { await update(ready) }
+                }
+                try await client.watch(
+                    resource.path, resourceVersion: resourceVersion!, timeoutSeconds: watchTimeoutSeconds,
+                    of: Object.self
+                ) { events in
+                    for event in events { try apply(event, of: resource, to: store, resourceVersion: &resourceVersion) }
+                    if let ready = store.takeUpdate() { await update(ready) }
+                    failures = 0
+                }
+            } catch let error as APIError where error.isExpired {
+                logger.info(
+                    "resource version expired; listing again",
+                    metadata: ["kind": "\(resource.kind)", "error": "\(error)"])
+                resourceVersion = nil
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                failures += 1
+                let delay = backoff(after: failures)
+                logger.warning(
+                    "API server unreachable or refused; the kernel keeps its last good state",
+                    metadata: ["kind": "\(resource.kind)", "error": "\(error)", "retryIn": "\(delay)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Lists every object of a resource, page by page.
+    private func list<Object: KubernetesObject>(
+        _ resource: Resource<Object>
+    ) async throws -> ([ObjectName: Object], String, [ManifestProblem]) {
+        var objects: [ObjectName: Object] = [:]
+        var problems: [ManifestProblem] = []
+        var token: String?
+        var version = ""
+        repeat {
+            let page = try await client.listPage(resource.path, limit: pageSize, continueToken: token, of: Object.self)
+            for item in page.items {
+                switch resource.validated(item) {
+                case .success(let object): objects[object.metadata.objectName] = object
+                case .failure(let problem): problems.append(problem)
+                }
+            }
+            token = page.continueToken
+            version = page.resourceVersion
+        } while token != nil
+        return (objects, version, problems)
+    }
+
+    private func apply<Object: KubernetesObject>(
+        _ event: WatchEvent<Object>, of resource: Resource<Object>, to store: ObjectStore,
+        resourceVersion: inout String?
+    ) throws {
+        switch event {
+        case .added(let item), .modified(let item):
+            switch resource.validated(item) {
+            case .success(let object):
+                store.upsert(resource.kind, object)
+                if let version = object.metadata.resourceVersion { resourceVersion = version }
+            case .failure(let problem):
+                // The last good version (if any) stays in use.
+                store.record(problem)
+            }
+        case .deleted(let item):
+            if case .object(let object, _) = item {
+                store.remove(resource.kind, object.metadata.objectName)
+                if let version = object.metadata.resourceVersion { resourceVersion = version }
+            }
+        case .bookmark(let version):
+            resourceVersion = version
+        case .error(let error):
+            throw error
+        }
+    }
+
+    private func backoff(after failures: Int) -> Duration {
+        let factor = 1 << min(failures - 1, 16)
+        return min(initialBackoff * factor, maximumBackoff)
+    }
+}
+
+/// An object the API serves, with its metadata.
+public protocol KubernetesObject: Decodable, Sendable, Hashable {
+    var metadata: ObjectMeta { get }
+}
+
+extension Service: KubernetesObject {}
+extension EndpointSlice: KubernetesObject {}
+
+/// A resource the source informs on.
+struct Resource<Object: KubernetesObject>: Sendable {
+    var kind: ObjectStore.Kind
+    var path: String
+
+    static var services: Resource<Service> { Resource<Service>(kind: .service, path: "/api/v1/services") }
+    static var endpointSlices: Resource<EndpointSlice> {
+        Resource<EndpointSlice>(kind: .endpointSlice, path: "/apis/discovery.k8s.io/v1/endpointslices")
+    }
+
+    func location(_ name: String?) -> ObjectLocation {
+        ObjectLocation(file: path, document: 1, kind: kind.rawValue, name: name)
+    }
+
+    /// The object when it decoded and passes the same checks as a manifest, else the problem.
+    func validated(_ item: Item<Object>) -> Result<Object, ManifestProblem> {
+        switch item {
+        case .invalid(let name, let field, let message):
+            return .failure(ManifestProblem(at: location(name), field: field, message))
+        case .object(let object, let name):
+            var set = ManifestSet()
+            if let service = object as? Service { set.services = [Located(service, at: location(name))] }
+            if let slice = object as? EndpointSlice { set.endpointSlices = [Located(slice, at: location(name))] }
+            if let problem = ManifestValidator.validate(set).problems.first { return .failure(problem) }
+            return .success(object)
+        }
+    }
+}
+
+/// The objects the source knows, and what changed since the last update it handed out.
+final class ObjectStore: Sendable {
+    enum Kind: String, Sendable {
+        case service = "Service"
+        case endpointSlice = "EndpointSlice"
+    }
+
+    private struct State {
+        var services: [ObjectName: Service] = [:]
+        var slices: [ObjectName: EndpointSlice] = [:]
+        var listed: Set<String> = []
+        var serviceChanges = 0
+        var endpointChanges = 0
+        var problems: [ManifestProblem] = []
+        var changed = false
+    }
+
+    private let state = Mutex(State())
+
+    func replace<Object: KubernetesObject>(
+        _ kind: Kind, with objects: [ObjectName: Object], problems: [ManifestProblem]
+    ) {
+        state.withLock { state in
+            switch kind {
+            case .service:
+                let new = objects.compactMapValues { $0 as? Service }
+                state.serviceChanges += Self.differences(state.services, new)
+                state.services = new
+            case .endpointSlice:
+                let new = objects.compactMapValues { $0 as? EndpointSlice }
+                state.endpointChanges += Self.differences(state.slices, new)
+                state.slices = new
+            }
+            state.listed.insert(kind.rawValue)
+            state.problems += problems
+            state.changed = true
+        }
+    }
+
+    func upsert<Object: KubernetesObject>(_ kind: Kind, _ object: Object) {
+        state.withLock { state in
+            let name = object.metadata.objectName
+            if let service = object as? Service, state.services[name] != service {
+                state.services[name] = service
+                state.serviceChanges += 1
+                state.changed = true
+            }
+            if let slice = object as? EndpointSlice, state.slices[name] != slice {
+                state.slices[name] = slice
+                state.endpointChanges += 1
+                state.changed = true
+            }
+        }
+    }
+
+    func remove(_ kind: Kind, _ name: ObjectName) {
+        state.withLock { state in
+            switch kind {
+            case .service:
+                if state.services.removeValue(forKey: name) != nil { state.serviceChanges += 1 }
+            case .endpointSlice:
+                if state.slices.removeValue(forKey: name) != nil { state.endpointChanges += 1 }
+            }
+            state.changed = true
+        }
+    }
+
+    func record(_ problem: ManifestProblem) {
+        state.withLock {
+            $0.problems.append(problem)
+            $0.changed = true
+        }
+    }
+
+    /// The update to hand out, once both kinds were listed and something changed since the last one.
+    func takeUpdate() -> ClusterUpdate? {
+        state.withLock { state in
+            guard state.changed, state.listed.count == 2 else { return nil }
+            var snapshot = ManifestSet()
+            snapshot.services = state.services.values.map {
+                Located(
+                    $0,
+                    at: ObjectLocation(
+                        file: "/api/v1/services", document: 1, kind: "Service", name: $0.metadata.objectName.description
+                    ))
+            }
+            snapshot.endpointSlices = state.slices.values.map {
+                Located(
+                    $0,
+                    at: ObjectLocation(
+                        file: "/apis/discovery.k8s.io/v1/endpointslices", document: 1, kind: "EndpointSlice",
+                        name: $0.metadata.objectName.description))
+            }
+            let update = ClusterUpdate(
+                snapshot: snapshot, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,
+                problems: state.problems)
+            state.serviceChanges = 0
+            state.endpointChanges = 0
+            state.problems = []
+            state.changed = false
+            return update
+        }
+    }
+
+    /// Snapshot of the objects, for tests.
+    var objects: (services: [ObjectName: Service], slices: [ObjectName: EndpointSlice]) {
+        state.withLock { ($0.services, $0.slices) }
+    }
+
+    private static func differences<Object: Hashable>(_ old: [ObjectName: Object], _ new: [ObjectName: Object]) -> Int {
+        new.filter { old[$0.key] != $0.value }.count + old.keys.filter { new[$0] == nil }.count
+    }
+}

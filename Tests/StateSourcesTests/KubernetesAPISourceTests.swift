@@ -1,0 +1,219 @@
+import Foundation
+import KubernetesModel
+import Logging
+import NIOHTTP1
+import Testing
+
+@testable import StateSources
+
+/// The server's answers for a normal cluster: the recorded lists, and watches that stay open.
+@Sendable private func recordedCluster(_ uri: String, _ count: Int) -> FakeResponse {
+    switch FakeAPIServer.kind(of: uri) {
+    case "/api/v1/services": .full(status: .ok, body: recorded("list-services.json"))
+    case "/apis/discovery.k8s.io/v1/endpointslices": .full(status: .ok, body: recorded("list-endpointslices.json"))
+    default: .hold(lines: [])
+    }
+}
+
+/// The updates a source delivered.
+final class Updates: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [ClusterUpdate] = []
+
+    func withLock<Result>(_ body: (inout [ClusterUpdate]) -> Result) -> Result {
+        lock.withLock { body(&values) }
+    }
+}
+
+/// Runs a source against a fake server and collects its updates.
+private final class Harness: @unchecked Sendable {
+    let server: FakeAPIServer
+    let client: KubernetesAPIClient
+    let updates = Updates()
+    private var task: Task<Void, any Error>?
+
+    init(caFile: String = "tls/ca.pem", respond: @escaping @Sendable (String, Int) -> FakeResponse) throws {
+        server = FakeAPIServer(respond: respond)
+        try server.start()
+        var configuration = APIServerConfiguration(
+            server: server.url,
+            certificateAuthorityPEM: Array(try Data(contentsOf: URL(fileURLWithPath: fixture(caFile)))))
+        configuration.bearerToken = "test-token"
+        client = try KubernetesAPIClient(configuration: configuration)
+    }
+
+    func run(pageSize: Int = 500) {
+        var source = KubernetesAPISource(client: client, logger: Logger(label: "test"))
+        source.pageSize = pageSize
+        source.initialBackoff = .milliseconds(10)
+        let updates = updates
+        task = Task {
+            try await source.run { update in updates.withLock { $0.append(update) } }
+        }
+    }
+
+    /// The latest snapshot, once `condition` holds for it (waits up to 10 s).
+    func latest(where condition: (ManifestSet) -> Bool) async throws -> ManifestSet? {
+        for _ in 0..<200 {
+            if let snapshot = updates.withLock({ $0.last?.snapshot }), condition(snapshot) { return snapshot }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    func finish() async {
+        task?.cancel()
+        server.stop()
+        _ = await task?.result
+        try? await client.shutdown()
+    }
+}
+
+private func service(_ set: ManifestSet, _ name: String) -> Service? {
+    set.services.first { $0.object.metadata.name == name }?.object
+}
+
+private func slice(_ set: ManifestSet, _ name: String) -> EndpointSlice? {
+    set.endpointSlices.first { $0.object.metadata.name == name }?.object
+}
+
+@Suite("The Kubernetes API source against a fake API server", .serialized)
+struct KubernetesAPISourceTests {
+    @Test func initialListGivesEveryServiceAndSlice() async throws {
+        let harness = try Harness(respond: recordedCluster)
+        harness.run()
+        let snapshot = try #require(
+            try await harness.latest { $0.services.count == 10 && $0.endpointSlices.count == 10 })
+        #expect(service(snapshot, "web")?.spec.clusterIPs == ["10.105.23.164"])
+        #expect(harness.updates.withLock { $0.first?.serviceChanges } == 10)
+        // Both were listed with the bearer token and then watched from the list's resource version.
+        try await Task.sleep(for: .milliseconds(300))
+        let requests = harness.server.requests
+        #expect(requests.contains("/api/v1/services?limit=500"))
+        #expect(
+            requests.contains(
+                "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=225&timeoutSeconds=300"))
+        #expect(
+            requests.contains {
+                $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?watch=1") && $0.contains("resourceVersion=225")
+            })
+        await harness.finish()
+    }
+
+    @Test func watchEventsAddModifyDeleteAndBookmarksMoveTheResourceVersion() async throws {
+        let harness = try Harness { uri, count in
+            switch (FakeAPIServer.kind(of: uri), count) {
+            case ("/api/v1/services watch", 0): .stream(lines: recordedLines("watch-services.jsonl"))
+            case ("/apis/discovery.k8s.io/v1/endpointslices watch", 0):
+                .stream(lines: recordedLines("watch-endpointslices.jsonl"))
+            default: recordedCluster(uri, count)
+            }
+        }
+        harness.run()
+        let snapshot = try #require(
+            try await harness.latest { set in
+                service(set, "checkout")?.spec.externalIPs == ["192.0.2.10", "192.0.2.11"]
+                    && slice(set, "web-7xk2p")?.endpoints?.contains { $0.addresses == ["10.244.1.9"] } == true
+                    && service(set, "promo") == nil && slice(set, "promo-w3j5d") == nil
+            })
+        #expect(snapshot.services.count == 10)
+        let updates = harness.updates.withLock { $0 }
+        #expect(updates.contains { service($0.snapshot, "promo") != nil }, "promo was added before it was deleted")
+        // After the stream ended, the next watch starts at the last bookmark.
+        try await Task.sleep(for: .milliseconds(300))
+        let requests = harness.server.requests
+        #expect(
+            requests.contains(
+                "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=232&timeoutSeconds=300"))
+        #expect(
+            requests.contains {
+                $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?watch=1") && $0.contains("resourceVersion=234")
+            })
+        await harness.finish()
+    }
+
+    @Test func anExpiredResourceVersionMeansAFreshList() async throws {
+        let harness = try Harness { uri, count in
+            switch (FakeAPIServer.kind(of: uri), count) {
+            case ("/api/v1/services watch", 0): .stream(lines: recordedLines("watch-expired-410.json"))
+            default: recordedCluster(uri, count)
+            }
+        }
+        harness.run()
+        _ = try #require(try await harness.latest { $0.services.count == 10 })
+        for _ in 0..<100 where harness.server.requests.filter({ $0 == "/api/v1/services?limit=500" }).count < 2 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let requests = harness.server.requests
+        #expect(requests.filter { $0 == "/api/v1/services?limit=500" }.count == 2)
+        await harness.finish()
+    }
+
+    @Test func aDroppedConnectionResumesTheWatchWhereItStopped() async throws {
+        let lines = recordedLines("watch-services.jsonl")
+        let harness = try Harness { uri, count in
+            switch (FakeAPIServer.kind(of: uri), count) {
+            // ADDED promo (228), then the connection drops mid-response.
+            case ("/api/v1/services watch", 0): .dropAfter(lines: Array(lines.prefix(1)))
+            default: recordedCluster(uri, count)
+            }
+        }
+        harness.run()
+        _ = try #require(try await harness.latest { service($0, "promo") != nil })
+        for _ in 0..<100 where !harness.server.requests.contains(where: { $0.contains("resourceVersion=228") }) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let requests = harness.server.requests
+        #expect(
+            requests.contains(
+                "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=228&timeoutSeconds=300"))
+        // Resumed, not relisted.
+        #expect(requests.filter { $0 == "/api/v1/services?limit=500" }.count == 1)
+        await harness.finish()
+    }
+
+    @Test func aChunkedListWhoseContinueExpiredStartsOver() async throws {
+        let page1 = recorded("list-services-chunked-page1.json")
+        let page2 = recorded("list-services-chunked-page2.json")
+        let harness = try Harness { uri, count in
+            guard FakeAPIServer.kind(of: uri) == "/api/v1/services" else { return recordedCluster(uri, count) }
+            if !uri.contains("continue=") && count == 0 { return .full(status: .ok, body: page1) }
+            if uri.contains("continue=") && count == 1 { return .full(status: .ok, body: page2) }
+            if uri.contains("continue=") {
+                return .full(status: .gone, body: recorded("list-continue-expired-410.json"))
+            }
+            return .full(status: .ok, body: recorded("list-services.json"))
+        }
+        harness.run(pageSize: 3)
+        let snapshot = try #require(try await harness.latest { $0.services.count == 10 })
+        #expect(snapshot.services.count == 10)
+        let lists = harness.server.requests.filter { FakeAPIServer.kind(of: $0) == "/api/v1/services" }
+        #expect(lists.count == 4)
+        #expect(lists[0] == "/api/v1/services?limit=3")
+        #expect(lists[1].hasPrefix("/api/v1/services?limit=3&continue="))
+        #expect(lists[3] == "/api/v1/services?limit=3")
+        await harness.finish()
+    }
+
+    @Test func aServerSignedByAnotherCAIsRefused() async throws {
+        let harness = try Harness(caFile: "tls/other-ca.pem", respond: recordedCluster)
+        await #expect(throws: (any Error).self) {
+            _ = try await harness.client.listPage("/api/v1/services", limit: 10, continueToken: nil, of: Service.self)
+        }
+        #expect(harness.server.requests.isEmpty)
+        await harness.finish()
+    }
+
+    @Test(arguments: [("unauthorized-401.json", 401, "Unauthorized"), ("forbidden-403.json", 403, "Forbidden")])
+    func refusalsAreAPIErrorsWithTheServersMessage(_ file: String, _ status: Int, _ reason: String) async throws {
+        let harness = try Harness { _, _ in .full(status: HTTPResponseStatus(statusCode: status), body: recorded(file))
+        }
+        let error = try await #require(throws: APIError.self) {
+            _ = try await harness.client.listPage("/api/v1/services", limit: 10, continueToken: nil, of: Service.self)
+        }
+        #expect(error.status == status)
+        #expect(error.reason == reason)
+        #expect(!error.isExpired)
+        await harness.finish()
+    }
+}
