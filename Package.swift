@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .executable(name: "ipvs-proxy", targets: ["ipvs-proxy"]),
         .library(name: "IPVS", targets: ["IPVS"]),
+        .library(name: "KubernetesModel", targets: ["KubernetesModel"]),
+        // For the fuzz targets in Tests/Fuzz, which exercise the reply parsers directly.
+        .library(name: "CNetlink", targets: ["CNetlink"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
