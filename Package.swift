@@ -115,8 +115,11 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel"]),
-        .target(name: "CTestNamespaces", path: "Tests/CTestNamespaces"),
-        .testTarget(name: "IntegrationTests", dependencies: ["IPVS", "ProxyCommands", "CTestNamespaces"]),
+        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport"]),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["IPVS", "KubernetesModel", "Translation", "Sync", "ProxyCommands", "CTestSupport"]
+        ),
     ]
 )

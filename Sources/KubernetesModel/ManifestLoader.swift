@@ -112,24 +112,23 @@ public enum ManifestLoader {
                 files.append(path)
                 continue
             }
-            guard let enumerator = manager.enumerator(atPath: path) else {
-                problems.append(ManifestProblem(file: path, message: "cannot read this folder"))
-                continue
-            }
+            var unreadable: [String] = []
+            let enumerator = manager.enumerator(
+                at: URL(fileURLWithPath: path), includingPropertiesForKeys: [.isDirectoryKey],
+                options: [.skipsHiddenFiles],
+                errorHandler: { url, _ in
+                    unreadable.append(url.path)
+                    return true
+                })
             var found: [String] = []
-            while let relative = enumerator.nextObject() as? String {
-                let name = (relative as NSString).lastPathComponent
-                guard !name.hasPrefix(".") else {
-                    enumerator.skipDescendants()
-                    continue
-                }
-                let full = (path as NSString).appendingPathComponent(relative)
-                var isSubfolder: ObjCBool = false
-                if manifestExtensions.contains((name as NSString).pathExtension.lowercased()),
-                    manager.fileExists(atPath: full, isDirectory: &isSubfolder), !isSubfolder.boolValue
-                {
-                    found.append(full)
-                }
+            while let url = enumerator?.nextObject() as? URL {
+                let isFolder = (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) ?? false
+                if !isFolder, manifestExtensions.contains(url.pathExtension.lowercased()) { found.append(url.path) }
+            }
+            // An unreadable folder must not pass for an empty one.
+            if opendir(path).map({ closedir($0) }) == nil { unreadable.append(path) }
+            for folder in Set(unreadable).sorted() {
+                problems.append(ManifestProblem(file: folder, message: "cannot read this folder"))
             }
             files += found.sorted()
         }

@@ -19,6 +19,7 @@ struct CleanupCommand: ParsableCommand {
     var dryRun = false
 
     func run() throws {
+        try requireNetworkAdministration()
         try reportingFailures {
             let lock = try StateLock(directory: state.stateDir)
             let syncer = try Syncer(

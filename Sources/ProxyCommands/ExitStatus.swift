@@ -1,4 +1,5 @@
 import ArgumentParser
+import IPVS
 
 #if canImport(Glibc)
     import Glibc
@@ -33,6 +34,15 @@ func reportingFailures(_ body: () throws -> Void) throws {
         throw exit
     } catch {
         printError("\(error)")
+        throw ExitStatus.failure
+    }
+}
+
+/// Stops with a clear message when the process lacks CAP_NET_ADMIN, before any kernel call fails with a
+/// bare EPERM.
+func requireNetworkAdministration() throws {
+    if Privileges.hasNetworkAdministration() == false {
+        printError(Privileges.missingNetworkAdministration)
         throw ExitStatus.failure
     }
 }

@@ -113,6 +113,7 @@ struct RunCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ipvs-proxy")
+        try requireNetworkAdministration()
         let lock: StateLock
         let syncer: Syncer
         do {

@@ -24,6 +24,7 @@ struct Show: ParsableCommand {
     var output: OutputFormat = .text
 
     func run() throws {
+        try requireNetworkAdministration()
         try reportingFailures {
             let handle = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath)
             let owned = try OwnershipStore(directory: stateDir).load()
@@ -44,6 +45,7 @@ struct Version: ParsableCommand {
 
     func run() throws {
         print("ipvs-proxy \(ProxyVersion.current)")
+        try requireNetworkAdministration()
         try reportingFailures {
             let info = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath).info()
             print("IPVS \(info.version) (connection table size \(info.connectionTableSize))")

@@ -57,6 +57,7 @@ struct SyncCommand: ParsableCommand {
         for warning in manifestSet.warnings { printError("warning: \(warning)") }
 
         var report: SyncReport?
+        try requireNetworkAdministration()
         try reportingFailures {
             let lock = try StateLock(directory: state.stateDir)
             let syncer = try Syncer(

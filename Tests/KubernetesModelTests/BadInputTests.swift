@@ -1,3 +1,4 @@
+import CTestSupport
 import Foundation
 import Testing
 
@@ -145,6 +146,41 @@ private let badInputs: [BadInput] = [
         content: service(extra: "status:\n  loadBalancer:\n    ingress:\n    - ip: 192.0.2\n"),
         expected: "status.loadBalancer.ingress[0].ip: '192.0.2' is not a valid IPv4 or IPv6 address"),
     BadInput(
+        name: "nodePort is a string",
+        content: service(spec: "  type: NodePort\n  ports:\n  - port: 80\n    nodePort: high\n"),
+        expected: "spec.ports[0].nodePort: expected a number"),
+    BadInput(
+        name: "invalid second cluster IP", content: service(extra: "  clusterIPs: [10.96.0.10, \"fd00::1::2\"]\n"),
+        expected: "spec.clusterIPs[1]: 'fd00::1::2' is not a valid IPv4 or IPv6 address"),
+    BadInput(
+        name: "unknown ipMode",
+        content: service(extra: "status:\n  loadBalancer:\n    ingress:\n    - {ip: 192.0.2.1, ipMode: Tunnel}\n"),
+        expected: "status.loadBalancer.ingress[0].ipMode: 'Tunnel' is not one of VIP, Proxy"),
+    BadInput(
+        name: "unknown session affinity", content: service(extra: "  sessionAffinity: Cookie\n"),
+        expected: "spec.sessionAffinity: 'Cookie' is not one of None, ClientIP"),
+    BadInput(
+        name: "empty targetPort name", content: service(spec: "  ports:\n  - port: 80\n    targetPort: \"\"\n"),
+        expected: "spec.ports[0].targetPort: must be a port number or a port name, not empty"),
+    BadInput(
+        name: "legacy Endpoints with an invalid address",
+        content:
+            "apiVersion: v1\nkind: Endpoints\nmetadata: {name: db, namespace: shop}\nsubsets:\n- addresses: [{ip: 172.16.5}]\n  ports: [{port: 3306}]\n",
+        expected: "(Endpoints shop/db): subsets[0].addresses[0].ip: '172.16.5' is not a valid IPv4 or IPv6 address"),
+    BadInput(
+        name: "legacy Endpoints port without a number",
+        content:
+            "apiVersion: v1\nkind: Endpoints\nmetadata: {name: db, namespace: shop}\nsubsets:\n- addresses: [{ip: 172.16.5.1}]\n  ports: [{name: sql}]\n",
+        expected: "subsets[0].ports[0].port: missing: this field is required"),
+    BadInput(
+        name: "a JSON array instead of an object", content: "[1, 2, 3]", file: "input.json",
+        expected: "document 1: expected a Kubernetes object (a mapping)"),
+    BadInput(
+        name: "conditions.ready is not a boolean",
+        content: slice().replacingOccurrences(
+            of: "- addresses: [\"10.244.1.5\"]", with: "- addresses: [\"10.244.1.5\"]\n  conditions: {ready: [yes]}"),
+        expected: "endpoints[0].conditions.ready: expected a single value, found a list"),
+    BadInput(
         name: "duplicate service port", content: service(spec: "  ports:\n  - port: 80\n  - port: 80\n"),
         expected: "spec.ports[1]: duplicate port 80/TCP: spec.ports[0] has it already"),
 ]
@@ -187,14 +223,81 @@ struct BadInputTests {
         #expect(set.services.first?.location.document == 3)
     }
 
-    @Test func randomBytesAreRefusedAfterReadingOnlyTheirStart() throws {
+    @Test func aHundredMegabytesOfRandomBytesAreRefused() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("random-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let file = folder.appendingPathComponent("noise.yaml")
+        FileManager.default.createFile(atPath: file.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: file)
         var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        try Data(bytes).write(to: file)
+        for _ in 0..<100 {
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            for index in stride(from: 0, to: chunk.count, by: 8) {
+                withUnsafeBytes(of: generator.next() as UInt64) { chunk.replaceSubrange(index..<index + 8, with: $0) }
+            }
+            try handle.write(contentsOf: chunk)
+        }
+        try handle.close()
         let errors = try #require(throws: ManifestErrors.self) { try ManifestLoader.load(paths: [folder.path]) }
-        #expect(errors.description.contains("noise.yaml: not a text file (binary data)"))
+        #expect(errors.description.hasSuffix("noise.yaml: not a text file (binary data); expected YAML or JSON"))
+    }
+
+    /// Only the start of a file is read before it is refused: a pipe that never ends proves it.
+    @Test func aBinaryFileIsRefusedFromItsFirstBytes() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("endless.yaml").path
+        #expect(mkfifo(path, 0o600) == 0)
+        let writer = Thread {
+            let descriptor = open(path, O_WRONLY)
+            var bytes = [UInt8](repeating: 0xFF, count: 64 * 1024)
+            bytes[0] = 0
+            _ = write(descriptor, &bytes, bytes.count)
+            // The write end stays open: reading to the end would never return.
+            Thread.sleep(forTimeInterval: 30)
+            close(descriptor)
+        }
+        writer.start()
+        let errors = try #require(throws: ManifestErrors.self) { try ManifestLoader.load(paths: [path]) }
+        #expect(errors.description.contains("endless.yaml: not a text file (binary data)"))
+    }
+
+    @Test func aFolderThatCannotBeReadIsNamed() throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("locked-\(UUID().uuidString)")
+        let folder = parent.appendingPathComponent("manifests")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data("kind: Service\n".utf8).write(to: folder.appendingPathComponent("web.yaml"))
+        #expect(chmod(folder.path, 0) == 0)
+        // Tests run as root, which reads anything: a thread without the file-access capabilities
+        // (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) sees the folder as a user would.
+        let result = LockedResult()
+        let thread = Thread {
+            guard test_drop_effective_capabilities(1 << 1 | 1 << 2) == 0 else { return result.set(nil) }
+            do {
+                _ = try ManifestLoader.load(paths: [folder.path])
+                result.set(nil)
+            } catch {
+                result.set("\(error)")
+            }
+        }
+        thread.start()
+        let message = try #require(result.wait())
+        #expect(message == "\(folder.path): cannot read this folder")
+    }
+}
+
+/// A value handed from another thread.
+final class LockedResult: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var value: String?
+
+    func set(_ value: String?) {
+        self.value = value
+        done.signal()
+    }
+
+    func wait() -> String? {
+        done.wait()
+        return value
     }
 }

@@ -1,4 +1,4 @@
-import CTestNamespaces
+import CTestSupport
 import Foundation
 import IPVS
 

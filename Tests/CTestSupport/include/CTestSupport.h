@@ -1,0 +1,21 @@
+// Namespace and capability calls for the tests, which glibc's Swift overlay does not expose.
+#ifndef CTESTNAMESPACES_H
+#define CTESTNAMESPACES_H
+
+/// Creates a network namespace and returns a file descriptor for it (or -errno). The calling thread
+/// enters the new namespace only for the duration of the call.
+int test_netns_create(void);
+
+/// Moves the calling thread into the network namespace `fd` refers to. Returns 0 or -errno.
+int test_netns_enter(int fd);
+
+/// Removes capabilities (a mask of `1 << CAP_x`) from the calling thread's effective set only: file access
+/// and kernel calls made by this thread are then checked as if the process lacked them. Returns 0 or -errno.
+int test_drop_effective_capabilities(unsigned long long mask);
+
+/// Runs `path` with `argv` as a child process that lacks `capability` entirely (dropped from its bounding set
+/// before exec, so even root does not get it back), with standard output and error written to `output_path`.
+/// Returns the child's exit status, or -errno.
+int test_run_without_capability(int capability, const char *path, char *const argv[], const char *output_path);
+
+#endif

@@ -1,0 +1,28 @@
+// swift-tools-version: 6.0
+// Fuzz targets for IPVSProxy (libFuzzer). A package of its own so the main package stays free of
+// sanitizer-only code; build and run it with `scripts/fuzz` (see Docs/fuzzing.md).
+import PackageDescription
+
+let package = Package(
+    name: "IPVSProxyFuzz",
+    dependencies: [
+        .package(name: "IPVSProxy", path: "../..")
+    ],
+    targets: [
+        // Manifest text (YAML or JSON) -> ManifestLoader.decode -> ManifestValidator.validate.
+        .executableTarget(
+            name: "FuzzManifest",
+            dependencies: [.product(name: "KubernetesModel", package: "IPVSProxy")]
+        ),
+        // Raw netlink messages -> cnetlink_ipvs_parse_service / cnetlink_ipvs_parse_destination.
+        .executableTarget(
+            name: "FuzzNetlinkReply",
+            dependencies: [.product(name: "CNetlink", package: "IPVSProxy")]
+        ),
+        // Text -> IPAddress(_:) and VirtualServerKey(_:), with round-trip and inet_pton cross-checks.
+        .executableTarget(
+            name: "FuzzAddress",
+            dependencies: [.product(name: "IPVS", package: "IPVSProxy")]
+        ),
+    ]
+)

@@ -1,0 +1,22 @@
+// libFuzzer target: arbitrary bytes as a manifest file's text, through the code `ipvs-proxy` runs on
+// every file it reads: ManifestLoader.decode (YAML via Yams/libyaml, or JSON via Foundation when the text
+// starts with `{` or `[`) and then ManifestValidator.validate, then every problem's message.
+//
+// Not exactly ManifestLoader.load: that refuses files with NUL bytes or invalid UTF-8 before decoding,
+// while here invalid UTF-8 becomes U+FFFD and NUL bytes reach the decoder (decode is public API).
+
+import KubernetesModel
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let text = String(decoding: UnsafeRawBufferPointer(start: start, count: count), as: UTF8.self)
+    var set = ManifestSet()
+    var problems: [ManifestProblem] = []
+    ManifestLoader.decode(text, file: "fuzz.yaml", into: &set, problems: &problems)
+    let (invalid, warnings) = ManifestValidator.validate(set)
+    var total = 0
+    for problem in problems + invalid + warnings { total &+= problem.description.utf8.count }
+    for service in set.services { total &+= service.location.description.utf8.count }
+    withExtendedLifetime(total) {}
+    return 0
+}
