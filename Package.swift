@@ -105,6 +105,7 @@ let package = Package(
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
         .testTarget(name: "TranslationTests", dependencies: ["Translation"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "KubernetesModel"]),
+        .testTarget(name: "ProxyDaemonTests", dependencies: ["ProxyDaemon", "ProxyCommands"]),
         .testTarget(
             name: "StateSourcesTests",
             dependencies: [

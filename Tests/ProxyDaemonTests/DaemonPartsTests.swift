@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+@testable import ProxyCommands
+@testable import ProxyDaemon
+
+@Suite("Durations as kube-proxy writes them")
+struct GoDurationTests {
+    @Test(arguments: [
+        ("500ms", 0.5), ("2s", 2), ("1m", 60), ("1m30s", 90), ("1.5h", 5400), ("0", 0), ("0s", 0), ("250us", 0.00025),
+        ("1h2m3s", 3723),
+    ])
+    func parses(_ text: String, _ seconds: Double) throws {
+        let duration = try #require(GoDuration(text))
+        #expect(abs(duration.seconds - seconds) < 1e-9)
+    }
+
+    @Test(arguments: ["", "5", "1x", "ms", "1.2.3s", "-1s", "1 s"])
+    func rejects(_ text: String) {
+        #expect(GoDuration(text) == nil)
+    }
+
+    @Test func printsLikeGo() {
+        #expect(GoDuration(.seconds(30)).description == "30s")
+        #expect(GoDuration(.milliseconds(500)).description == "500ms")
+        #expect(GoDuration(.seconds(90)).description == "1m30s")
+        #expect(GoDuration(.seconds(3600)).description == "1h")
+        #expect(GoDuration(.zero).description == "0s")
+    }
+}
+
+@Suite("Health endpoint")
+struct HealthStateTests {
+    @Test func healthyUntilAQueuedChangeWaitsTooLong() throws {
+        let health = HealthState(timeout: .seconds(60))
+        let start = Date(timeIntervalSince1970: 1_795_000_000)
+        health.synced(at: start)
+        #expect(health.response(now: start, includeNodeEligible: true).status == .ok)
+        health.queued(at: start.addingTimeInterval(10))
+        #expect(health.response(now: start.addingTimeInterval(60), includeNodeEligible: false).status == .ok)
+        let late = health.response(now: start.addingTimeInterval(71), includeNodeEligible: true)
+        #expect(late.status == .serviceUnavailable)
+        health.synced(at: start.addingTimeInterval(72))
+        #expect(health.response(now: start.addingTimeInterval(200), includeNodeEligible: true).status == .ok)
+    }
+
+    @Test func answersKubeProxysJSON() throws {
+        let health = HealthState(timeout: .seconds(60))
+        health.synced(at: Date(timeIntervalSince1970: 1_795_622_400.25))
+        let response = health.response(now: Date(timeIntervalSince1970: 1_795_622_401), includeNodeEligible: true)
+        #expect(response.contentType == "application/json")
+        #expect(
+            response.body
+                == #"{"lastUpdated": "2026-11-25 16:00:00.25 +0000 UTC", "currentTime": "2026-11-25 16:00:01 +0000 UTC", "nodeEligible": true}"#)
+        let livez = health.response(now: Date(timeIntervalSince1970: 1_795_622_401), includeNodeEligible: false)
+        #expect(!livez.body.contains("nodeEligible"))
+    }
+}
+
+@Suite("Doorbell")
+struct DoorbellTests {
+    @Test func aRingBeforeTheWaitIsKept() async {
+        let doorbell = Doorbell()
+        doorbell.ring()
+        let start = ContinuousClock.now
+        await doorbell.wait(until: .now + .seconds(10))
+        #expect(ContinuousClock.now - start < .seconds(5))
+    }
+
+    @Test func aWaitEndsAtItsDeadlineWithoutARing() async {
+        let doorbell = Doorbell()
+        let start = ContinuousClock.now
+        await doorbell.wait(until: .now + .milliseconds(100))
+        #expect(ContinuousClock.now - start >= .milliseconds(100))
+    }
+}
+
+@Suite("ipvs-proxy run's defaults")
+struct RunDefaultsTests {
+    @Test func metricsListenOnLoopbackAndHealthOnAllAddresses() throws {
+        let command = try RunCommand.parse(["-f", "/tmp"])
+        #expect(command.metricsBindAddress == "127.0.0.1:10249")
+        #expect(command.healthzBindAddress == "0.0.0.0:10256")
+        #expect(command.syncPeriod.description == "30s")
+        #expect(command.minSyncPeriod.description == "1s")
+        #expect(command.state.stateDir == "/run/ipvs-proxy")
+    }
+
+    @Test func badFlagsAreUsageErrors() {
+        #expect(throws: (any Error).self) { try RunCommand.parse(["--sync-period", "soon"]) }
+        #expect(throws: (any Error).self) { try RunCommand.parse(["--metrics-bind-address", "localhost"]) }
+        #expect(throws: (any Error).self) { try RunCommand.parse(["-f", "/tmp", "--kubeconfig", "/x"]) }
+        #expect(throws: (any Error).self) { try RunCommand.parse(["--scheduler", "fastest"]) }
+    }
+
+    @Test func hostPortsAcceptIPv6InBrackets() throws {
+        let endpoint = try #require(HostPort("[::1]:10249"))
+        #expect(endpoint.host == "::1")
+        #expect(endpoint.port == 10249)
+        #expect(HostPort("10249") == nil)
+        #expect(HostPort("127.0.0.1:70000") == nil)
+    }
+}
