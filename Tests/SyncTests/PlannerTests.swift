@@ -271,3 +271,18 @@ struct TableModelTests {
         #expect(Planner.plan(desired: wanted, observed: table, owned: [web: webPort]).operations.isEmpty)
     }
 }
+
+@Suite("State lock")
+struct StateLockTests {
+    @Test func aSecondProcessIsRefusedAndTheLockFileIsRootOnly() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lock-\(UUID().uuidString)").path
+        let lock = try StateLock(directory: directory)
+        // flock locks belong to open file descriptions: a second open, as another process makes, conflicts.
+        let error = try #require(throws: StateError.self) { try StateLock(directory: directory) }
+        #expect(error.description.hasSuffix("lock: another ipvs-proxy process holds this lock"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/lock")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        withExtendedLifetime(lock) {}
+        _ = try StateLock(directory: directory + "-other")
+    }
+}
