@@ -41,14 +41,21 @@ struct SyncCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Output format of the summary: text or json.")
     var output: OutputFormat = .text
 
+    @Flag(help: "Print how long each phase took, to standard error.")
+    var timings = false
+
     func validate() throws {
         if manifests.isEmpty { throw ValidationError("Missing manifests: give at least one -f FILE or -f FOLDER.") }
     }
 
     func run() throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var phases: [(phase: String, duration: Duration)] = []
         let manifestSet: ManifestSet
         do {
             manifestSet = try ManifestLoader.load(paths: manifests)
+            phases.append(("load manifests", clock.now - started))
         } catch {
             writeStandardError(error.description + "\n")
             printError("nothing was applied: \(error.problems.count) problem(s) in the input")
@@ -71,7 +78,9 @@ struct SyncCommand: ParsableCommand {
                 localAddresses: addresses.localAddresses, scheduler: node.validatedScheduler)
             let desired: DesiredState
             do {
+                let translating = clock.now
                 desired = try Translator.translate(manifestSet, node: context)
+                phases.append(("translate", clock.now - translating))
             } catch let error as ManifestErrors {
                 writeStandardError(error.description + "\n")
                 printError("nothing was applied: \(error.problems.count) problem(s) in the input")
@@ -89,6 +98,11 @@ struct SyncCommand: ParsableCommand {
             withExtendedLifetime(lock) {}
         }
         guard let report else { return }
+        if timings {
+            for (phase, duration) in phases + report.timings + [("total", clock.now - started)] {
+                writeStandardError("timing: \(phase): \(duration)\n")
+            }
+        }
         print(output == .json ? SyncSummary(report).json() : SyncSummary(report).text(), terminator: "")
         if !report.failures.isEmpty || !report.addressFailures.isEmpty {
             for failure in report.failures.prefix(20) { printError("kernel refused: \(failure.error)") }

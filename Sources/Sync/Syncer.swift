@@ -22,6 +22,14 @@ public struct SyncReport: Sendable {
     public var attempts = 0
     /// Whether the whole table was read from the kernel (rather than remembered).
     public var fullDump = false
+    /// How long each phase took, in order.
+    public var timings: [(phase: String, duration: Duration)] = []
+
+    mutating func time<Result>(_ phase: String, _ body: () throws -> Result) rethrows -> Result {
+        let start = ContinuousClock.now
+        defer { timings.append((phase, ContinuousClock.now - start)) }
+        return try body()
+    }
 
     /// Successful (or, in a dry run, planned) operations by kind.
     public var counts: [TableOperation.Kind: Int] {
@@ -102,11 +110,11 @@ public final class Syncer: @unchecked Sendable {
     public func sync(_ desired: DesiredState, full: Bool = true, dryRun: Bool = false) throws -> SyncReport {
         var report = SyncReport(dryRun: dryRun)
         var current = try ownership()
-        var observed = full ? nil : try refreshedModel(for: desired)
+        var observed = full ? nil : try report.time("read changed real servers") { try refreshedModel(for: desired) }
         for attempt in 1...Self.maximumAttempts {
             report.attempts = attempt
-            let table = try observed ?? observedTable()
-            let plan = Planner.plan(desired: desired, observed: table, owned: current.virtualServers)
+            let table = try observed ?? report.time("read table") { try observedTable() }
+            let plan = report.time("plan") { Planner.plan(desired: desired, observed: table, owned: current.virtualServers) }
             report.operations = plan.operations
             report.blocked = plan.blocked
             report.draining = plan.draining.count
@@ -117,7 +125,7 @@ public final class Syncer: @unchecked Sendable {
             var during = current
             during.virtualServers = plan.ownedDuring(before: current.virtualServers)
             try save(during)
-            let failures = plan.operations.isEmpty ? [] : try ipvs.apply(plan.operations)
+            let failures = plan.operations.isEmpty ? [] : try report.time("apply") { try ipvs.apply(plan.operations) }
             current.virtualServers = Self.owned(after: plan, failures: failures, before: current.virtualServers)
             try save(current)
             report.failures = failures
@@ -136,7 +144,9 @@ public final class Syncer: @unchecked Sendable {
         }
         if !dryRun { lastDesired = desired.virtualServers }
         if full || addressesInPlace != desired.serviceAddresses || dryRun {
+            let start = ContinuousClock.now
             try syncAddresses(desired.serviceAddresses, record: &current, dryRun: dryRun, into: &report)
+            report.timings.append(("addresses", ContinuousClock.now - start))
         }
         return report
     }

@@ -15,8 +15,12 @@ let package = Package(
             dependencies: [.product(name: "KubernetesModel", package: "IPVSProxy")]
         ),
         // Raw netlink messages -> cnetlink_ipvs_parse_service / cnetlink_ipvs_parse_destination.
-        .executableTarget(
-            name: "FuzzNetlinkReply",
+        .executableTarget(name: "FuzzNetlinkReply", dependencies: ["NetlinkFuzzSupport"]),
+        // The same parsers, on messages built from a small program with every length filled in.
+        .executableTarget(name: "FuzzNetlinkAttributes", dependencies: ["NetlinkFuzzSupport"]),
+        // What both netlink targets check for a message.
+        .target(
+            name: "NetlinkFuzzSupport",
             dependencies: [.product(name: "CNetlink", package: "IPVSProxy")]
         ),
         // Text -> IPAddress(_:) and VirtualServerKey(_:), with round-trip and inet_pton cross-checks.

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the netlink-reply fuzz target: valid IPVS generic netlink replies.
+"""Writes the seed corpora of the netlink fuzz targets: valid IPVS generic netlink replies.
 
 The layout follows the kernel's ip_vs_genl_fill_service / ip_vs_genl_fill_dest (and
 Tests/IPVSTests/NetlinkBytes.swift + ReplyParsingTests.swift): nlmsghdr, genlmsghdr, then one nested
 IPVS_CMD_ATTR_SERVICE (1) or IPVS_CMD_ATTR_DEST (2) with NLA_F_NESTED set. Little-endian host order,
 ports in network order.
 
-Usage: Tests/Fuzz/Tools/make-netlink-seeds.py [OUTPUT_DIR]   (default: Tests/Fuzz/Corpus/netlink-reply)
+Writes the same messages twice: Corpus/netlink-reply/NAME holds the bytes, Corpus/netlink-attributes/NAME the
+program that FuzzNetlinkAttributes turns into those bytes.
+
+Usage: Tests/Fuzz/Tools/make-netlink-seeds.py [CORPUS_DIR]   (default: Tests/Fuzz/Corpus)
 """
 import os
 import struct
@@ -25,16 +28,11 @@ DEST_ADDR, DEST_PORT, DEST_FWD_METHOD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH
 AF_INET, AF_INET6 = 2, 10
 
 
-def attr(kind, payload):
-    data = struct.pack("<HH", 4 + len(payload), kind) + payload
-    return data + b"\0" * (-len(data) % 4)
+# A message is a tree: ("attr", type, payload) or ("nest", type, [children]). It is written two ways:
+# as the netlink bytes (netlink-reply seeds) and as the program FuzzNetlinkAttributes builds it from.
 
-
-def nest(kind, *attrs):
-    body = b"".join(attrs)
-    return struct.pack("<HH", 4 + len(body), kind | NLA_F_NESTED) + body
-
-
+def attr(kind, payload): return ("attr", kind, payload)
+def nest(kind, *children): return ("nest", kind | NLA_F_NESTED, list(children))
 def u16(kind, value): return attr(kind, struct.pack("<H", value))
 def be16(kind, value): return attr(kind, struct.pack(">H", value))
 def u32(kind, value): return attr(kind, struct.pack("<I", value))
@@ -43,9 +41,29 @@ def string(kind, text): return attr(kind, text.encode() + b"\0")
 def address(kind, octets): return attr(kind, bytes(octets) + b"\0" * (16 - len(octets)))
 
 
-def message(command, *attrs, flags=0x2, sequence=1):
-    body = bytes([command, 1, 0, 0]) + b"".join(attrs)
-    return struct.pack("<IHHII", 16 + len(body), IPVS_FAMILY_ID, flags, sequence, 0) + body
+def message(command, *children): return ("message", command, list(children))
+
+
+def to_bytes(node):
+    if node[0] == "message":
+        body = bytes([node[1], 1, 0, 0]) + b"".join(to_bytes(c) for c in node[2])
+        # nlmsghdr: length, type (the IPVS family id), flags (NLM_F_MULTI), sequence, port id
+        return struct.pack("<IHHII", 16 + len(body), IPVS_FAMILY_ID, 0x2, 1, 0) + body
+    if node[0] == "attr":
+        data = struct.pack("<HH", 4 + len(node[2]), node[1]) + node[2]
+        return data + b"\0" * (-len(data) % 4)
+    body = b"".join(to_bytes(c) for c in node[2])
+    return struct.pack("<HH", 4 + len(body), node[1]) + body
+
+
+def to_program(node):
+    """The FuzzNetlinkAttributes program that builds the same bytes."""
+    if node[0] == "message":
+        return bytes([node[1]]) + b"".join(to_program(c) for c in node[2])
+    if node[0] == "attr":
+        assert len(node[2]) < 256
+        return bytes([0]) + struct.pack("<HB", node[1], len(node[2])) + node[2]
+    return bytes([1]) + struct.pack("<H", node[1]) + b"".join(to_program(c) for c in node[2]) + bytes([2])
 
 
 def stats32(kind):
@@ -98,19 +116,23 @@ SEEDS = {
     "destination-ipv4-masq": destination(),
     "destination-ipv6-droute": destination(addr=V6, family=AF_INET6, port=443, method=3, weight=100),
     "destination-old-kernel-no-family": destination(family=None, with_stats64=False, weight=0),
-    # A dump reply carrying both (not something the kernel sends; gives both parsers a start).
-    "two-messages": service() + destination(),
 }
 
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "Corpus", "netlink-reply")
-    os.makedirs(out, exist_ok=True)
-    for name, data in SEEDS.items():
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-    print(f"wrote {len(SEEDS)} seeds to {os.path.normpath(out)}")
+    corpus = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "Corpus")
+    for target, write in (("netlink-reply", to_bytes), ("netlink-attributes", to_program)):
+        out = os.path.join(corpus, target)
+        os.makedirs(out, exist_ok=True)
+        for name, tree in SEEDS.items():
+            with open(os.path.join(out, name), "wb") as f:
+                f.write(write(tree))
+        if target == "netlink-reply":
+            # A dump's reply holds several messages; the parsers read the first.
+            with open(os.path.join(out, "two-messages"), "wb") as f:
+                f.write(to_bytes(SEEDS["service-tcp4-wrr"]) + to_bytes(SEEDS["destination-ipv4-masq"]))
+        print(f"wrote the {target} seeds to {os.path.normpath(out)}")
 
 
 if __name__ == "__main__":

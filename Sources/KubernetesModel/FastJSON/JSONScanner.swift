@@ -1,0 +1,281 @@
+/// A pull parser over JSON bytes: reads values in place, allocating only for the strings it returns.
+///
+/// It is strict on purpose: anything unexpected throws, and the caller falls back to Foundation's decoder,
+/// which then reports the problem with its field path.
+struct JSONScanner: ~Copyable {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private var index = 0
+
+    struct Mismatch: Error {}
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    private mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func peek() throws(Mismatch) -> UInt8 {
+        skipWhitespace()
+        guard index < bytes.count else { throw Mismatch() }
+        return bytes[index]
+    }
+
+    private mutating func consume(_ byte: UInt8) throws(Mismatch) {
+        guard try peek() == byte else { throw Mismatch() }
+        index += 1
+    }
+
+    /// Whether only whitespace is left.
+    mutating func isAtEnd() -> Bool {
+        skipWhitespace()
+        return index == bytes.count
+    }
+
+    /// Takes a `null`, if that is what comes next.
+    mutating func takeNull() throws(Mismatch) -> Bool {
+        guard try peek() == UInt8(ascii: "n") else { return false }
+        try literal("null")
+        return true
+    }
+
+    private mutating func literal(_ word: StaticString) throws(Mismatch) {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw Mismatch() }
+        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { throw Mismatch() }
+        index += count
+    }
+
+    /// Calls `body` with each member's key; `body` must read the member's value.
+    mutating func object(_ body: (inout JSONScanner, Key) throws(Mismatch) -> Void) throws(Mismatch) {
+        try consume(UInt8(ascii: "{"))
+        if try peek() == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
+        while true {
+            let key = try rawString()
+            try consume(UInt8(ascii: ":"))
+            try body(&self, key)
+            switch try peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                return
+            default: throw Mismatch()
+            }
+        }
+    }
+
+    /// Calls `body` once per element; `body` must read the element.
+    mutating func array(_ body: (inout JSONScanner) throws(Mismatch) -> Void) throws(Mismatch) {
+        try consume(UInt8(ascii: "["))
+        if try peek() == UInt8(ascii: "]") {
+            index += 1
+            return
+        }
+        while true {
+            try body(&self)
+            switch try peek() {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"):
+                index += 1
+                return
+            default: throw Mismatch()
+            }
+        }
+    }
+
+    /// A key: the bytes between the quotes, escapes and all (keys the proxy reads have none).
+    struct Key {
+        let bytes: UnsafeBufferPointer<UInt8>
+
+        static func == (key: Key, word: StaticString) -> Bool {
+            guard key.bytes.count == word.utf8CodeUnitCount else { return false }
+            for offset in 0..<key.bytes.count where key.bytes[offset] != word.utf8Start[offset] { return false }
+            return true
+        }
+
+        var string: String { String(decoding: bytes, as: UTF8.self) }
+    }
+
+    private mutating func rawString() throws(Mismatch) -> Key {
+        try consume(UInt8(ascii: "\""))
+        let start = index
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\""):
+                let key = Key(bytes: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                index += 1
+                return key
+            case UInt8(ascii: "\\"): index += 2
+            case 0..<0x20: throw Mismatch()
+            default: index += 1
+            }
+        }
+        throw Mismatch()
+    }
+
+    mutating func string() throws(Mismatch) -> String {
+        let raw = try rawString()
+        guard raw.bytes.contains(UInt8(ascii: "\\")) else { return raw.string }
+        return try Self.unescape(raw.bytes)
+    }
+
+    mutating func optionalString() throws(Mismatch) -> String? {
+        try takeNull() ? nil : try string()
+    }
+
+    mutating func int() throws(Mismatch) -> Int {
+        _ = try peek()
+        var negative = false
+        if bytes[index] == UInt8(ascii: "-") {
+            negative = true
+            index += 1
+        }
+        var value = 0
+        var digits = 0
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times.addingReportingOverflow(Int(bytes[index] - UInt8(ascii: "0")))
+            guard !overflow1, !overflow2 else { throw Mismatch() }
+            value = sum
+            digits += 1
+            index += 1
+        }
+        // A fraction or exponent is not an integer: leave it to the full decoder.
+        guard digits > 0, index == bytes.count || ![UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index])
+        else { throw Mismatch() }
+        return negative ? -value : value
+    }
+
+    mutating func optionalInt() throws(Mismatch) -> Int? {
+        try takeNull() ? nil : try int()
+    }
+
+    mutating func bool() throws(Mismatch) -> Bool {
+        if try peek() == UInt8(ascii: "t") {
+            try literal("true")
+            return true
+        }
+        try literal("false")
+        return false
+    }
+
+    mutating func optionalBool() throws(Mismatch) -> Bool? {
+        try takeNull() ? nil : try bool()
+    }
+
+    /// A number or a string (`targetPort`).
+    mutating func intOrString() throws(Mismatch) -> IntOrString? {
+        if try takeNull() { return nil }
+        return try peek() == UInt8(ascii: "\"") ? .string(try string()) : .int(try int())
+    }
+
+    mutating func strings() throws(Mismatch) -> [String]? {
+        if try takeNull() { return nil }
+        var result: [String] = []
+        try array { scanner throws(Mismatch) in result.append(try scanner.string()) }
+        return result
+    }
+
+    mutating func stringMap() throws(Mismatch) -> [String: String]? {
+        if try takeNull() { return nil }
+        var result: [String: String] = [:]
+        try object { scanner, key throws(Mismatch) in result[key.string] = try scanner.string() }
+        return result
+    }
+
+    /// Skips any value.
+    mutating func skip() throws(Mismatch) {
+        switch try peek() {
+        case UInt8(ascii: "{"): try object { scanner, _ throws(Mismatch) in try scanner.skip() }
+        case UInt8(ascii: "["): try array { scanner throws(Mismatch) in try scanner.skip() }
+        case UInt8(ascii: "\""): _ = try rawString()
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        default:
+            let start = index
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
+                    UInt8(ascii: "e"), UInt8(ascii: "E"):
+                    index += 1
+                default:
+                    guard index > start else { throw Mismatch() }
+                    return
+                }
+            }
+            guard index > start else { throw Mismatch() }
+        }
+    }
+
+    private static func unescape(_ raw: UnsafeBufferPointer<UInt8>) throws(Mismatch) -> String {
+        var scalars = String.UnicodeScalarView()
+        var utf8: [UInt8] = []
+        var index = 0
+        func flush() {
+            scalars.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
+            utf8.removeAll(keepingCapacity: true)
+        }
+        func hex4(_ at: Int) throws(Mismatch) -> UInt32 {
+            guard at + 4 <= raw.count else { throw Mismatch() }
+            var value: UInt32 = 0
+            for offset in 0..<4 {
+                let byte = raw[at + offset]
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: throw Mismatch()
+                }
+                value = value << 4 | UInt32(digit)
+            }
+            return value
+        }
+        while index < raw.count {
+            let byte = raw[index]
+            guard byte == UInt8(ascii: "\\") else {
+                utf8.append(byte)
+                index += 1
+                continue
+            }
+            guard index + 1 < raw.count else { throw Mismatch() }
+            let escaped = raw[index + 1]
+            index += 2
+            switch escaped {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
+            case UInt8(ascii: "b"): utf8.append(0x08)
+            case UInt8(ascii: "f"): utf8.append(0x0C)
+            case UInt8(ascii: "n"): utf8.append(0x0A)
+            case UInt8(ascii: "r"): utf8.append(0x0D)
+            case UInt8(ascii: "t"): utf8.append(0x09)
+            case UInt8(ascii: "u"):
+                var code = try hex4(index)
+                index += 4
+                if (0xD800...0xDBFF).contains(code) {
+                    guard index + 6 <= raw.count, raw[index] == UInt8(ascii: "\\"), raw[index + 1] == UInt8(ascii: "u")
+                    else { throw Mismatch() }
+                    let low = try hex4(index + 2)
+                    guard (0xDC00...0xDFFF).contains(low) else { throw Mismatch() }
+                    index += 6
+                    code = 0x10000 + (code - 0xD800) << 10 + (low - 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(code) else { throw Mismatch() }
+                flush()
+                scalars.append(scalar)
+            default: throw Mismatch()
+            }
+        }
+        flush()
+        return String(scalars)
+    }
+}

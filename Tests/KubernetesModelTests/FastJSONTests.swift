@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import KubernetesModel
+
+/// Decodes `text` with the fast decoder (when it accepts it) and with Foundation's, and returns both.
+private func bothWays(_ text: String) -> (fast: ManifestSet, full: ManifestSet, fastProblems: [ManifestProblem], fullProblems: [ManifestProblem]) {
+    var fast = ManifestSet()
+    var full = ManifestSet()
+    var fastProblems: [ManifestProblem] = []
+    var fullProblems: [ManifestProblem] = []
+    ManifestLoader.decode(text, file: "x.json", into: &fast, problems: &fastProblems, fastJSON: true)
+    ManifestLoader.decode(text, file: "x.json", into: &full, problems: &fullProblems, fastJSON: false)
+    return (fast, full, fastProblems, fullProblems)
+}
+
+private func expectSame(_ text: String, _ comment: Comment? = nil) {
+    let (fast, full, fastProblems, fullProblems) = bothWays(text)
+    #expect(fast.services.map(\.object) == full.services.map(\.object), comment)
+    #expect(fast.services.map(\.location) == full.services.map(\.location), comment)
+    #expect(fast.endpointSlices.map(\.object) == full.endpointSlices.map(\.object), comment)
+    #expect(fast.endpoints.map(\.object) == full.endpoints.map(\.object), comment)
+    #expect(fastProblems == fullProblems, comment)
+}
+
+@Suite("The fast JSON decoder agrees with Foundation's")
+struct FastJSONTests {
+    @Test(arguments: [
+        "kubectl-get-all.json", "list-services.json", "list-services-compact.json", "list-endpointslices.json",
+        "list-endpoints.json", "list-services-chunked-page1.json", "unauthorized-401.json",
+    ])
+    func onRecordedResponses(_ name: String) throws {
+        let text = try String(contentsOfFile: recorded(name), encoding: .utf8)
+        // The fast decoder handles these itself rather than falling back.
+        #expect(FastManifestDecoder.decode(text) != nil)
+        expectSame(text, "\(name)")
+    }
+
+    @Test func onTheExample() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/nodeport.json").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(FastManifestDecoder.decode(text) != nil)
+        expectSame(text)
+    }
+
+    @Test(arguments: [
+        #"{"kind":"Service","apiVersion":"v1","metadata":{"name":"a\"b\\c\u00e9\ud83d\ude00","labels":{"x":"y"}},"spec":{"ports":[{"port":80,"targetPort":"http"}]}}"#,
+        #"{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[{"metadata":{"name":"a"},"spec":{"clusterIP":"10.0.0.1","ports":[{"port":1,"nodePort":null}]}}]}"#,
+        #"{"apiVersion":"v1","items":[{"kind":"Service","metadata":{"name":"a"}},{"kind":"Deployment","spec":{"replicas":2,"ports":"x"}}],"kind":"List"}"#,
+        #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":null,"serving":true}}],"ports":[{"port":null}]}"#,
+        #"{"kind":"Endpoints","metadata":{"name":"e"},"subsets":[{"addresses":[{"ip":"1.2.3.4"}],"notReadyAddresses":null,"ports":[{"port":5}]}]}"#,
+    ])
+    func onHandWrittenObjects(_ text: String) {
+        #expect(FastManifestDecoder.decode(text) != nil, "\(text)")
+        expectSame(text, "\(text)")
+    }
+
+    /// Whatever it cannot vouch for goes to the full decoder, so problems are worded the same.
+    @Test(arguments: [
+        #"{"kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":"80"}]}}"#,
+        #"{"kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":8e1}]}}"#,
+        #"{"kind":"Service","apiVersion":"v2","metadata":{"name":"a"}}"#,
+        #"{"kind":"EndpointSlice","metadata":{"name":"s"}}"#,
+        #"{"apiVersion":"v1","metadata":{"name":"s"}}"#,
+        #"{"items":[{"metadata":{"name":"a"}}],"kind":"ServiceList"}"#,
+        #"[1,2]"#,
+        #"{"kind":"Service","metadata":{"name":"a"}} trailing"#,
+        #"{"kind":"Service","metadata":{"name":"a","labels":{"x":1}}}"#,
+    ])
+    func fallsBackOnAnythingElse(_ text: String) {
+        #expect(FastManifestDecoder.decode(text) == nil, "\(text)")
+        expectSame(text, "\(text)")
+    }
+}
