@@ -168,3 +168,21 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
         return value << 8 | part
     }
 }
+
+extension IPAddress {
+    /// Appends the textual form to `bytes`, without building a String for IPv4 (output of large tables).
+    public func write(to bytes: inout [UInt8]) {
+        guard family == .ipv4 else {
+            bytes.append(contentsOf: description.utf8)
+            return
+        }
+        let value = UInt32(truncatingIfNeeded: low)
+        for shift in stride(from: 24, through: 0, by: -8) {
+            let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+            if octet >= 100 { bytes.append(UInt8(ascii: "0") + octet / 100) }
+            if octet >= 10 { bytes.append(UInt8(ascii: "0") + octet / 10 % 10) }
+            bytes.append(UInt8(ascii: "0") + octet % 10)
+            if shift > 0 { bytes.append(UInt8(ascii: ".")) }
+        }
+    }
+}

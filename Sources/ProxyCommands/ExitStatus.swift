@@ -20,6 +20,18 @@ func printError(_ message: String) {
     writeStandardError("ipvs-proxy: \(message)\n")
 }
 
+/// Writes bytes to standard output, all of them.
+func writeStandardOutput(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(STDOUT_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}
+
 /// Writes text to standard error as is.
 func writeStandardError(_ text: String) {
     var text = text

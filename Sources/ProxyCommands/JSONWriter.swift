@@ -1,102 +1,133 @@
+import IPVS
+
 /// A small streaming JSON writer for command output: fields come out in the order they are written,
-/// which keeps output stable for people and scripts, and large tables are written without building a tree.
+/// which keeps output stable for people and scripts, and large tables are written straight into bytes.
 struct JSONWriter {
-    private(set) var output = ""
+    private(set) var bytes: [UInt8] = []
     private var needsComma: [Bool] = [false]
-    private let indentUnit: String
+    private let pretty: Bool
     private var depth = 0
 
     init(pretty: Bool = true) {
-        indentUnit = pretty ? "  " : ""
+        self.pretty = pretty
+        bytes.reserveCapacity(1 << 16)
     }
 
-    mutating func beginObject(key: String? = nil) { open("{", key: key) }
-    mutating func endObject() { close("}") }
-    mutating func beginArray(key: String? = nil) { open("[", key: key) }
-    mutating func endArray() { close("]") }
+    var output: String { String(decoding: bytes, as: UTF8.self) }
+
+    mutating func beginObject(key: String? = nil) { open(UInt8(ascii: "{"), key: key) }
+    mutating func endObject() { close(UInt8(ascii: "}")) }
+    mutating func beginArray(key: String? = nil) { open(UInt8(ascii: "["), key: key) }
+    mutating func endArray() { close(UInt8(ascii: "]")) }
 
     mutating func field(_ key: String, _ value: String?) {
         writeKey(key)
-        if let value { writeString(value) } else { output += "null" }
+        if let value { writeString(value) } else { bytes.append(contentsOf: "null".utf8) }
     }
 
     mutating func field(_ key: String, _ value: some BinaryInteger) {
         writeKey(key)
-        output += String(value)
-    }
-
-    mutating func field(_ key: String, _ value: Double) {
-        writeKey(key)
-        output += value.isFinite ? "\(value)" : "null"
+        writeDecimal(value)
     }
 
     mutating func field(_ key: String, _ value: Bool) {
         writeKey(key)
-        output += value ? "true" : "false"
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    /// An address as a JSON string, written without building a String first.
+    mutating func field(_ key: String, address: IPAddress) {
+        writeKey(key)
+        bytes.append(UInt8(ascii: "\""))
+        address.write(to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
     }
 
     mutating func field(_ key: String, strings: [String]) {
         writeKey(key)
-        output += "["
+        bytes.append(UInt8(ascii: "["))
         for (index, value) in strings.enumerated() {
-            if index > 0 { output += ", " }
+            if index > 0 { bytes.append(contentsOf: ", ".utf8) }
             writeString(value)
         }
-        output += "]"
+        bytes.append(UInt8(ascii: "]"))
     }
 
     mutating func nullField(_ key: String) {
         writeKey(key)
-        output += "null"
+        bytes.append(contentsOf: "null".utf8)
     }
 
-    private mutating func open(_ bracket: String, key: String?) {
+    private mutating func open(_ bracket: UInt8, key: String?) {
         if let key { writeKey(key) } else { separate() }
-        output += bracket
+        bytes.append(bracket)
         depth += 1
         needsComma.append(false)
     }
 
-    private mutating func close(_ bracket: String) {
+    private mutating func close(_ bracket: UInt8) {
         let hadMembers = needsComma.removeLast()
         depth -= 1
         if hadMembers { newline() }
-        output += bracket
+        bytes.append(bracket)
     }
 
     private mutating func separate() {
-        if needsComma[needsComma.count - 1] { output += "," }
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
         needsComma[needsComma.count - 1] = true
         if depth > 0 { newline() }
     }
 
     private mutating func newline() {
-        guard !indentUnit.isEmpty else { return }
-        output += "\n"
-        for _ in 0..<depth { output += indentUnit }
+        guard pretty else { return }
+        bytes.append(UInt8(ascii: "\n"))
+        for _ in 0..<depth { bytes.append(contentsOf: [UInt8(ascii: " "), UInt8(ascii: " ")]) }
     }
 
     private mutating func writeKey(_ key: String) {
         separate()
         writeString(key)
-        output += indentUnit.isEmpty ? ":" : ": "
+        bytes.append(UInt8(ascii: ":"))
+        if pretty { bytes.append(UInt8(ascii: " ")) }
+    }
+
+    mutating func writeDecimal(_ value: some BinaryInteger) {
+        appendDecimal(value, to: &bytes)
     }
 
     private mutating func writeString(_ value: String) {
-        output += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                bytes.append(hex[Int(byte >> 4)])
+                bytes.append(hex[Int(byte & 0xF)])
+            default: bytes.append(byte)
             }
         }
-        output += "\""
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Appends an integer in decimal, without building a String.
+func appendDecimal(_ value: some BinaryInteger, to bytes: inout [UInt8]) {
+    guard value >= 0 else {
+        bytes.append(contentsOf: String(value).utf8)
+        return
+    }
+    var remaining = UInt64(value)
+    var divisor: UInt64 = 1
+    while remaining / divisor >= 10 { divisor *= 10 }
+    while divisor > 0 {
+        bytes.append(UInt8(ascii: "0") + UInt8(remaining / divisor))
+        remaining %= divisor
+        divisor /= 10
     }
 }

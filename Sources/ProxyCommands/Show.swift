@@ -31,7 +31,7 @@ struct Show: ParsableCommand {
             let report = TableReport(
                 info: try handle.info(), virtualServers: try handle.table(),
                 owners: owned.virtualServers.mapValues(\.description))
-            print(output == .json ? report.json() : report.text(), terminator: "")
+            writeStandardOutput(output == .json ? report.json() : report.text())
         }
     }
 }

@@ -1,6 +1,7 @@
 import IPVS
 
-/// Renders the kernel's IPVS table for people (like `ipvsadm -Ln`) or for programs (JSON).
+/// Renders the kernel's IPVS table for people (like `ipvsadm -Ln`) or for programs (JSON), straight into
+/// bytes: a node's table can hold a hundred thousand real servers.
 ///
 /// The JSON schema is documented in `Docs/show-json.md`; fields may be added, never renamed.
 struct TableReport {
@@ -10,45 +11,59 @@ struct TableReport {
     var owners: [VirtualServerKey: String] = [:]
 
     /// The table in `ipvsadm -Ln` layout, with each owned virtual server's Service appended.
-    func text() -> String {
-        var lines = [
-            "IP Virtual Server version \(info.version) (size=\(info.connectionTableSize))",
-            "Prot LocalAddress:Port Scheduler Flags",
-            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
-        ]
+    func text() -> [UInt8] {
+        var out = TextBuffer()
+        out.line("IP Virtual Server version \(info.version) (size=\(info.connectionTableSize))")
+        out.line("Prot LocalAddress:Port Scheduler Flags")
+        out.line("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")
         for state in sorted() {
             let server = state.server
-            var line: String
             switch server.key {
             case .address(let transportProtocol, let address, let port):
-                line =
-                    "\(transportProtocol.name.padding(to: 4)) \(address.bracketedDescription):\(port) \(server.scheduler)"
+                out.append(transportProtocol.name, width: 4)
+                out.append(" ")
+                out.endpoint(address, port)
             case .firewallMark(let mark, let family):
-                line = "FWM  \(mark)\(family == .ipv6 ? " IPv6" : "") \(server.scheduler)"
+                out.append("FWM  \(mark)\(family == .ipv6 ? " IPv6" : "")")
             }
+            out.append(" ")
+            out.append(server.scheduler.rawValue)
             if server.flags.contains(.persistent) {
-                line += " persistent \(server.persistenceTimeout)"
+                out.append(" persistent ")
+                out.decimal(server.persistenceTimeout)
                 if server.persistenceNetmask != VirtualServer.hostNetmask(for: server.key.family) {
-                    line += " mask \(Self.netmaskDescription(server))"
+                    out.append(" mask \(Self.netmaskDescription(server))")
                 }
             }
             let otherFlags = server.flags.userSettable.subtracting(.persistent)
-            if !otherFlags.isEmpty { line += " (\(otherFlags.names.joined(separator: ",")))" }
-            if let owner = owners[server.key] { line += "  # \(owner)" }
-            lines.append(line)
+            if !otherFlags.isEmpty { out.append(" (\(otherFlags.names.joined(separator: ",")))") }
+            if let owner = owners[server.key] { out.append("  # \(owner)") }
+            out.newline()
             for real in state.realServers.sorted(by: { $0.server.key < $1.server.key }) {
-                lines.append(
-                    "  -> \(real.server.key.description.padding(to: 28)) "
-                        + "\(real.server.forwardingMethod.description.padding(to: 7)) "
-                        + "\(String(real.server.weight).padding(to: 6)) "
-                        + "\(String(real.activeConnections).padding(to: 10)) \(real.inactiveConnections)")
+                out.append("  -> ")
+                let start = out.bytes.count
+                out.endpoint(real.server.address, real.server.port)
+                out.pad(from: start, to: 28)
+                out.append(" ")
+                out.append(real.server.forwardingMethod.description, width: 7)
+                out.append(" ")
+                var start2 = out.bytes.count
+                out.decimal(real.server.weight)
+                out.pad(from: start2, to: 6)
+                out.append(" ")
+                start2 = out.bytes.count
+                out.decimal(real.activeConnections)
+                out.pad(from: start2, to: 10)
+                out.append(" ")
+                out.decimal(real.inactiveConnections)
+                out.newline()
             }
         }
-        return lines.joined(separator: "\n") + "\n"
+        return out.bytes
     }
 
     /// The table as JSON (schema in `Docs/show-json.md`).
-    func json() -> String {
+    func json() -> [UInt8] {
         var writer = JSONWriter()
         writer.beginObject()
         writer.field("ipvsVersion", info.version.description)
@@ -61,7 +76,7 @@ struct TableReport {
             switch server.key {
             case .address(let transportProtocol, let address, let port):
                 writer.field("protocol", transportProtocol.name)
-                writer.field("address", address.description)
+                writer.field("address", address: address)
                 writer.field("port", port)
                 writer.nullField("fwmark")
             case .firewallMark(let mark, _):
@@ -77,7 +92,7 @@ struct TableReport {
             writer.beginArray(key: "realServers")
             for real in state.realServers.sorted(by: { $0.server.key < $1.server.key }) {
                 writer.beginObject()
-                writer.field("address", real.server.address.description)
+                writer.field("address", address: real.server.address)
                 writer.field("port", real.server.port)
                 writer.field("weight", real.server.weight)
                 writer.field("forwardingMethod", real.server.forwardingMethod.description)
@@ -90,7 +105,7 @@ struct TableReport {
         }
         writer.endArray()
         writer.endObject()
-        return writer.output + "\n"
+        return writer.bytes + [UInt8(ascii: "\n")]
     }
 
     private func sorted() -> [VirtualServerState] {
@@ -103,9 +118,39 @@ struct TableReport {
     }
 }
 
-extension String {
-    /// Left-aligns in a column of `width` characters (never truncates).
-    func padding(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
+/// Text output as bytes, with the column padding `ipvsadm` uses.
+private struct TextBuffer {
+    var bytes: [UInt8] = []
+
+    mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    /// Left-aligned in a column of `width` characters (never truncated).
+    mutating func append(_ text: String, width: Int) {
+        let start = bytes.count
+        append(text)
+        pad(from: start, to: width)
     }
+
+    mutating func pad(from start: Int, to width: Int) {
+        let written = bytes.count - start
+        if written < width { bytes.append(contentsOf: repeatElement(UInt8(ascii: " "), count: width - written)) }
+    }
+
+    mutating func decimal(_ value: some BinaryInteger) { appendDecimal(value, to: &bytes) }
+
+    /// `10.0.0.1:80` or `[fd00::1]:80`.
+    mutating func endpoint(_ address: IPAddress, _ port: UInt16) {
+        if address.family == .ipv6 { bytes.append(UInt8(ascii: "[")) }
+        address.write(to: &bytes)
+        if address.family == .ipv6 { bytes.append(UInt8(ascii: "]")) }
+        bytes.append(UInt8(ascii: ":"))
+        decimal(port)
+    }
+
+    mutating func line(_ text: String) {
+        append(text)
+        newline()
+    }
+
+    mutating func newline() { bytes.append(UInt8(ascii: "\n")) }
 }

@@ -60,6 +60,12 @@ public enum Planner {
     private static func planRealServers(
         of key: VirtualServerKey, wanted: [RealServer], current: VirtualServerState, into plan: inout Plan
     ) {
+        // Most virtual servers are unchanged: tell that without building a dictionary per virtual server.
+        if wanted.count == current.realServers.count, wanted.count <= 32,
+            wanted.allSatisfy({ real in current.realServers.contains { $0.server == real } })
+        {
+            return
+        }
         var existing: [RealServerKey: RealServerState] = [:]
         for state in current.realServers { existing[state.server.key] = state }
         var wantedKeys = Set<RealServerKey>()

@@ -110,23 +110,52 @@ public final class Syncer: @unchecked Sendable {
     public func sync(_ desired: DesiredState, full: Bool = true, dryRun: Bool = false) throws -> SyncReport {
         var report = SyncReport(dryRun: dryRun)
         var current = try ownership()
+        var addresses: AddressWork?
+        if full || addressesInPlace != desired.serviceAddresses || dryRun {
+            let work = try report.time("read addresses") {
+                try prepareAddresses(desired.serviceAddresses, owned: current.addresses, dryRun: dryRun)
+            }
+            report.addressesBound = work.plan.bind
+            report.addressesUnbound = work.plan.unbind
+            if work.plan.isEmpty {
+                if !dryRun { addressesInPlace = desired.serviceAddresses }
+            } else if !dryRun {
+                addresses = work
+            }
+        }
         var observed = full ? nil : try report.time("read changed real servers") { try refreshedModel(for: desired) }
         for attempt in 1...Self.maximumAttempts {
             report.attempts = attempt
             let table = try observed ?? report.time("read table") { try observedTable() }
-            let plan = report.time("plan") { Planner.plan(desired: desired, observed: table, owned: current.virtualServers) }
+            let plan = report.time("plan") {
+                Planner.plan(desired: desired, observed: table, owned: current.virtualServers)
+            }
             report.operations = plan.operations
             report.blocked = plan.blocked
             report.draining = plan.draining.count
             report.fullDump = observed == nil
             if dryRun { break }
 
-            // Recorded first: a crash during the batch must not leave a virtual server nobody owns.
+            // Recorded first: a crash during the batch must not leave a virtual server or an address that
+            // nobody owns.
             var during = current
             during.virtualServers = plan.ownedDuring(before: current.virtualServers)
+            if let addresses { during.addresses.formUnion(addresses.plan.bind) }
             try save(during)
+            // Addresses are bound on another thread while the kernel takes the IPVS batch: rtnetlink and IPVS
+            // take different locks in the kernel, and binding thousands of addresses is the slower of the two.
+            let binding = addresses.map { work in Concurrently { try self.interfaces.apply(work.changes) } }
+            addresses = nil
             let failures = plan.operations.isEmpty ? [] : try report.time("apply") { try ipvs.apply(plan.operations) }
             current.virtualServers = Self.owned(after: plan, failures: failures, before: current.virtualServers)
+            if let binding {
+                let work = binding
+                let addressFailures = try report.time("wait for addresses") { try work.result() }
+                current.addresses = finishAddresses(
+                    report.addressesBound, report.addressesUnbound, failures: addressFailures,
+                    owned: during.addresses, into: &report)
+                addressesInPlace = report.addressFailures.isEmpty ? desired.serviceAddresses : nil
+            }
             try save(current)
             report.failures = failures
             if failures.isEmpty {
@@ -143,11 +172,6 @@ public final class Syncer: @unchecked Sendable {
             observed = nil
         }
         if !dryRun { lastDesired = desired.virtualServers }
-        if full || addressesInPlace != desired.serviceAddresses || dryRun {
-            let start = ContinuousClock.now
-            try syncAddresses(desired.serviceAddresses, record: &current, dryRun: dryRun, into: &report)
-            report.timings.append(("addresses", ContinuousClock.now - start))
-        }
         return report
     }
 
@@ -163,51 +187,53 @@ public final class Syncer: @unchecked Sendable {
         return table
     }
 
-    private func syncAddresses(
-        _ desired: Set<IPAddress>, record: inout OwnershipRecord, dryRun: Bool, into report: inout SyncReport
-    ) throws {
+    /// Address changes worked out and ready to send.
+    struct AddressWork {
+        var plan: AddressPlan
+        var changes: [AddressChange]
+    }
+
+    /// Reads the dummy link's addresses and plans the changes; creates the link when addresses must be bound
+    /// and it is missing.
+    private func prepareAddresses(_ desired: Set<IPAddress>, owned: Set<IPAddress>, dryRun: Bool) throws -> AddressWork
+    {
         var link = try interfaces.link(named: linkName)
         let onLink =
             try link.map { link in Set(try interfaces.addresses().filter { $0.linkIndex == link.index }.map(\.address))
             } ?? []
-        let plan = AddressPlan(desired: desired, onLink: onLink, owned: record.addresses)
-        report.addressesBound = plan.bind
-        report.addressesUnbound = plan.unbind
-        guard !dryRun else { return }
-        guard !plan.isEmpty else {
-            addressesInPlace = desired
-            return
-        }
+        let plan = AddressPlan(desired: desired, onLink: onLink, owned: owned)
+        guard !dryRun, !plan.isEmpty else { return AddressWork(plan: plan, changes: []) }
         if link == nil {
             let index = try interfaces.addDummyLink(named: linkName)
             // IPv6 addresses on a link that is down stay tentative and get no local route.
             try interfaces.setLinkUp(index: index)
             link = try interfaces.link(named: linkName)
         }
-        guard let link else { return }
-        record.addresses.formUnion(plan.bind)
-        try save(record)
+        guard let link else { return AddressWork(plan: plan, changes: []) }
         let changes =
             plan.bind.map { AddressChange.bind(InterfaceAddress(linkIndex: link.index, address: $0)) }
             + plan.unbind.map { AddressChange.unbind(InterfaceAddress(linkIndex: link.index, address: $0)) }
-        let failures = try interfaces.apply(changes)
-        var failed = Set<Int>()
-        for failure in failures {
-            switch (failure.change, failure.error.errno) {
-            case (.bind, .fileExists?), (.unbind, .addressNotAvailable?): continue  // already as wanted
-            default: failed.insert(failure.index)
+        return AddressWork(plan: plan, changes: changes)
+    }
+
+    /// The addresses owned after a batch of address changes, and its real failures in the report.
+    private func finishAddresses(
+        _ bound: [IPAddress], _ unbound: [IPAddress], failures: [AddressChangeFailure], owned: Set<IPAddress>,
+        into report: inout SyncReport
+    ) -> Set<IPAddress> {
+        var owned = owned
+        // Already as wanted: an address bound by someone else meanwhile, or one already gone.
+        let real = failures.filter {
+            switch ($0.change, $0.error.errno) {
+            case (.bind, .fileExists?), (.unbind, .addressNotAvailable?): false
+            default: true
             }
         }
-        for (index, change) in changes.enumerated() {
-            switch change {
-            case .bind(let address) where failed.contains(index): record.addresses.remove(address.address)
-            case .unbind(let address) where !failed.contains(index): record.addresses.remove(address.address)
-            default: break
-            }
-        }
-        try save(record)
-        report.addressFailures = failures.filter { failed.contains($0.index) }
-        addressesInPlace = report.addressFailures.isEmpty ? desired : nil
+        let failed = Set(real.map(\.change.address.address))
+        for address in bound where failed.contains(address) { owned.remove(address) }
+        for address in unbound where !failed.contains(address) { owned.remove(address) }
+        report.addressFailures = real
+        return owned
     }
 
     /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server
@@ -305,5 +331,24 @@ public struct NodeAddresses: Sendable {
         }.map(\.address)
         return NodeAddresses(
             nodePortAddresses: Array(Set(nodePort)).sorted(), localAddresses: Set(addresses.map(\.address)))
+    }
+}
+
+/// Runs work on a thread of its own; ``result()`` waits for it.
+final class Concurrently<Value>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var outcome: Result<Value, any Error>?
+
+    init(_ work: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [self] in
+            outcome = Result { try work() }
+            done.signal()
+        }
+        thread.start()
+    }
+
+    func result() throws -> Value {
+        done.wait()
+        return try outcome!.get()
     }
 }

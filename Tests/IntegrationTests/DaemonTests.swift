@@ -216,7 +216,9 @@ struct DaemonTests {
         #expect(try httpGet(port: port, path: "/livez").hasPrefix("HTTP/1.1 200 OK"))
 
         // A bad file is skipped, logged and counted; the rest stays programmed.
-        try write("apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: 0}]}\n", to: folder, as: "bad.yaml")
+        try write(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: 0}]}\n", to: folder,
+            as: "bad.yaml")
         let counted = try eventually(timeoutSeconds: 10) {
             try httpGet(port: port + 1, path: "/metrics").contains("ipvs_proxy_invalid_objects_total 1") ? true : nil
         }

@@ -4,7 +4,9 @@ import Testing
 @testable import KubernetesModel
 
 /// Decodes `text` with the fast decoder (when it accepts it) and with Foundation's, and returns both.
-private func bothWays(_ text: String) -> (fast: ManifestSet, full: ManifestSet, fastProblems: [ManifestProblem], fullProblems: [ManifestProblem]) {
+private func bothWays(_ text: String) -> (
+    fast: ManifestSet, full: ManifestSet, fastProblems: [ManifestProblem], fullProblems: [ManifestProblem]
+) {
     var fast = ManifestSet()
     var full = ManifestSet()
     var fastProblems: [ManifestProblem] = []

@@ -51,7 +51,8 @@ struct HealthStateTests {
         #expect(response.contentType == "application/json")
         #expect(
             response.body
-                == #"{"lastUpdated": "2026-11-25 16:00:00.25 +0000 UTC", "currentTime": "2026-11-25 16:00:01 +0000 UTC", "nodeEligible": true}"#)
+                == #"{"lastUpdated": "2026-11-25 16:00:00.25 +0000 UTC", "currentTime": "2026-11-25 16:00:01 +0000 UTC", "nodeEligible": true}"#
+        )
         let livez = health.response(now: Date(timeIntervalSince1970: 1_795_622_401), includeNodeEligible: false)
         #expect(!livez.body.contains("nodeEligible"))
     }

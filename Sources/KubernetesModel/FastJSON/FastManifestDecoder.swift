@@ -83,7 +83,8 @@ enum FastManifestDecoder {
             guard apiVersion == nil || apiVersion == "discovery.k8s.io/v1", let metadata, let addressType else {
                 throw Mismatch()
             }
-            return .endpointSlice(EndpointSlice(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports))
+            return .endpointSlice(
+                EndpointSlice(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports))
         case "Endpoints":
             guard apiVersion == nil || apiVersion == "v1", let metadata else { throw Mismatch() }
             return .endpoints(Endpoints(metadata: metadata, subsets: subsets))
@@ -181,7 +182,8 @@ enum FastManifestDecoder {
             }
         }
         guard let port else { throw Mismatch() }
-        return ServicePort(name: name, protocol: transportProtocol, port: port, targetPort: targetPort, nodePort: nodePort)
+        return ServicePort(
+            name: name, protocol: transportProtocol, port: port, targetPort: targetPort, nodePort: nodePort)
     }
 
     private static func affinityConfig(_ scanner: inout JSONScanner) throws(Mismatch) -> SessionAffinityConfig {
@@ -191,7 +193,11 @@ enum FastManifestDecoder {
             if try scanner.takeNull() { return }
             var clientIP = ClientIPConfig(timeoutSeconds: nil)
             try scanner.object { scanner, key throws(Mismatch) in
-                if key == "timeoutSeconds" { clientIP.timeoutSeconds = try scanner.optionalInt() } else { try scanner.skip() }
+                if key == "timeoutSeconds" {
+                    clientIP.timeoutSeconds = try scanner.optionalInt()
+                } else {
+                    try scanner.skip()
+                }
             }
             config.clientIP = clientIP
         }

@@ -150,7 +150,8 @@ struct JSONScanner: ~Copyable {
             index += 1
         }
         // A fraction or exponent is not an integer: leave it to the full decoder.
-        guard digits > 0, index == bytes.count || ![UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index])
+        guard digits > 0,
+            index == bytes.count || ![UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index])
         else { throw Mismatch() }
         return negative ? -value : value
     }
