@@ -148,20 +148,27 @@ public enum ManifestLoader {
 
     /// Reads a file as UTF-8 text, refusing binary files after looking at their start only.
     static func readText(_ file: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: file) else {
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
             throw ManifestProblem(file: file, message: "cannot open: \(String(cString: strerror(errno)))")
         }
-        defer { try? handle.close() }
-        let head = try handle.read(upToCount: 64 * 1024) ?? Data()
-        if isBinary(head) {
-            throw ManifestProblem(file: file, message: "not a text file (binary data); expected YAML or JSON")
+        defer { close(descriptor) }
+        let binary = ManifestProblem(file: file, message: "not a text file (binary data); expected YAML or JSON")
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ManifestProblem(file: file, message: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            // The first chunk decides whether this is text at all: a binary file is never read further.
+            if bytes.isEmpty && isBinary(chunk[..<count]) { throw binary }
+            bytes.append(contentsOf: chunk[..<count])
         }
-        let rest = try handle.readToEnd() ?? Data()
-        let data = head + rest
-        if data.contains(0) {
-            throw ManifestProblem(file: file, message: "not a text file (binary data); expected YAML or JSON")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
+        if containsNUL(bytes[...]) { throw binary }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ManifestProblem(file: file, message: "not valid UTF-8 text; expected YAML or JSON")
         }
         return text
@@ -169,15 +176,16 @@ public enum ManifestLoader {
 
     /// NUL bytes or invalid UTF-8 in the first bytes mean a binary file (a cut multi-byte character at the
     /// very end of the sample is forgiven).
-    private static func isBinary(_ head: Data) -> Bool {
-        if head.contains(0) { return true }
-        var sample = head
-        for _ in 0..<4 {
-            if String(data: sample, encoding: .utf8) != nil { return false }
-            guard !sample.isEmpty else { break }
-            sample.removeLast()
+    private static func isBinary(_ head: ArraySlice<UInt8>) -> Bool {
+        if containsNUL(head) { return true }
+        for cut in 0..<4 where head.count >= cut {
+            if String(validating: head.dropLast(cut), as: UTF8.self) != nil { return false }
         }
         return true
+    }
+
+    private static func containsNUL(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.withUnsafeBytes { $0.count > 0 && memchr($0.baseAddress!, 0, $0.count) != nil }
     }
 
     private static func looksLikeJSON(_ text: String) -> Bool {

@@ -39,24 +39,29 @@ public enum ManifestValidator {
         for (index, address) in (spec.externalIPs ?? []).enumerated() {
             check.address(address, field: "spec.externalIPs[\(index)]")
         }
-        var seenPorts: [String: Int] = [:]
+        struct PortIdentity: Hashable {
+            var port: Int
+            var transportProtocol: String
+        }
+        var seenPorts: [PortIdentity: Int] = [:]
         for (index, port) in (spec.ports ?? []).enumerated() {
-            let field = "spec.ports[\(index)]"
-            check.port(port.port, field: "\(field).port")
-            check.oneOf(port.protocol, Self.protocols, field: "\(field).protocol")
+            let field = { "spec.ports[\(index)]" }
+            check.port(port.port, field: "\(field()).port")
+            check.oneOf(port.protocol, Self.protocols, field: "\(field()).protocol")
             if let nodePort = port.nodePort, nodePort != 0 {
                 // Clusters choose their own node port range; only the port number itself is checked.
-                check.port(nodePort, field: "\(field).nodePort")
+                check.port(nodePort, field: "\(field()).nodePort")
             }
             switch port.targetPort {
-            case .int(let target)?: check.port(target, field: "\(field).targetPort")
+            case .int(let target)?: check.port(target, field: "\(field()).targetPort")
             case .string(let name)? where name.isEmpty:
-                check.fail("\(field).targetPort", "must be a port number or a port name, not empty")
+                check.fail("\(field()).targetPort", "must be a port number or a port name, not empty")
             default: break
             }
-            let identity = "\(port.port)/\(port.protocol ?? "TCP")"
+            let identity = PortIdentity(port: port.port, transportProtocol: port.protocol ?? "TCP")
             if let first = seenPorts[identity] {
-                check.fail("\(field)", "duplicate port \(identity): spec.ports[\(first)] has it already")
+                check.fail(
+                    field(), "duplicate port \(port.port)/\(identity.transportProtocol): spec.ports[\(first)] has it already")
             } else {
                 seenPorts[identity] = index
             }
@@ -83,14 +88,14 @@ public enum ManifestValidator {
         check.oneOf(slice.addressType, ["IPv4", "IPv6", "FQDN"], field: "addressType", allowEmpty: false)
         let family: AddressFamily? = slice.addressType == "IPv4" ? .ipv4 : slice.addressType == "IPv6" ? .ipv6 : nil
         for (index, endpoint) in (slice.endpoints ?? []).enumerated() {
-            let field = "endpoints[\(index)].addresses"
-            if endpoint.addresses.isEmpty { check.fail(field, "must hold at least one address") }
+            let field = { "endpoints[\(index)].addresses" }
+            if endpoint.addresses.isEmpty { check.fail(field(), "must hold at least one address") }
             guard let family else { continue }
             for (addressIndex, text) in endpoint.addresses.enumerated() {
-                guard let address = check.address(text, field: "\(field)[\(addressIndex)]") else { continue }
+                guard let address = check.address(text, field: "\(field())[\(addressIndex)]") else { continue }
                 if address.family != family {
                     check.fail(
-                        "\(field)[\(addressIndex)]",
+                        "\(field())[\(addressIndex)]",
                         "\(text) is an \(address.family) address, but addressType is \(slice.addressType)")
                 }
             }
@@ -112,20 +117,20 @@ public enum ManifestValidator {
         var check = Checker(location: located.location)
         check.name(located.object.metadata)
         for (index, subset) in (located.object.subsets ?? []).enumerated() {
-            let field = "subsets[\(index)]"
+            let field = { "subsets[\(index)]" }
             for (addressIndex, address) in (subset.addresses ?? []).enumerated() {
-                check.address(address.ip, field: "\(field).addresses[\(addressIndex)].ip")
+                check.address(address.ip, field: "\(field()).addresses[\(addressIndex)].ip")
             }
             for (addressIndex, address) in (subset.notReadyAddresses ?? []).enumerated() {
-                check.address(address.ip, field: "\(field).notReadyAddresses[\(addressIndex)].ip")
+                check.address(address.ip, field: "\(field()).notReadyAddresses[\(addressIndex)].ip")
             }
             for (portIndex, port) in (subset.ports ?? []).enumerated() {
                 if let number = port.port {
-                    check.port(number, field: "\(field).ports[\(portIndex)].port")
+                    check.port(number, field: "\(field()).ports[\(portIndex)].port")
                 } else {
-                    check.fail("\(field).ports[\(portIndex)].port", "missing: this field is required")
+                    check.fail("\(field()).ports[\(portIndex)].port", "missing: this field is required")
                 }
-                check.oneOf(port.protocol, Self.protocols, field: "\(field).ports[\(portIndex)].protocol")
+                check.oneOf(port.protocol, Self.protocols, field: "\(field()).ports[\(portIndex)].protocol")
             }
         }
         problems += check.problems
@@ -150,8 +155,9 @@ private struct Checker {
     let location: ObjectLocation
     var problems: [ManifestProblem] = []
 
-    mutating func fail(_ field: String, _ message: String) {
-        problems.append(ManifestProblem(at: location, field: field, message))
+    // Field paths are built only for problems: valid objects (nearly all of them) pay nothing for them.
+    mutating func fail(_ field: @autoclosure () -> String, _ message: @autoclosure () -> String) {
+        problems.append(ManifestProblem(at: location, field: field(), message()))
     }
 
     mutating func name(_ metadata: ObjectMeta) {
@@ -159,22 +165,24 @@ private struct Checker {
     }
 
     @discardableResult
-    mutating func address(_ text: String, field: String) -> IPAddress? {
+    mutating func address(_ text: String, field: @autoclosure () -> String) -> IPAddress? {
         guard let address = IPAddress(text) else {
-            fail(field, "'\(text)' is not a valid IPv4 or IPv6 address")
+            fail(field(), "'\(text)' is not a valid IPv4 or IPv6 address")
             return nil
         }
         return address
     }
 
-    mutating func port(_ number: Int, field: String) {
-        if !(1...65535).contains(number) { fail(field, "must be a port number 1-65535, not \(number)") }
+    mutating func port(_ number: Int, field: @autoclosure () -> String) {
+        if !(1...65535).contains(number) { fail(field(), "must be a port number 1-65535, not \(number)") }
     }
 
-    mutating func oneOf(_ value: String?, _ allowed: [String], field: String, allowEmpty: Bool = true) {
+    mutating func oneOf(
+        _ value: String?, _ allowed: [String], field: @autoclosure () -> String, allowEmpty: Bool = true
+    ) {
         guard let value, !(allowEmpty && value.isEmpty) else { return }
         if !allowed.contains(value) {
-            fail(field, "'\(value)' is not one of \(allowed.joined(separator: ", "))")
+            fail(field(), "'\(value)' is not one of \(allowed.joined(separator: ", "))")
         }
     }
 }
