@@ -48,10 +48,37 @@ struct SyncCommand: ParsableCommand {
         if manifests.isEmpty { throw ValidationError("Missing manifests: give at least one -f FILE or -f FOLDER.") }
     }
 
+    /// What a sync needs of the kernel before it plans: its lock, handles, the node's addresses and the table.
+    private struct KernelView: @unchecked Sendable {
+        var lock: StateLock
+        var syncer: Syncer
+        var nodeAddresses: NodeAddresses
+        var table: ObservedTable?
+        var reading: Duration
+    }
+
+    private func openKernel(readTable: Bool) throws -> KernelView {
+        let start = ContinuousClock.now
+        let lock = try StateLock(directory: state.stateDir)
+        let syncer = try Syncer(
+            ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
+            interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
+            store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
+        let addresses = try NodeAddresses.discover(syncer.interfaces, excludingLink: state.linkName)
+        let table = readTable ? try syncer.observedTable() : nil
+        return KernelView(
+            lock: lock, syncer: syncer, nodeAddresses: addresses, table: table, reading: ContinuousClock.now - start)
+    }
+
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
         var phases: [(phase: String, duration: Duration)] = []
+        // The kernel's table does not depend on the input: read it while the input is parsed.
+        let command = self
+        let kernel =
+            Privileges.hasNetworkAdministration() == true
+            ? Concurrently { try command.openKernel(readTable: true) } : nil
         let manifestSet: ManifestSet
         do {
             manifestSet = try ManifestLoader.load(paths: manifests)
@@ -66,12 +93,10 @@ struct SyncCommand: ParsableCommand {
         var report: SyncReport?
         try requireNetworkAdministration()
         try reportingFailures {
-            let lock = try StateLock(directory: state.stateDir)
-            let syncer = try Syncer(
-                ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
-                interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
-                store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
-            let addresses = try NodeAddresses.discover(syncer.interfaces, excludingLink: state.linkName)
+            let view = try kernel?.result() ?? openKernel(readTable: false)
+            phases.append(("read table (while loading)", view.reading))
+            let syncer = view.syncer
+            let addresses = view.nodeAddresses
             let context = NodeContext(
                 nodeName: node.resolvedNodeName,
                 nodeAddresses: node.nodeIP.isEmpty ? addresses.nodePortAddresses : node.nodeAddresses,
@@ -94,8 +119,8 @@ struct SyncCommand: ParsableCommand {
                         + "servers ipvs-proxy owns; nothing was applied (pass --allow-empty to do that)")
                 throw ExitStatus.badInput
             }
-            report = try syncer.sync(desired, dryRun: dryRun)
-            withExtendedLifetime(lock) {}
+            report = try syncer.sync(desired, dryRun: dryRun, table: view.table)
+            withExtendedLifetime(view.lock) {}
         }
         guard let report else { return }
         if timings {

@@ -106,8 +106,12 @@ public final class Syncer: @unchecked Sendable {
         addressesInPlace = nil
     }
 
-    /// - Parameter full: Read the whole table (and the link's addresses) instead of trusting memory.
-    public func sync(_ desired: DesiredState, full: Bool = true, dryRun: Bool = false) throws -> SyncReport {
+    /// - Parameters:
+    ///   - full: Read the whole table (and the link's addresses) instead of trusting memory.
+    ///   - table: The whole table, read just before (by a caller that read it while it parsed its input).
+    public func sync(
+        _ desired: DesiredState, full: Bool = true, dryRun: Bool = false, table prefetched: ObservedTable? = nil
+    ) throws -> SyncReport {
         var report = SyncReport(dryRun: dryRun)
         var current = try ownership()
         var addresses: AddressWork?
@@ -123,7 +127,9 @@ public final class Syncer: @unchecked Sendable {
                 addresses = work
             }
         }
-        var observed = full ? nil : try report.time("read changed real servers") { try refreshedModel(for: desired) }
+        var observed =
+            try prefetched
+            ?? (full ? nil : report.time("read changed real servers") { try refreshedModel(for: desired) })
         for attempt in 1...Self.maximumAttempts {
             report.attempts = attempt
             let table = try observed ?? report.time("read table") { try observedTable() }
@@ -335,11 +341,11 @@ public struct NodeAddresses: Sendable {
 }
 
 /// Runs work on a thread of its own; ``result()`` waits for it.
-final class Concurrently<Value>: @unchecked Sendable {
+public final class Concurrently<Value>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var outcome: Result<Value, any Error>?
 
-    init(_ work: @escaping @Sendable () throws -> Value) {
+    public init(_ work: @escaping @Sendable () throws -> Value) {
         let thread = Thread { [self] in
             outcome = Result { try work() }
             done.signal()
@@ -347,7 +353,7 @@ final class Concurrently<Value>: @unchecked Sendable {
         thread.start()
     }
 
-    func result() throws -> Value {
+    public func result() throws -> Value {
         done.wait()
         return try outcome!.get()
     }
