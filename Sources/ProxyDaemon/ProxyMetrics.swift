@@ -53,6 +53,11 @@ public final class ProxyMetrics: Sendable {
             dimensions: [("mode", full ? "full" : "incremental"), ("result", failed ? "error" : "success")],
             factory: factory
         ).increment()
+        if report.fullDump {
+            Metrics.Counter(label: "ipvs_proxy_table_reads_total", factory: factory).increment()
+        }
+        Metrics.Counter(label: "ipvs_proxy_real_server_reads_total", factory: factory)
+            .increment(by: report.realServerReads)
         let failedIndexes = Set(report.failures.map(\.index))
         var counts: [String: (success: Int, error: Int)] = [:]
         for (index, operation) in report.operations.enumerated() {

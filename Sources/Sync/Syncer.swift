@@ -22,6 +22,8 @@ public struct SyncReport: Sendable {
     public var attempts = 0
     /// Whether the whole table was read from the kernel (rather than remembered).
     public var fullDump = false
+    /// How many virtual servers' real servers were read on their own (an incremental sync's only reads).
+    public var realServerReads = 0
     /// How long each phase took, in order.
     public var timings: [(phase: String, duration: Duration)] = []
 
@@ -129,7 +131,7 @@ public final class Syncer: @unchecked Sendable {
         }
         var observed =
             try prefetched
-            ?? (full ? nil : report.time("read changed real servers") { try refreshedModel(for: desired) })
+            ?? (full ? nil : try refreshedModel(for: desired, into: &report))
         for attempt in 1...Self.maximumAttempts {
             report.attempts = attempt
             let table = try observed ?? report.time("read table") { try observedTable() }
@@ -183,11 +185,14 @@ public final class Syncer: @unchecked Sendable {
 
     /// The remembered table, with fresh real servers for virtual servers whose endpoints changed or that are
     /// draining; `nil` when there is no trustworthy memory.
-    private func refreshedModel(for desired: DesiredState) throws -> ObservedTable? {
+    private func refreshedModel(for desired: DesiredState, into report: inout SyncReport) throws -> ObservedTable? {
         guard var table = model else { return nil }
+        let start = ContinuousClock.now
+        defer { report.timings.append(("read changed real servers", ContinuousClock.now - start)) }
         for (key, wanted) in desired.virtualServers where table[key] != nil {
             if lastDesired[key]?.realServers != wanted.realServers || drainingVirtualServers.contains(key) {
                 table[key]?.realServers = try ipvs.realServers(of: key)
+                report.realServerReads += 1
             }
         }
         return table

@@ -249,3 +249,62 @@ func httpGet(host: String = "127.0.0.1", port: Int, path: String) throws -> Stri
     _ = request.withCString { send(connection, $0, strlen($0), 0) }
     return readAll(connection)
 }
+
+/// The value of a metric line (`name{labels} value`) in Prometheus text, or 0 when absent.
+func metric(_ text: String, _ series: String) -> Double {
+    for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1)) ?? 0
+    }
+    return 0
+}
+
+@Suite("ipvs-proxy run between full resyncs", .needsKernelIPVS)
+struct IncrementalSyncTests {
+    /// After the first sync, one endpoint change reaches the kernel with its own two operations, reading
+    /// only that virtual server's real servers: no dump of the whole table.
+    @Test func oneEndpointChangeCostsOnlyItsOwnOperations() throws {
+        let namespace = try TestNamespace("incremental")
+        let folder = try temporaryFolder("incremental")
+        let original = generatedCluster(services: 500)
+        try write(original, to: folder, as: "cluster.json")
+        let port = Int.random(in: 30001...40000)
+        let daemon = try Daemon(
+            namespace: namespace, manifests: folder,
+            arguments: ["--sync-period", "1h", "--metrics-bind-address", "127.0.0.1:\(port)"])
+        defer { daemon.stop() }
+        let ipvs = try namespace.ipvs()
+        #expect(
+            try eventually(timeoutSeconds: 60) { try ipvs.virtualServers().count == 500 ? true : nil } == true,
+            "\(daemon.output)")
+        // The first sync is complete once its metrics are recorded.
+        let before = try #require(
+            try eventually(timeoutSeconds: 20) { () -> String? in
+                guard let text = try? httpGet(port: port, path: "/metrics") else { return nil }
+                return metric(
+                    text, #"ipvs_proxy_kernel_operations_total{operation="add-virtual-server",result="success"}"#)
+                    == 500
+                    ? text : nil
+            })
+
+        // Service svc-7's first endpoint (10.128.0.112) is replaced by a new address.
+        let changed = original.replacingOccurrences(of: #"["10.128.0.112"]"#, with: #"["10.250.0.1"]"#)
+        #expect(changed != original)
+        let started = Date()
+        try write(changed, to: folder, as: "cluster.json")
+        let key = VirtualServerKey.address(.tcp, IPAddress("10.96.0.8")!, port: 80)
+        let arrived = try eventually(timeoutSeconds: 20) {
+            try ipvs.realServers(of: key).contains { $0.server.address == IPAddress("10.250.0.1")! } ? Date() : nil
+        }
+        let latency = try #require(arrived).timeIntervalSince(started)
+        print("one endpoint change among 500 Services to kernel: \(Int(latency * 1000)) ms")
+        Thread.sleep(forTimeInterval: 0.5)
+        let after = try httpGet(port: port, path: "/metrics")
+        func delta(_ series: String) -> Double { metric(after, series) - metric(before, series) }
+        #expect(delta("ipvs_proxy_table_reads_total") == 0)
+        #expect(delta(#"ipvs_proxy_syncs_total{mode="incremental",result="success"}"#) == 1)
+        #expect(delta("ipvs_proxy_real_server_reads_total") == 1)
+        #expect(delta(#"ipvs_proxy_kernel_operations_total{operation="delete-real-server",result="success"}"#) == 1)
+        #expect(delta(#"ipvs_proxy_kernel_operations_total{operation="add-real-server",result="success"}"#) == 1)
+        #expect(delta(#"ipvs_proxy_kernel_operations_total{operation="add-virtual-server",result="success"}"#) == 0)
+    }
+}
