@@ -214,8 +214,14 @@ static void parse_stats(struct nlattr *stats64, struct nlattr *stats32, cnetlink
         if (attribute == NULL) {
             continue;
         }
-        // The 32-bit set mixes u32 counters and u64 byte counts; the 64-bit set is u64 throughout.
-        *fields[type] = nla_len(attribute) >= 8 ? nla_get_u64(attribute) : nla_get_u32(attribute);
+        // The 32-bit set mixes u32 counters and u64 byte counts; the 64-bit set is u64 throughout. A counter
+        // too short for either is malformed and left at 0 rather than read past its end.
+        int length = nla_len(attribute);
+        if (length >= 8) {
+            *fields[type] = nla_get_u64(attribute);
+        } else if (length >= 4) {
+            *fields[type] = nla_get_u32(attribute);
+        }
     }
 }
 

@@ -8,8 +8,11 @@ enum DecodedItem {
     case ignored
     case failure(kind: String?, name: String?, field: String?, message: String)
 
+    /// How deep `List`s may nest. Real inputs nest one or two; the bound keeps recursion (and the stack) small.
+    static let maximumListDepth = 16
+
     /// Decodes an item; a typed list (`ServiceList`) passes its item kind, since the API omits `kind` on items.
-    init(from decoder: any Decoder, defaultKind: String?) {
+    init(from decoder: any Decoder, defaultKind: String?, listDepth: Int = 0) {
         let base = decoder.codingPath.count
         guard let container = try? decoder.container(keyedBy: Keys.self) else {
             self = .failure(kind: nil, name: nil, field: nil, message: "expected a Kubernetes object (a mapping)")
@@ -50,10 +53,17 @@ enum DecodedItem {
                     self = .list([])
                     return
                 }
+                guard listDepth < Self.maximumListDepth else {
+                    self = .failure(
+                        kind: kind, name: name, field: "items",
+                        message: "Lists nested more than \(Self.maximumListDepth) deep")
+                    return
+                }
                 var items = try container.nestedUnkeyedContainer(forKey: .items)
                 var decoded: [DecodedItem] = []
                 while !items.isAtEnd {
-                    decoded.append(DecodedItem(from: try items.superDecoder(), defaultKind: itemKind))
+                    decoded.append(
+                        DecodedItem(from: try items.superDecoder(), defaultKind: itemKind, listDepth: listDepth + 1))
                 }
                 self = .list(decoded)
             case nil:

@@ -125,6 +125,30 @@ struct ReplyParsingTests {
         #expect(parseService(Array(bytes.prefix(10))).0 == -Int32(CNETLINK_EBADREPLY))
     }
 
+    /// Found by fuzzing (Tests/Fuzz/Crashes/netlink-reply): a counter attribute without payload was read past
+    /// the end of the message.
+    @Test func aStatsCounterWithoutPayloadIsIgnored() {
+        var message = NetlinkMessageBuilder(type: 0x20, flags: 2, command: 1)
+        message.beginNest(1)
+        message.u16(1, 2)
+        message.u16(2, 6)
+        message.attribute(3, [10, 0, 0, 1] + [UInt8](repeating: 0, count: 12))
+        message.u16(4, UInt16(80).bigEndian)
+        message.string(6, "rr")
+        message.attribute(7, [UInt8](repeating: 0, count: 8))
+        message.u32(8, 0)
+        message.u32(9, 0xFFFF_FFFF)
+        message.beginNest(10)
+        message.u32(2, 7)
+        message.attribute(1, [])  // CONNS with no payload, last in the message
+        message.endNest()
+        message.endNest()
+        let (result, entry) = parseService(message.message)
+        #expect(result == 0)
+        #expect(entry.stats.connections == 0)
+        #expect(entry.stats.incoming_packets == 7)
+    }
+
     @Test func destinationReplyBecomesATypedRealServer() {
         let (result, entry) = parseDestination(destinationReply(weight: 7))
         #expect(result == 0)

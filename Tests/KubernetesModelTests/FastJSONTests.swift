@@ -69,9 +69,48 @@ struct FastJSONTests {
         #"[1,2]"#,
         #"{"kind":"Service","metadata":{"name":"a"}} trailing"#,
         #"{"kind":"Service","metadata":{"name":"a","labels":{"x":1}}}"#,
+        // Found by fuzzing (Tests/Fuzz/Crashes/manifest): decoders disagreed on these.
+        #"{"kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":080}]}}"#,
+        #"{"kind":"Service","metadata":{"name":"a","name":"b"}}"#,
+        #"{"kind":"Service","metadata":{"name":"a"},"extra":"\x"}"#,
+        #"{"kind":"Service","metadata":{"name":"a"},"extra":--1}"#,
+        #"{"kind":"Service","metadata":{"name":"a"},"extra":1.}"#,
     ])
     func fallsBackOnAnythingElse(_ text: String) {
         #expect(FastManifestDecoder.decode(text) == nil, "\(text)")
         expectSame(text, "\(text)")
+    }
+}
+
+@Suite("Deep nesting")
+struct DeepNestingTests {
+    /// Found by fuzzing: deep nesting in an ignored field overflowed the stack of the fast decoder.
+    @Test func deeplyNestedIgnoredFieldsAreRefusedNotCrashedOn() {
+        let deep =
+            #"{"kind":"Service","metadata":{"name":"a"},"extra":"# + String(repeating: "[", count: 100_000)
+            + String(repeating: "]", count: 100_000) + "}"
+        #expect(FastManifestDecoder.decode(deep) == nil)
+        var set = ManifestSet()
+        var problems: [ManifestProblem] = []
+        ManifestLoader.decode(deep, file: "deep.json", into: &set, problems: &problems)
+        #expect(problems.first?.description.hasPrefix("deep.json: invalid JSON") == true)
+    }
+
+    /// Found by fuzzing: Lists nested in Lists recursed without bound.
+    @Test func listsNestedTooDeepAreAProblemForBothDecoders() {
+        var text = #"{"kind":"Service","metadata":{"name":"a"}}"#
+        for _ in 0..<300 { text = #"{"kind":"List","items":["# + text + "]}" }
+        #expect(FastManifestDecoder.decode(text) == nil)
+        expectSame(text)
+        var set = ManifestSet()
+        var problems: [ManifestProblem] = []
+        ManifestLoader.decode(text, file: "lists.json", into: &set, problems: &problems)
+        #expect(problems.count == 1)
+        #expect(set.services.isEmpty)
+
+        var shallow = #"{"kind":"Service","metadata":{"name":"a"}}"#
+        for _ in 0..<3 { shallow = #"{"kind":"List","items":["# + shallow + "]}" }
+        #expect(FastManifestDecoder.decode(shallow) != nil)
+        expectSame(shallow)
     }
 }

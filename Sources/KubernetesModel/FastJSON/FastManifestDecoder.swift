@@ -11,13 +11,15 @@ enum FastManifestDecoder {
         var text = text
         return text.withUTF8 { bytes in
             var scanner = JSONScanner(bytes)
-            guard let item = try? item(&scanner, defaultKind: nil), scanner.isAtEnd() else { return nil }
+            guard let item = try? item(&scanner, defaultKind: nil, listDepth: 0), scanner.isAtEnd() else { return nil }
             return item
         }
     }
 
     /// One object: everything read in one pass, whatever the order of its members, then built by its kind.
-    private static func item(_ scanner: inout JSONScanner, defaultKind: String?) throws(Mismatch) -> DecodedItem {
+    private static func item(
+        _ scanner: inout JSONScanner, defaultKind: String?, listDepth: Int
+    ) throws(Mismatch) -> DecodedItem {
         var kind: String?
         var apiVersion: String?
         var metadata: ObjectMeta?
@@ -64,9 +66,11 @@ enum FastManifestDecoder {
                 if try scanner.takeNull() {
                     items = nil
                 } else {
+                    // Too deep for the full decoder's rule too: it words the problem.
+                    guard listDepth < DecodedItem.maximumListDepth else { throw Mismatch() }
                     var decoded: [DecodedItem] = []
                     try scanner.array { scanner throws(Mismatch) in
-                        decoded.append(try item(&scanner, defaultKind: itemKind))
+                        decoded.append(try item(&scanner, defaultKind: itemKind, listDepth: listDepth + 1))
                     }
                     items = decoded
                 }

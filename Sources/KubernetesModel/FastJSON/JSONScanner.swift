@@ -5,6 +5,11 @@
 struct JSONScanner: ~Copyable {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    private var depth = 0
+
+    /// Foundation's JSONDecoder refuses deeper nesting; so does this scanner, which also keeps recursion
+    /// (and so the stack) bounded.
+    static let maximumDepth = 512
 
     struct Mismatch: Error {}
 
@@ -55,12 +60,19 @@ struct JSONScanner: ~Copyable {
     /// Calls `body` with each member's key; `body` must read the member's value.
     mutating func object(_ body: (inout JSONScanner, Key) throws(Mismatch) -> Void) throws(Mismatch) {
         try consume(UInt8(ascii: "{"))
+        depth += 1
+        guard depth <= Self.maximumDepth else { throw Mismatch() }
+        defer { depth -= 1 }
         if try peek() == UInt8(ascii: "}") {
             index += 1
             return
         }
+        // Which of two equal keys wins differs between decoders: leave duplicates to the full one.
+        var keys: [Key] = []
         while true {
             let key = try rawString()
+            if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw Mismatch() }
+            keys.append(key)
             try consume(UInt8(ascii: ":"))
             try body(&self, key)
             switch try peek() {
@@ -76,6 +88,9 @@ struct JSONScanner: ~Copyable {
     /// Calls `body` once per element; `body` must read the element.
     mutating func array(_ body: (inout JSONScanner) throws(Mismatch) -> Void) throws(Mismatch) {
         try consume(UInt8(ascii: "["))
+        depth += 1
+        guard depth <= Self.maximumDepth else { throw Mismatch() }
+        defer { depth -= 1 }
         if try peek() == UInt8(ascii: "]") {
             index += 1
             return
@@ -114,7 +129,19 @@ struct JSONScanner: ~Copyable {
                 let key = Key(bytes: UnsafeBufferPointer(rebasing: bytes[start..<index]))
                 index += 1
                 return key
-            case UInt8(ascii: "\\"): index += 2
+            case UInt8(ascii: "\\"):
+                guard index + 1 < bytes.count else { throw Mismatch() }
+                switch bytes[index + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 2
+                case UInt8(ascii: "u"):
+                    guard index + 6 <= bytes.count,
+                        bytes[(index + 2)..<(index + 6)].allSatisfy({ Self.isHexDigit($0) })
+                    else { throw Mismatch() }
+                    index += 6
+                default: throw Mismatch()
+                }
             case 0..<0x20: throw Mismatch()
             default: index += 1
             }
@@ -134,26 +161,60 @@ struct JSONScanner: ~Copyable {
 
     mutating func int() throws(Mismatch) -> Int {
         _ = try peek()
+        let start = index
+        try skipNumber()
+        // Only a plain integer; a fraction or exponent is left to the full decoder.
         var negative = false
-        if bytes[index] == UInt8(ascii: "-") {
+        var position = start
+        if bytes[position] == UInt8(ascii: "-") {
             negative = true
-            index += 1
+            position += 1
         }
         var value = 0
-        var digits = 0
-        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+        while position < index {
+            let byte = bytes[position]
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { throw Mismatch() }
             let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times.addingReportingOverflow(Int(bytes[index] - UInt8(ascii: "0")))
+            let (sum, overflow2) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
             guard !overflow1, !overflow2 else { throw Mismatch() }
             value = sum
-            digits += 1
-            index += 1
+            position += 1
         }
-        // A fraction or exponent is not an integer: leave it to the full decoder.
-        guard digits > 0,
-            index == bytes.count || ![UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index])
-        else { throw Mismatch() }
         return negative ? -value : value
+    }
+
+    /// Skips a number, strictly as JSON writes one: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    private mutating func skipNumber() throws(Mismatch) {
+        func digits() throws(Mismatch) -> Int {
+            let start = index
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                index += 1
+            }
+            guard index > start else { throw Mismatch() }
+            return index - start
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count else { throw Mismatch() }
+        let first = bytes[index]
+        let count = try digits()
+        // JSON has no leading zeros.
+        guard first != UInt8(ascii: "0") || count == 1 else { throw Mismatch() }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            _ = try digits()
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
+            _ = try digits()
+        }
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }
 
     mutating func optionalInt() throws(Mismatch) -> Int? {
@@ -203,18 +264,7 @@ struct JSONScanner: ~Copyable {
         case UInt8(ascii: "f"): try literal("false")
         case UInt8(ascii: "n"): try literal("null")
         default:
-            let start = index
-            while index < bytes.count {
-                switch bytes[index] {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
-                    UInt8(ascii: "e"), UInt8(ascii: "E"):
-                    index += 1
-                default:
-                    guard index > start else { throw Mismatch() }
-                    return
-                }
-            }
-            guard index > start else { throw Mismatch() }
+            try skipNumber()
         }
     }
 
