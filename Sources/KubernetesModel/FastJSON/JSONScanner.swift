@@ -67,12 +67,19 @@ struct JSONScanner: ~Copyable {
             index += 1
             return
         }
-        // Which of two equal keys wins differs between decoders: leave duplicates to the full one.
+        // Which of two equal keys wins differs between decoders: leave duplicates to the full one. Small
+        // objects are checked by comparison, large ones (a big labels map) through a set, never quadratically.
         var keys: [Key] = []
+        var manyKeys: Set<String> = []
         while true {
             let key = try rawString()
-            if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw Mismatch() }
-            keys.append(key)
+            if keys.count < 16 {
+                if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw Mismatch() }
+                keys.append(key)
+                if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
+            } else if !manyKeys.insert(key.string).inserted {
+                throw Mismatch()
+            }
             try consume(UInt8(ascii: ":"))
             try body(&self, key)
             switch try peek() {
