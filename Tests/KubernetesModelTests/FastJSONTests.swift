@@ -52,6 +52,9 @@ struct FastJSONTests {
         #"{"apiVersion":"v1","items":[{"kind":"Service","metadata":{"name":"a"}},{"kind":"Deployment","spec":{"replicas":2,"ports":"x"}}],"kind":"List"}"#,
         #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":null,"serving":true}}],"ports":[{"port":null}]}"#,
         #"{"kind":"Endpoints","metadata":{"name":"e"},"subsets":[{"addresses":[{"ip":"1.2.3.4"}],"notReadyAddresses":null,"ports":[{"port":5}]}]}"#,
+        // Keys of ignored values are not read, so neither escapes nor repeats in them matter (managedFields
+        // has keys like "k:{\"port\":80}").
+        #"{"kind":"Service","metadata":{"name":"a","managedFields":[{"f:x":{"k:{\"p\":1}":{},"f:x":1}}]}}"#,
     ])
     func onHandWrittenObjects(_ text: String) {
         #expect(FastManifestDecoder.decode(text) != nil, "\(text)")
@@ -72,6 +75,10 @@ struct FastJSONTests {
         // Found by fuzzing (Tests/Fuzz/Crashes/manifest): decoders disagreed on these.
         #"{"kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":080}]}}"#,
         #"{"kind":"Service","metadata":{"name":"a","name":"b"}}"#,
+        #"{"kin\u0064":"Endpoints","kind":"Service","metadata":{"name":"a"}}"#,
+        #"{"kind":"Service","metadata":{"nam\u0065":"a","name":"b"}}"#,
+        #"{"kind":"Service","metadata":{"name":"a","labels":{"app\u002fx":"y"}}}"#,
+        #"{"kind":"Service","metadata":{"name":"a","labels":{"é":"y"}}}"#,
         #"{"kind":"Service","metadata":{"name":"a"},"extra":"\x"}"#,
         #"{"kind":"Service","metadata":{"name":"a"},"extra":--1}"#,
         #"{"kind":"Service","metadata":{"name":"a"},"extra":1.}"#,
@@ -79,6 +86,32 @@ struct FastJSONTests {
     func fallsBackOnAnythingElse(_ text: String) {
         #expect(FastManifestDecoder.decode(text) == nil, "\(text)")
         expectSame(text, "\(text)")
+    }
+}
+
+@Suite("Many keys")
+struct ManyKeysTests {
+    private func service(labels: [String]) -> String {
+        #"{"kind":"Service","metadata":{"name":"a","labels":{"#
+            + labels.map { #""\#($0)":"v""# }.joined(separator: ",") + "}}}"
+    }
+
+    /// Found by fuzzing: the duplicate check once compared each key with every earlier one. Large objects
+    /// are checked through a set (`scripts/fuzz` replays the 8,280-key reproducer under a 10 s timeout).
+    @Test func aLargeLabelMapIsReadByTheFastPath() {
+        let text = service(labels: (0..<20_000).map { "key-\($0)" })
+        #expect(FastManifestDecoder.decode(text) != nil)
+        expectSame(text)
+        #expect(bothWays(text).fast.services.first?.object.metadata.labels?.count == 20_000)
+    }
+
+    @Test(arguments: [3, 15, 16, 17, 5_000])
+    func aRepeatedKeyAnywhereInALargeObjectGoesToTheFullDecoder(_ repeatedAt: Int) {
+        var labels = (0..<5_001).map { "key-\($0)" }
+        labels.insert("key-0", at: repeatedAt + 1)
+        let text = service(labels: labels)
+        #expect(FastManifestDecoder.decode(text) == nil)
+        expectSame(text)
     }
 }
 

@@ -58,7 +58,13 @@ struct JSONScanner: ~Copyable {
     }
 
     /// Calls `body` with each member's key; `body` must read the member's value.
-    mutating func object(_ body: (inout JSONScanner, Key) throws(Mismatch) -> Void) throws(Mismatch) {
+    ///
+    /// Which of two equal keys wins differs between decoders, and an escaped key (`"kin\u0064"`) names the
+    /// same member as its plain spelling: in an object whose keys are read, both go to the full decoder.
+    /// Keys of values being skipped need no such care, which keeps skipping fast.
+    mutating func object(
+        readingKeys: Bool = true, _ body: (inout JSONScanner, Key) throws(Mismatch) -> Void
+    ) throws(Mismatch) {
         try consume(UInt8(ascii: "{"))
         depth += 1
         guard depth <= Self.maximumDepth else { throw Mismatch() }
@@ -67,18 +73,21 @@ struct JSONScanner: ~Copyable {
             index += 1
             return
         }
-        // Which of two equal keys wins differs between decoders: leave duplicates to the full one. Small
-        // objects are checked by comparison, large ones (a big labels map) through a set, never quadratically.
+        // Small objects are checked for duplicates by comparison, large ones (a big labels map) through a
+        // set, never quadratically. Keys are plain ASCII here, so equal bytes are equal strings.
         var keys: [Key] = []
         var manyKeys: Set<String> = []
         while true {
             let key = try rawString()
-            if keys.count < 16 {
-                if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw Mismatch() }
-                keys.append(key)
-                if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
-            } else if !manyKeys.insert(key.string).inserted {
-                throw Mismatch()
+            if readingKeys {
+                if key.bytes.contains(where: { $0 == UInt8(ascii: "\\") || $0 >= 0x80 }) { throw Mismatch() }
+                if keys.count < 16 {
+                    if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw Mismatch() }
+                    keys.append(key)
+                    if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
+                } else if !manyKeys.insert(key.string).inserted {
+                    throw Mismatch()
+                }
             }
             try consume(UInt8(ascii: ":"))
             try body(&self, key)
@@ -114,7 +123,7 @@ struct JSONScanner: ~Copyable {
         }
     }
 
-    /// A key: the bytes between the quotes, escapes and all (keys the proxy reads have none).
+    /// A key: the bytes between the quotes (where keys are read, plain ASCII without escapes).
     struct Key {
         let bytes: UnsafeBufferPointer<UInt8>
 
@@ -264,7 +273,7 @@ struct JSONScanner: ~Copyable {
     /// Skips any value.
     mutating func skip() throws(Mismatch) {
         switch try peek() {
-        case UInt8(ascii: "{"): try object { scanner, _ throws(Mismatch) in try scanner.skip() }
+        case UInt8(ascii: "{"): try object(readingKeys: false) { scanner, _ throws(Mismatch) in try scanner.skip() }
         case UInt8(ascii: "["): try array { scanner throws(Mismatch) in try scanner.skip() }
         case UInt8(ascii: "\""): _ = try rawString()
         case UInt8(ascii: "t"): try literal("true")
