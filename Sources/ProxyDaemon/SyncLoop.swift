@@ -8,6 +8,10 @@ import Sync
 import Synchronization
 import Translation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How the daemon paces its work.
 public struct SyncLoopConfiguration: Sendable {
     /// A full resync (reading the whole kernel table, repairing outside changes) at least this often.
@@ -143,6 +147,9 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
                 nextFull = clock.now + configuration.minSyncPeriod * 5
             }
             lastSync = clock.now
+            // The objects replaced by this sync (the previous snapshot, its translation, the parse's scratch)
+            // are freed by now, but glibc keeps freed heap for reuse: tens of MB at 10,000 Services.
+            if changed { FreeMemory.returnToKernel() }
             let elapsed = lastSync - started
             metrics.syncDuration.recordNanoseconds(elapsed.nanoseconds)
             metrics.lastSyncTimestamp.record(Date().timeIntervalSince1970)
@@ -179,6 +186,23 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
             logger.error("kernel refused an operation", metadata: ["error": "\(failure.error)"])
         }
         if failed { syncer.forgetTable() }
+    }
+}
+
+/// Gives the C heap's free pages back to the kernel.
+enum FreeMemory {
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+    /// glibc's `malloc_trim` (malloc.h is not in the Glibc module); `nil` with another C library.
+    private static let mallocTrim: MallocTrim? = {
+        #if canImport(Glibc)
+            dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim").map { unsafeBitCast($0, to: MallocTrim.self) }
+        #else
+            nil
+        #endif
+    }()
+
+    static func returnToKernel() {
+        _ = mallocTrim?(0)
     }
 }
 

@@ -58,6 +58,8 @@ public struct ManifestFolderSource: ClusterSource {
 
     /// Joins the files' objects; an object defined in two files keeps the first file's version.
     private func merge(_ sets: [ManifestSet], problems: inout [ManifestProblem]) -> ManifestSet {
+        // One file's objects are unique already (loading checks that): share them rather than copy.
+        if sets.count == 1 { return sets[0] }
         var merged = ManifestSet()
         var services: [ObjectName: ObjectLocation] = [:]
         var slices: [ObjectName: ObjectLocation] = [:]

@@ -77,6 +77,21 @@ private func slice(_ set: ManifestSet, _ name: String) -> EndpointSlice? {
     set.endpointSlices.first { $0.object.metadata.name == name }?.object
 }
 
+/// Services and EndpointSlices were watched from these resource versions.
+private func expectWatches(
+    _ requests: [String], services: Int, endpointSlices: Int, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(
+        requests.contains(
+            "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=\(services)&timeoutSeconds=300"),
+        sourceLocation: sourceLocation)
+    #expect(
+        requests.contains {
+            $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?watch=1")
+                && $0.contains("resourceVersion=\(endpointSlices)")
+        }, sourceLocation: sourceLocation)
+}
+
 @Suite("The Kubernetes API source against a fake API server", .serialized)
 struct KubernetesAPISourceTests {
     @Test func initialListGivesEveryServiceAndSlice() async throws {
@@ -88,15 +103,8 @@ struct KubernetesAPISourceTests {
         #expect(harness.updates.withLock { $0.first?.serviceChanges } == 10)
         // Both were listed with the bearer token and then watched from the list's resource version.
         try await Task.sleep(for: .milliseconds(300))
-        let requests = harness.server.requests
-        #expect(requests.contains("/api/v1/services?limit=500"))
-        #expect(
-            requests.contains(
-                "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=225&timeoutSeconds=300"))
-        #expect(
-            requests.contains {
-                $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?watch=1") && $0.contains("resourceVersion=225")
-            })
+        #expect(harness.server.requests.contains("/api/v1/services?limit=500"))
+        expectWatches(harness.server.requests, services: 225, endpointSlices: 225)
         await harness.finish()
     }
 
@@ -121,14 +129,7 @@ struct KubernetesAPISourceTests {
         #expect(updates.contains { service($0.snapshot, "promo") != nil }, "promo was added before it was deleted")
         // After the stream ended, the next watch starts at the last bookmark.
         try await Task.sleep(for: .milliseconds(300))
-        let requests = harness.server.requests
-        #expect(
-            requests.contains(
-                "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=232&timeoutSeconds=300"))
-        #expect(
-            requests.contains {
-                $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?watch=1") && $0.contains("resourceVersion=234")
-            })
+        expectWatches(harness.server.requests, services: 232, endpointSlices: 234)
         await harness.finish()
     }
 
