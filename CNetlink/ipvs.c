@@ -341,6 +341,10 @@ int cnetlink_ipvs_open(const char *netns_path, cnetlink_ipvs **handle) {
     return 0;
 }
 
+int cnetlink_ipvs_set_receive_buffer(cnetlink_ipvs *handle, int bytes) {
+    return transport_set_receive_buffer(&handle->transport, bytes);
+}
+
 void cnetlink_ipvs_close(cnetlink_ipvs *handle) {
     if (handle == NULL) {
         return;

@@ -153,6 +153,17 @@ int transport_open(struct cnetlink_transport *transport, int protocol, const cha
     return 0;
 }
 
+int transport_set_receive_buffer(struct cnetlink_transport *transport, int bytes) {
+    if (bytes <= 0) {
+        return -EINVAL;
+    }
+    if (setsockopt(transport->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0 &&
+        setsockopt(transport->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) != 0) {
+        return -errno;
+    }
+    return 0;
+}
+
 void transport_close(struct cnetlink_transport *transport) {
     if (transport->socket != NULL) {
         nl_socket_free(transport->socket);
@@ -208,6 +219,18 @@ static ssize_t receive_datagram(struct cnetlink_transport *transport, int nonblo
     }
 }
 
+/// Reads and drops whatever is queued: answers left from an abandoned exchange or batch. After an
+/// overflow (ENOBUFS) the kernel drops every further answer to this socket until its queue has been
+/// emptied once, so a request sent before that would wait forever for its acknowledgement.
+static void discard_pending(struct cnetlink_transport *transport) {
+    for (;;) {
+        ssize_t length = receive_datagram(transport, 1);
+        if (length == 0 || (length < 0 && length != -ENOBUFS && length != -CNETLINK_EBADREPLY)) {
+            return;
+        }
+    }
+}
+
 static int error_of(const struct nlmsghdr *message) {
     if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) {
         return -CNETLINK_EBADREPLY;
@@ -217,6 +240,7 @@ static int error_of(const struct nlmsghdr *message) {
 }
 
 int transport_exchange(struct cnetlink_transport *transport, transport_message_handler handler, void *context) {
+    discard_pending(transport);
     struct nlmsghdr *request = nlmsg_hdr(transport->scratch);
     uint32_t sequence = request->nlmsg_seq;
     int result = send_all(transport, request, request->nlmsg_len);
@@ -269,6 +293,7 @@ int transport_batch_begin(struct cnetlink_transport *transport) {
             return -ENOMEM;
         }
     }
+    discard_pending(transport);
     transport->batch_length = 0;
     transport->batch_count = 0;
     transport->batch_error = 0;

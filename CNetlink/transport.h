@@ -54,6 +54,8 @@ int transport_in_namespace(const char *netns_path, int (*body)(void *), void *co
 
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path);
 void transport_close(struct cnetlink_transport *transport);
+/// Sets the socket's receive buffer (the kernel doubles it for its bookkeeping, and has a minimum).
+int transport_set_receive_buffer(struct cnetlink_transport *transport, int bytes);
 
 /// Rewinds the scratch message so a new request can be built in it.
 struct nl_msg *transport_reset_message(struct cnetlink_transport *transport);

@@ -149,6 +149,9 @@ typedef void (*cnetlink_failure_visitor)(size_t index, int error, void *context)
 /// that network namespace on the calling thread, which then returns to its own namespace.
 int cnetlink_ipvs_open(const char *netns_path, cnetlink_ipvs **handle);
 void cnetlink_ipvs_close(cnetlink_ipvs *handle);
+/// Sets the socket's receive buffer (8 MiB by default). The answers to a batch's failed operations queue
+/// there until read; a buffer too small for them overflows, and the batch fails with `-ENOBUFS`.
+int cnetlink_ipvs_set_receive_buffer(cnetlink_ipvs *handle, int bytes);
 
 /// Reads the IPVS version (e.g. 0x010201 for 1.2.1) and the connection table size.
 int cnetlink_ipvs_get_info(cnetlink_ipvs *handle, uint32_t *version, uint32_t *connection_table_size);

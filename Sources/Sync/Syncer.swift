@@ -154,7 +154,21 @@ public final class Syncer: @unchecked Sendable {
             // take different locks in the kernel, and binding thousands of addresses is the slower of the two.
             let binding = addresses.map { work in Concurrently { try self.interfaces.apply(work.changes) } }
             addresses = nil
-            let failures = plan.operations.isEmpty ? [] : try report.time("apply") { try ipvs.apply(plan.operations) }
+            let failures: [BatchFailure]
+            do {
+                failures = plan.operations.isEmpty ? [] : try report.time("apply") { try ipvs.apply(plan.operations) }
+            } catch {
+                // Any part of the batch may have been applied (ENOBUFS, say): only a full read can tell, so
+                // what may have been made stays owned, and the next sync reads the whole table.
+                forgetTable()
+                if let binding, let addressFailures = try? binding.result() {
+                    during.addresses = finishAddresses(
+                        report.addressesBound, report.addressesUnbound, failures: addressFailures,
+                        owned: during.addresses, into: &report)
+                    try? save(during)
+                }
+                throw error
+            }
             current.virtualServers = Self.owned(after: plan, failures: failures, before: current.virtualServers)
             if let binding {
                 let work = binding

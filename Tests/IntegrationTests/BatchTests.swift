@@ -96,4 +96,30 @@ struct BatchTests {
         #expect(failures.allSatisfy { $0.error.errno == .noSuchProcess })
         #expect(failures.map(\.index) == Array(0..<20_000))
     }
+
+    /// Refusals that overflow the receive buffer make the batch fail with ENOBUFS, and leave the socket
+    /// usable: the kernel drops every answer to a socket that overflowed until its queue is emptied, so a
+    /// handle that did not empty it first would wait forever for the next request's acknowledgement.
+    @Test func aBatchThatOverflowsTheSocketFailsAndTheHandleStillWorks() throws {
+        let ipvs = try TestNamespace("batch-overflow").ipvs()
+        let deletes = (0..<2000).map { index in
+            TableOperation.deleteVirtualServer(.address(.udp, IPAddress(ipv4: 0x0A00_0000 + UInt32(index)), port: 53))
+        }
+        try ipvs.setReceiveBufferSize(1)
+        #expect {
+            try ipvs.apply(deletes)
+        } throws: { error in
+            (error as? IPVSError)?.errno == .noBufferSpace
+        }
+        try ipvs.setReceiveBufferSize(8 << 20)
+
+        // The next batch gets its answers: a refusal as well as the final acknowledgement.
+        let key = VirtualServerKey.address(.tcp, IPAddress("10.1.0.1")!, port: 80)
+        let missing = VirtualServerKey.address(.udp, IPAddress("10.9.9.9")!, port: 53)
+        let failures = try ipvs.apply([
+            .addVirtualServer(VirtualServer(key, scheduler: .roundRobin)), .deleteVirtualServer(missing),
+        ])
+        #expect(failures.map(\.index) == [1])
+        #expect(try ipvs.virtualServers().map(\.server.key) == [key])
+    }
 }

@@ -89,6 +89,40 @@ struct ReliabilityTests {
         #expect(try syncer.ownership().virtualServers[wanted] == nil)
     }
 
+    /// A socket that overflows (ENOBUFS) leaves a batch's outcome unknown: the sync fails, the syncer forgets
+    /// the table it remembers, and the next sync reads the kernel's table in full instead of trusting memory.
+    @Test func anOverflowedSocketMakesTheNextSyncReadTheTableInFull() throws {
+        let namespace = try TestNamespace("enobufs")
+        let ipvs = try namespace.ipvs()
+        let syncer = try Syncer(
+            ipvs: ipvs, interfaces: namespace.interfaces(),
+            store: OwnershipStore(directory: try temporaryFolder("enobufs-state")))
+        let node = NodeContext(nodeName: "node-a", nodeAddresses: [IPAddress("192.168.1.10")!])
+        let folder = try temporaryFolder("enobufs")
+        let file = try write(generatedCluster(services: 2000, endpoints: 1), to: folder, as: "cluster.json")
+        let desired = try Translator.translate(ManifestLoader.load(paths: [file]), node: node)
+        #expect(try syncer.sync(desired).failures.isEmpty)
+
+        // Behind the syncer's back the table is flushed, so each of the 2,000 deletes an empty input plans
+        // from memory is refused; the refusals overflow a receive buffer at the kernel's minimum size.
+        try namespace.ipvs().flush()
+        try ipvs.setReceiveBufferSize(1)
+        #expect {
+            try syncer.sync(DesiredState(), full: false)
+        } throws: { error in
+            (error as? IPVSError)?.errno == .noBufferSpace
+        }
+
+        try ipvs.setReceiveBufferSize(8 << 20)
+        let report = try syncer.sync(DesiredState(), full: false)
+        #expect(report.fullDump)
+        #expect(report.attempts == 1)
+        #expect(report.operations.isEmpty)
+        #expect(try ipvs.virtualServers().isEmpty)
+        #expect(try syncer.ownership().virtualServers.isEmpty)
+        #expect(try syncer.ownership().addresses.isEmpty)
+    }
+
     /// `kill -9` in the middle of a large sync, then a new sync: the table converges, with nothing duplicated
     /// or leaked, and cleanup still removes everything owned.
     @Test func aSyncKilledHalfwayConvergesOnTheNextOne() throws {

@@ -37,6 +37,14 @@ public final class IPVSHandle: @unchecked Sendable {
         cnetlink_ipvs_close(handle)
     }
 
+    /// Sets the socket's receive buffer (8 MiB by default), where the answers to a batch's failed operations
+    /// wait to be read. When they overflow it, ``apply(_:)`` throws `ENOBUFS`: the batch's outcome is unknown.
+    public func setReceiveBufferSize(_ bytes: Int) throws {
+        try withHandle {
+            try Self.check(cnetlink_ipvs_set_receive_buffer($0, Int32(clamping: bytes)), "set the receive buffer")
+        }
+    }
+
     private func withHandle<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result {
         try lock.withLock { _ in try body(handle) }
     }
