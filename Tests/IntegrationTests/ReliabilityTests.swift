@@ -24,6 +24,19 @@ func generatedCluster(services count: Int, endpoints: Int = 10) -> String {
     return #"{"apiVersion":"v1","kind":"List","items":["# + items.joined(separator: ",\n") + "]}"
 }
 
+/// A syncer working in a fresh network namespace of its own, with its own state folder.
+private func syncerInFreshNamespace(_ name: String) throws -> (TestNamespace, IPVSHandle, Syncer) {
+    let namespace = try TestNamespace(name)
+    let ipvs = try namespace.ipvs()
+    let syncer = try Syncer(
+        ipvs: ipvs, interfaces: namespace.interfaces(),
+        store: OwnershipStore(directory: try temporaryFolder("\(name)-state")))
+    return (namespace, ipvs, syncer)
+}
+
+/// The node the tests translate for.
+private let node = NodeContext(nodeName: "node-a", nodeAddresses: [IPAddress("192.168.1.10")!])
+
 @Suite("Reliability against the kernel", .needsKernelIPVS)
 struct ReliabilityTests {
     @Test func withoutCAP_NET_ADMINItRefusesToStartWithAClearMessage() throws {
@@ -56,12 +69,7 @@ struct ReliabilityTests {
     /// The daemon plans between full resyncs against the table it remembers; when someone else changed the
     /// kernel meanwhile, the batch meets EEXIST or ESRCH: the syncer reads again and plans again.
     @Test func racesDuringABatchAreResolvedByReadingAgain() throws {
-        let namespace = try TestNamespace("race")
-        let ipvs = try namespace.ipvs()
-        let syncer = try Syncer(
-            ipvs: ipvs, interfaces: namespace.interfaces(),
-            store: OwnershipStore(directory: try temporaryFolder("race-state")))
-        let node = NodeContext(nodeName: "node-a", nodeAddresses: [IPAddress("192.168.1.10")!])
+        let (_, ipvs, syncer) = try syncerInFreshNamespace("race")
         let folder = try temporaryFolder("race")
         let file = try write(generatedCluster(services: 3, endpoints: 2), to: folder, as: "cluster.json")
         let first = try syncer.sync(Translator.translate(ManifestLoader.load(paths: [file]), node: node))
@@ -92,12 +100,7 @@ struct ReliabilityTests {
     /// A socket that overflows (ENOBUFS) leaves a batch's outcome unknown: the sync fails, the syncer forgets
     /// the table it remembers, and the next sync reads the kernel's table in full instead of trusting memory.
     @Test func anOverflowedSocketMakesTheNextSyncReadTheTableInFull() throws {
-        let namespace = try TestNamespace("enobufs")
-        let ipvs = try namespace.ipvs()
-        let syncer = try Syncer(
-            ipvs: ipvs, interfaces: namespace.interfaces(),
-            store: OwnershipStore(directory: try temporaryFolder("enobufs-state")))
-        let node = NodeContext(nodeName: "node-a", nodeAddresses: [IPAddress("192.168.1.10")!])
+        let (namespace, ipvs, syncer) = try syncerInFreshNamespace("enobufs")
         let folder = try temporaryFolder("enobufs")
         let file = try write(generatedCluster(services: 2000, endpoints: 1), to: folder, as: "cluster.json")
         let desired = try Translator.translate(ManifestLoader.load(paths: [file]), node: node)
