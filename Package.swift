@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "ipvs-proxy", targets: ["ipvs-proxy"]),
         .library(name: "IPVS", targets: ["IPVS"]),
+        .library(name: "IPVSModel", targets: ["IPVSModel"]),
         .library(name: "KubernetesModel", targets: ["KubernetesModel"]),
         // For the fuzz targets in Tests/Fuzz, which exercise the reply parsers directly.
         .library(name: "CNetlink", targets: ["CNetlink"]),
@@ -45,20 +46,22 @@ let package = Package(
             name: "KubernetesModel",
             dependencies: ["InternetAddress", .product(name: "Yams", package: "Yams")]
         ),
-        // Typed IPVS over the shim: virtual servers, real servers, batches, errors.
+        // The IPVS table, links and addresses as plain values: keys, servers, schedulers, flags, operations.
+        .target(
+            name: "IPVSModel",
+            dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Connections to the kernel's IPVS table and to its links and addresses, over the shim.
         .target(
             name: "IPVS",
-            dependencies: [
-                "CNetlink",
-                "InternetAddress",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: ["CNetlink", "IPVSModel", .product(name: "SystemPackage", package: "swift-system")]
         ),
         // The subcommands of `ipvs-proxy`, as a library so tests can run them in-process.
         .target(
             name: "ProxyCommands",
             dependencies: [
                 "IPVS",
+                "IPVSModel",
                 "KubernetesModel",
                 "Translation",
                 "Sync",
@@ -67,12 +70,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
-        .target(name: "Translation", dependencies: ["IPVS", "KubernetesModel"]),
+        .target(name: "Translation", dependencies: ["IPVSModel", "KubernetesModel"]),
         // Plans and applies the difference between desired and kernel state, owning only what it made.
-        .target(name: "Sync", dependencies: ["IPVS", "Translation", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(
+            name: "Sync",
+            dependencies: [
+                "IPVS", "IPVSModel", "Translation", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Where desired state comes from while running: a manifest folder, or the Kubernetes API (list/watch).
         .target(
             name: "StateSources",
@@ -90,22 +99,47 @@ let package = Package(
         .target(
             name: "ProxyDaemon",
             dependencies: [
-                "Sync", "Translation", "StateSources",
+                "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "StateSources",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
-        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "CNetlink"]),
-        .testTarget(name: "TranslationTests", dependencies: ["Translation"]),
-        .testTarget(name: "SyncTests", dependencies: ["Sync", "KubernetesModel"]),
-        .testTarget(name: "ProxyDaemonTests", dependencies: ["ProxyDaemon", "ProxyCommands"]),
+        .testTarget(
+            name: "IPVSTests",
+            dependencies: ["IPVS", "IPVSModel", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .testTarget(name: "TranslationTests", dependencies: ["Translation", "IPVSModel", "KubernetesModel"]),
+        // Test helpers: temporary folders that clean up after themselves.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // In-memory fakes of the kernel connections the sync engine uses, for host tests.
+        .target(
+            name: "FakeKernel",
+            dependencies: ["Sync", "IPVSModel", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/FakeKernel"
+        ),
+        .testTarget(
+            name: "SyncTests",
+            dependencies: [
+                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "KubernetesModel", "Translation",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .testTarget(
+            name: "ProxyDaemonTests",
+            dependencies: [
+                "ProxyDaemon", "ProxyCommands", "FakeKernel", "TestSupport", "Sync", "IPVSModel", "KubernetesModel",
+                "StateSources",
+                "Translation", .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "StateSourcesTests",
             dependencies: [
@@ -120,7 +154,10 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IPVS", "KubernetesModel", "Translation", "Sync", "ProxyCommands", "CTestSupport"]
+            dependencies: [
+                "IPVS", "IPVSModel", "KubernetesModel", "Translation", "Sync", "ProxyCommands", "CTestSupport",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
     ]
 )

@@ -28,8 +28,6 @@ enum {
     SCRATCH_SIZE = 4096,
 };
 
-size_t cnetlink_ipvs_batch_chunk_size(void) { return BATCH_CHUNK; }
-
 int transport_translate_libnl(int code) {
     if (code >= 0) {
         return code;

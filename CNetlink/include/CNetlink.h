@@ -182,9 +182,6 @@ int cnetlink_ipvs_batch_append(cnetlink_ipvs *handle, const cnetlink_operation *
 /// Returns the number of failed operations, or a negative code when the batch's outcome is unknown.
 int cnetlink_ipvs_batch_commit(cnetlink_ipvs *handle, cnetlink_failure_visitor visitor, void *context);
 
-/// The number of bytes per `send()` a batch aims for.
-size_t cnetlink_ipvs_batch_chunk_size(void);
-
 // MARK: - IPVS message building and parsing (pure; no socket needed)
 
 /// Encodes `operation` as one complete netlink message into `buffer`. Returns its length, or a negative code

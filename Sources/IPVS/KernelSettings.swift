@@ -1,4 +1,5 @@
 import CNetlink
+import IPVSModel
 
 /// Writes kernel settings (`/proc/sys`) of one network namespace.
 public struct KernelSettings: Sendable {

@@ -61,7 +61,8 @@ public enum ManifestValidator {
             let identity = PortIdentity(port: port.port, transportProtocol: port.protocol ?? "TCP")
             if let first = seenPorts[identity] {
                 check.fail(
-                    field(), "duplicate port \(port.port)/\(identity.transportProtocol): spec.ports[\(first)] has it already")
+                    field(),
+                    "duplicate port \(port.port)/\(identity.transportProtocol): spec.ports[\(first)] has it already")
             } else {
                 seenPorts[identity] = index
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import IPVSModel
 
 #if canImport(Glibc)
     import Glibc

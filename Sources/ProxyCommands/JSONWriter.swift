@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 
 /// A small streaming JSON writer for command output: fields come out in the order they are written,
 /// which keeps output stable for people and scripts, and large tables are written straight into bytes.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import IPVS
+import IPVSModel
 
 /// Where ipvs-proxy keeps what it owns, and the dummy link for service addresses.
 struct StateOptions: ParsableArguments {

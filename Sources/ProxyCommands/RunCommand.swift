@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IPVS
+import IPVSModel
 import Logging
 import ProxyDaemon
 import ServiceLifecycle
@@ -118,9 +119,9 @@ struct RunCommand: AsyncParsableCommand {
         let syncer: Syncer
         do {
             lock = try StateLock(directory: state.stateDir)
+            let ipvs = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath)
             syncer = try Syncer(
-                ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
-                interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
+                ipvs: ipvs, interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
                 store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
             var setup = KernelSetup()
             setup.strictARP = strictArp
@@ -128,7 +129,7 @@ struct RunCommand: AsyncParsableCommand {
             setup.tcpFinTimeout = tcpfinTimeout.duration
             setup.udpTimeout = udpTimeout.duration
             try setup.apply(
-                settings: KernelSettings(networkNamespacePath: namespace.networkNamespacePath), ipvs: syncer.ipvs,
+                settings: KernelSettings(networkNamespacePath: namespace.networkNamespacePath), ipvs: ipvs,
                 logger: logger)
         } catch {
             printError("\(error)")
@@ -164,7 +165,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let loop = SyncLoop(
             syncer: syncer, source: source, configuration: configuration, metrics: metrics, health: health,
-            logger: logger)
+            logger: logger, clock: ContinuousClock())
 
         var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop)]
         if let endpoint = HostPort(healthzBindAddress) {
@@ -204,7 +205,7 @@ struct RunCommand: AsyncParsableCommand {
 
 /// Forces a full resync on SIGHUP.
 struct SignalService: ServiceLifecycle.Service {
-    let loop: SyncLoop
+    let loop: SyncLoop<ContinuousClock>
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import IPVSModel
 import Sync
 
 struct Show: ParsableCommand {

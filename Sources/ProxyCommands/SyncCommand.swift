@@ -1,5 +1,6 @@
 import ArgumentParser
 import IPVS
+import IPVSModel
 import KubernetesModel
 import Sync
 import Translation
@@ -48,37 +49,39 @@ struct SyncCommand: ParsableCommand {
         if manifests.isEmpty { throw ValidationError("Missing manifests: give at least one -f FILE or -f FOLDER.") }
     }
 
-    /// What a sync needs of the kernel before it plans: its lock, handles, the node's addresses and the table.
-    private struct KernelView: @unchecked Sendable {
+    /// What a sync needs of the kernel before it plans: its lock, the syncer, the node's addresses, and what
+    /// the kernel holds.
+    private struct KernelView: Sendable {
         var lock: StateLock
         var syncer: Syncer
         var nodeAddresses: NodeAddresses
-        var table: ObservedTable?
+        var observation: KernelObservation?
         var reading: Duration
     }
 
-    private func openKernel(readTable: Bool) throws -> KernelView {
+    private func openKernel(observe: Bool) throws -> KernelView {
         let start = ContinuousClock.now
         let lock = try StateLock(directory: state.stateDir)
+        let interfaces = try InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath)
         let syncer = try Syncer(
-            ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
-            interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
+            ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath), interfaces: interfaces,
             store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
-        let addresses = try NodeAddresses.discover(syncer.interfaces, excludingLink: state.linkName)
-        let table = readTable ? try syncer.observedTable() : nil
+        let addresses = try NodeAddresses.discover(interfaces, excludingLink: state.linkName)
+        let observation = observe ? try syncer.observe() : nil
         return KernelView(
-            lock: lock, syncer: syncer, nodeAddresses: addresses, table: table, reading: ContinuousClock.now - start)
+            lock: lock, syncer: syncer, nodeAddresses: addresses, observation: observation,
+            reading: ContinuousClock.now - start)
     }
 
     func run() throws {
         let clock = ContinuousClock()
         let started = clock.now
         var phases: [(phase: String, duration: Duration)] = []
-        // The kernel's table does not depend on the input: read it while the input is parsed.
+        // What the kernel holds does not depend on the input: read it while the input is parsed.
         let command = self
         let kernel =
             Privileges.hasNetworkAdministration() == true
-            ? Concurrently { try command.openKernel(readTable: true) } : nil
+            ? Concurrently { try command.openKernel(observe: true) } : nil
         let manifestSet: ManifestSet
         do {
             manifestSet = try ManifestLoader.load(paths: manifests)
@@ -93,7 +96,7 @@ struct SyncCommand: ParsableCommand {
         var report: SyncReport?
         try requireNetworkAdministration()
         try reportingFailures {
-            let view = try kernel?.result() ?? openKernel(readTable: false)
+            let view = try kernel?.result() ?? openKernel(observe: false)
             phases.append(("read table (while loading)", view.reading))
             let syncer = view.syncer
             let addresses = view.nodeAddresses
@@ -112,14 +115,13 @@ struct SyncCommand: ParsableCommand {
                 throw ExitStatus.badInput
             }
             for warning in desired.warnings { printError("warning: \(warning)") }
-            let owned = try syncer.ownership()
-            if manifestSet.services.isEmpty && !owned.virtualServers.isEmpty && !allowEmpty {
-                printError(
-                    "the input holds no Service: syncing it would delete all \(owned.virtualServers.count) virtual "
-                        + "servers ipvs-proxy owns; nothing was applied (pass --allow-empty to do that)")
+            do {
+                report = try syncer.sync(
+                    desired, options: SyncOptions(dryRun: dryRun, allowEmpty: allowEmpty), observed: view.observation)
+            } catch let error as SyncError {
+                printError("\(error); nothing was applied (pass --allow-empty to do that)")
                 throw ExitStatus.badInput
             }
-            report = try syncer.sync(desired, dryRun: dryRun, table: view.table)
             withExtendedLifetime(view.lock) {}
         }
         guard let report else { return }
@@ -129,12 +131,12 @@ struct SyncCommand: ParsableCommand {
             }
         }
         print(output == .json ? SyncSummary(report).json() : SyncSummary(report).text(), terminator: "")
-        if !report.failures.isEmpty || !report.addressFailures.isEmpty {
-            for failure in report.failures.prefix(20) { printError("kernel refused: \(failure.error)") }
-            for failure in report.addressFailures.prefix(20) { printError("kernel refused: \(failure.error)") }
+        if report.hasFailures {
+            for failure in report.table.failures.prefix(20) { printError("kernel refused: \(failure.error)") }
+            for failure in report.addresses.failures.prefix(20) { printError("kernel refused: \(failure.error)") }
             throw ExitStatus.failure
         }
-        if !report.blocked.isEmpty { throw ExitStatus.foreignConflict }
+        if !report.table.blocked.isEmpty { throw ExitStatus.foreignConflict }
     }
 }
 
@@ -144,14 +146,14 @@ struct SyncSummary {
 
     init(_ report: SyncReport) { self.report = report }
 
-    private func count(_ kind: TableOperation.Kind) -> Int { report.counts[kind] ?? 0 }
+    private func count(_ kind: TableOperation.Kind) -> Int { report.table.counts[kind] ?? 0 }
 
     func text() -> String {
         var lines: [String] = []
         if report.dryRun {
-            lines.append("dry run: \(report.operations.count) IPVS operations planned, nothing changed")
-            lines += report.operations.map { "  \($0)" }
-            lines += report.addressesBound.map { "  bind \($0)" } + report.addressesUnbound.map { "  unbind \($0)" }
+            lines.append("dry run: \(report.table.operations.count) IPVS operations planned, nothing changed")
+            lines += report.table.operations.map { "  \($0)" }
+            lines += report.addresses.bound.map { "  bind \($0)" } + report.addresses.unbound.map { "  unbind \($0)" }
         }
         let verb = report.dryRun ? "would be " : ""
         lines.append(
@@ -159,16 +161,17 @@ struct SyncSummary {
                 + "\(count(.deleteVirtualServer)) \(verb)deleted")
         lines.append(
             "real servers: \(count(.addRealServer)) \(verb)added, \(count(.editRealServer)) \(verb)edited, "
-                + "\(count(.deleteRealServer)) \(verb)deleted, \(report.draining) draining")
-        lines.append(
-            "addresses: \(report.addressesBound.count) \(verb)bound, \(report.addressesUnbound.count) \(verb)unbound")
-        for (key, service) in report.blocked.sorted(by: { $0.key < $1.key }) {
+                + "\(count(.deleteRealServer)) \(verb)deleted, \(report.table.draining.count) draining")
+        let addresses = report.addresses.counts
+        lines.append("addresses: \(addresses.bound) \(verb)bound, \(addresses.unbound) \(verb)unbound")
+        for (key, service) in report.table.blocked.sorted(by: { $0.key < $1.key }) {
             lines.append(
                 "blocked: \(key) (for \(service)) is held by a virtual server ipvs-proxy does not own; left alone")
         }
-        if !report.failures.isEmpty || !report.addressFailures.isEmpty {
+        if report.hasFailures {
             lines.append(
-                "failed: \(report.failures.count + report.addressFailures.count) operations refused by the kernel")
+                "failed: \(report.table.failures.count + report.addresses.failures.count) operations refused by "
+                    + "the kernel")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -186,15 +189,16 @@ struct SyncSummary {
         writer.field("added", count(.addRealServer))
         writer.field("edited", count(.editRealServer))
         writer.field("deleted", count(.deleteRealServer))
-        writer.field("draining", report.draining)
+        writer.field("draining", report.table.draining.count)
         writer.endObject()
+        let addresses = report.addresses.counts
         writer.beginObject(key: "addresses")
-        writer.field("bound", report.addressesBound.count)
-        writer.field("unbound", report.addressesUnbound.count)
+        writer.field("bound", addresses.bound)
+        writer.field("unbound", addresses.unbound)
         writer.endObject()
         writer.field("writeOperations", report.dryRun ? 0 : report.writeOperations)
         writer.beginArray(key: "blocked")
-        for (key, service) in report.blocked.sorted(by: { $0.key < $1.key }) {
+        for (key, service) in report.table.blocked.sorted(by: { $0.key < $1.key }) {
             writer.beginObject()
             writer.field("virtualServer", key.description)
             writer.field("service", service.description)
@@ -203,12 +207,13 @@ struct SyncSummary {
         writer.endArray()
         writer.field(
             "failures",
-            strings: report.failures.map(\.error.description) + report.addressFailures.map(\.error.description))
+            strings: report.table.failures.map(\.error.description)
+                + report.addresses.failures.map(\.error.description))
         if report.dryRun {
             writer.field(
                 "plannedOperations",
-                strings: report.operations.map(\.description) + report.addressesBound.map { "bind \($0)" }
-                    + report.addressesUnbound.map { "unbind \($0)" })
+                strings: report.table.operations.map(\.description) + report.addresses.bound.map { "bind \($0)" }
+                    + report.addresses.unbound.map { "unbind \($0)" })
         }
         writer.endObject()
         return writer.output + "\n"

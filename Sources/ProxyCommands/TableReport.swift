@@ -1,4 +1,5 @@
 import IPVS
+import IPVSModel
 
 /// Renders the kernel's IPVS table for people (like `ipvsadm -Ln`) or for programs (JSON), straight into
 /// bytes: a node's table can hold a hundred thousand real servers.

@@ -21,13 +21,22 @@ final class Doorbell: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when rung, at `deadline`, or when the task is cancelled, whichever comes first.
-    func wait(until deadline: ContinuousClock.Instant) async {
+    /// Returns when rung, at `deadline` on `clock`, or when the task is cancelled, whichever comes first.
+    func wait<WaitClock: Clock>(until deadline: WaitClock.Instant, on clock: WaitClock) async {
+        // A ring that came before the wait ends it without starting to sleep.
+        guard !takeRing() else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForRing() }
-            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            group.addTask { try? await clock.sleep(until: deadline, tolerance: nil) }
             await group.next()
             group.cancelAll()
+        }
+    }
+
+    private func takeRing() -> Bool {
+        state.withLock { state in
+            defer { state.rung = false }
+            return state.rung
         }
     }
 

@@ -11,18 +11,23 @@ public final class HealthState: Sendable {
 
     private let state = Mutex(State())
     public let timeout: Duration
+    /// The wall clock (a test's own clock in tests).
+    private let currentTime: @Sendable () -> Date
 
-    public init(timeout: Duration) {
+    public init(timeout: Duration, currentTime: @escaping @Sendable () -> Date = { Date() }) {
         self.timeout = timeout
+        self.currentTime = currentTime
     }
 
     /// A change arrived that is not yet in the kernel.
-    func queued(at date: Date = Date()) {
+    func queued(at date: Date? = nil) {
+        let date = date ?? currentTime()
         state.withLock { if $0.queuedSince == nil { $0.queuedSince = date } }
     }
 
     /// Everything queued up to now is in the kernel.
-    func synced(at date: Date = Date()) {
+    func synced(at date: Date? = nil) {
+        let date = date ?? currentTime()
         state.withLock {
             $0.lastUpdated = date
             $0.queuedSince = nil
@@ -30,7 +35,8 @@ public final class HealthState: Sendable {
     }
 
     /// The response of `/healthz` (with `nodeEligible`) or `/livez`.
-    public func response(now: Date = Date(), includeNodeEligible: Bool) -> EndpointResponse {
+    public func response(now: Date? = nil, includeNodeEligible: Bool) -> EndpointResponse {
+        let now = now ?? currentTime()
         let (lastUpdated, queuedSince) = state.withLock { ($0.lastUpdated, $0.queuedSince) }
         let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         let healthy = queuedSince.map { now.timeIntervalSince($0) <= limit } ?? true

@@ -1,4 +1,5 @@
 import IPVS
+import IPVSModel
 import Logging
 
 /// The kernel settings kube-proxy's IPVS mode makes, applied in the proxy's network namespace.

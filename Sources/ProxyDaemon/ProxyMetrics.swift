@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import Metrics
 import Prometheus
 import Sync
@@ -46,35 +46,32 @@ public final class ProxyMetrics: Sendable {
         blockedVirtualServers = Metrics.Gauge(label: "ipvs_proxy_virtual_servers_blocked", factory: factory)
     }
 
-    /// Counts a sync's kernel operations by kind and result, and its kind (full or incremental).
-    func recordSync(_ report: SyncReport, full: Bool, failed: Bool) {
+    /// Counts a sync that completed: its kind, every kernel operation it sent (over all its attempts) by kind
+    /// and result, its reads, and what is draining and blocked. A sync with refused operations counts as an
+    /// error.
+    func recordSync(_ report: SyncReport, full: Bool) {
+        syncCounter(full: full, failed: report.hasFailures).increment()
+        Metrics.Counter(label: "ipvs_proxy_table_reads_total", factory: factory).increment(by: report.table.fullReads)
+        Metrics.Counter(label: "ipvs_proxy_real_server_reads_total", factory: factory)
+            .increment(by: report.table.realServerReads)
+        for result in report.operationResults {
+            if result.succeeded > 0 { operationCounter(result.kind, "success").increment(by: result.succeeded) }
+            if result.refused > 0 { operationCounter(result.kind, "error").increment(by: result.refused) }
+        }
+        drainingRealServers.record(report.table.draining.count)
+        blockedVirtualServers.record(report.table.blocked.count)
+    }
+
+    /// Counts a sync that failed before it could report (the kernel or the ownership record failed).
+    func recordFailedSync(full: Bool) {
+        syncCounter(full: full, failed: true).increment()
+    }
+
+    private func syncCounter(full: Bool, failed: Bool) -> Metrics.Counter {
         Metrics.Counter(
             label: "ipvs_proxy_syncs_total",
             dimensions: [("mode", full ? "full" : "incremental"), ("result", failed ? "error" : "success")],
-            factory: factory
-        ).increment()
-        if report.fullDump {
-            Metrics.Counter(label: "ipvs_proxy_table_reads_total", factory: factory).increment()
-        }
-        Metrics.Counter(label: "ipvs_proxy_real_server_reads_total", factory: factory)
-            .increment(by: report.realServerReads)
-        let failedIndexes = Set(report.failures.map(\.index))
-        var counts: [String: (success: Int, error: Int)] = [:]
-        for (index, operation) in report.operations.enumerated() {
-            let failed = failedIndexes.contains(index)
-            counts[operation.kind.rawValue, default: (0, 0)].success += failed ? 0 : 1
-            counts[operation.kind.rawValue, default: (0, 0)].error += failed ? 1 : 0
-        }
-        let addressFailures = report.addressFailures.count
-        counts["bind-address", default: (0, 0)].success += report.addressesBound.count
-        counts["unbind-address", default: (0, 0)].success += report.addressesUnbound.count
-        counts["bind-address", default: (0, 0)].error += addressFailures
-        for (kind, count) in counts {
-            if count.success > 0 { operationCounter(kind, "success").increment(by: count.success) }
-            if count.error > 0 { operationCounter(kind, "error").increment(by: count.error) }
-        }
-        drainingRealServers.record(report.draining)
-        blockedVirtualServers.record(report.blocked.count)
+            factory: factory)
     }
 
     private func operationCounter(_ kind: String, _ result: String) -> Metrics.Counter {

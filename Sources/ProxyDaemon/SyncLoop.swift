@@ -1,7 +1,8 @@
 import Foundation
-import IPVS
+import IPVSModel
 import KubernetesModel
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import StateSources
 import Sync
@@ -14,7 +15,7 @@ import Translation
 
 /// How the daemon paces its work.
 public struct SyncLoopConfiguration: Sendable {
-    /// A full resync (reading the whole kernel table, repairing outside changes) at least this often.
+    /// A full resync (reading the whole kernel state, repairing outside changes) at least this often.
     public var syncPeriod: Duration = .seconds(30)
     /// Changes are coalesced: no two syncs closer than this.
     public var minSyncPeriod: Duration = .seconds(1)
@@ -31,18 +32,19 @@ public struct SyncLoopConfiguration: Sendable {
     }
 }
 
-/// The daemon's heart: receives snapshots from a source, and keeps the kernel in step with them.
+/// The daemon's heart: receives snapshots from a source, and keeps the kernel in step with them, paced by a
+/// ``SyncSchedule`` on its clock.
 ///
-/// Changes trigger a sync, coalesced by ``SyncLoopConfiguration/minSyncPeriod``. Between full resyncs
-/// (every ``SyncLoopConfiguration/syncPeriod``, or on demand) a sync plans against the table the syncer
-/// remembers, so an endpoint change costs only its own kernel operations. Until a source has delivered its
-/// first snapshot nothing is synced, and a source that loses its connection delivers nothing: the kernel
-/// keeps the last good state, never flushed.
-public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
+/// Between full resyncs a sync plans against what the syncer remembers, so an endpoint change costs only its
+/// own kernel operations. Until a source has delivered its first snapshot nothing is synced, and a source that
+/// loses its connection delivers nothing: the kernel keeps the last good state, never flushed. Translating and
+/// syncing block on the kernel, so they run on NIO's thread pool, not on Swift's cooperative one.
+public final class SyncLoop<LoopClock: Clock>: ServiceLifecycle.Service, Sendable
+where LoopClock.Duration == Duration {
     private struct Pending {
         var snapshot: ManifestSet?
         var version = 0
-        var queuedAt: ContinuousClock.Instant?
+        var queuedAt: LoopClock.Instant?
         var fullRequested = false
     }
 
@@ -52,12 +54,14 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
     let metrics: ProxyMetrics
     let health: HealthState
     let logger: Logger
+    let clock: LoopClock
+    let threadPool: NIOThreadPool
     private let pending = Mutex(Pending())
     private let doorbell = Doorbell()
 
     public init(
         syncer: Syncer, source: any ClusterSource, configuration: SyncLoopConfiguration, metrics: ProxyMetrics,
-        health: HealthState, logger: Logger
+        health: HealthState, logger: Logger, clock: LoopClock, threadPool: NIOThreadPool = .singleton
     ) {
         self.syncer = syncer
         self.source = source
@@ -65,6 +69,8 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
         self.metrics = metrics
         self.health = health
         self.logger = logger
+        self.clock = clock
+        self.threadPool = threadPool
     }
 
     /// Asks for a full resync as soon as the pacing allows (SIGHUP).
@@ -98,66 +104,75 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
         metrics.endpointChanges.increment(by: update.endpointChanges)
         metrics.lastQueuedTimestamp.record(Date().timeIntervalSince1970)
         health.queued()
+        let now = clock.now
         pending.withLock {
             $0.snapshot = update.snapshot
             $0.version += 1
-            if $0.queuedAt == nil { $0.queuedAt = .now }
+            if $0.queuedAt == nil { $0.queuedAt = now }
         }
         doorbell.ring()
     }
 
     private func loop() async {
-        let clock = ContinuousClock()
+        var schedule = SyncSchedule<LoopClock.Instant>(configuration)
         var syncedVersion = 0
-        var lastSync = clock.now - configuration.minSyncPeriod
-        var nextFull = clock.now
-        var nextDrainCheck: ContinuousClock.Instant?
         var nodeAddresses: NodeAddresses?
         while !Task.isCancelled {
-            let (snapshot, version, queuedAt, fullRequested) = pending.withLock {
-                ($0.snapshot, $0.version, $0.queuedAt, $0.fullRequested)
-            }
-            let changed = version != syncedVersion
-            var due = nextFull
-            if let drain = nextDrainCheck { due = min(due, drain) }
-            if changed || fullRequested { due = min(due, lastSync + configuration.minSyncPeriod) }
-            guard let snapshot, clock.now >= due else {
-                await doorbell.wait(until: snapshot == nil ? clock.now + .seconds(3600) : due)
+            let queued = pending.withLock { $0 }
+            let changed = queued.version != syncedVersion
+            let step = schedule.next(
+                now: clock.now, changed: changed, fullRequested: queued.fullRequested,
+                hasSnapshot: queued.snapshot != nil)
+            guard case .sync(let full) = step, let snapshot = queued.snapshot else {
+                if case .wait(let deadline) = step { await doorbell.wait(until: deadline, on: clock) }
                 continue
             }
-            let full = fullRequested || clock.now >= nextFull
             if full { pending.withLock { $0.fullRequested = false } }
             let started = clock.now
+            var draining = false
+            var succeeded = false
             do {
-                if full || nodeAddresses == nil {
-                    nodeAddresses = try NodeAddresses.discover(syncer.interfaces, excludingLink: syncer.linkName)
+                let known = full ? nil : nodeAddresses
+                let result = try await threadPool.runIfActive { [self] in
+                    try sync(snapshot, full: full, nodeAddresses: known)
                 }
-                try sync(snapshot, full: full, nodeAddresses: nodeAddresses!)
-                syncedVersion = version
+                nodeAddresses = result.nodeAddresses
+                draining = !result.report.table.draining.isEmpty
+                succeeded = true
+                syncedVersion = queued.version
                 let applied = clock.now
-                pending.withLock { if $0.version == version { $0.queuedAt = nil } }
-                if let queuedAt, changed {
-                    metrics.networkProgrammingDuration.recordNanoseconds((applied - queuedAt).nanoseconds)
+                let nothingNewer = pending.withLock { state -> Bool in
+                    if state.version == queued.version { state.queuedAt = nil }
+                    return state.version == queued.version
                 }
-                if pending.withLock({ $0.version == version }) { health.synced() }
-                if full { nextFull = started + configuration.syncPeriod }
+                if let queuedAt = queued.queuedAt, changed {
+                    metrics.networkProgrammingDuration.recordNanoseconds(queuedAt.duration(to: applied).nanoseconds)
+                }
+                if nothingNewer { health.synced() }
             } catch {
                 logger.error("sync failed; retrying at the next full resync", metadata: ["error": "\(error)"])
-                syncer.forgetTable()
-                nextFull = clock.now + configuration.minSyncPeriod * 5
             }
-            lastSync = clock.now
+            let finished = clock.now
+            schedule.record(
+                full: full, started: started, finished: finished, succeeded: succeeded, draining: draining)
             // The objects replaced by this sync (the previous snapshot, its translation, the parse's scratch)
             // are freed by now, but glibc keeps freed heap for reuse: tens of MB at 10,000 Services.
             if changed { FreeMemory.returnToKernel() }
-            let elapsed = lastSync - started
-            metrics.syncDuration.recordNanoseconds(elapsed.nanoseconds)
+            metrics.syncDuration.recordNanoseconds(started.duration(to: finished).nanoseconds)
             metrics.lastSyncTimestamp.record(Date().timeIntervalSince1970)
-            nextDrainCheck = syncer.drainingVirtualServers.isEmpty ? nil : lastSync + configuration.drainCheckPeriod
         }
     }
 
-    private func sync(_ snapshot: ManifestSet, full: Bool, nodeAddresses: NodeAddresses) throws {
+    private struct SyncResult: Sendable {
+        var report: SyncReport
+        var nodeAddresses: NodeAddresses
+    }
+
+    /// Translates a snapshot and syncs it: blocking work, for the thread pool.
+    private func sync(_ snapshot: ManifestSet, full: Bool, nodeAddresses known: NodeAddresses?) throws -> SyncResult {
+        let addresses = syncer.addresses
+        let nodeAddresses =
+            try known ?? NodeAddresses.discover(addresses.connection, excludingLink: addresses.linkName)
         let context = NodeContext(
             nodeName: configuration.nodeName,
             nodeAddresses: configuration.nodeIPs.isEmpty ? nodeAddresses.nodePortAddresses : configuration.nodeIPs,
@@ -165,27 +180,40 @@ public final class SyncLoop: ServiceLifecycle.Service, @unchecked Sendable {
         let (desired, skipped) = Translator.translateSkippingInvalid(snapshot, node: context)
         for problem in skipped { logger.error("skipped an invalid Service", metadata: ["problem": "\(problem)"]) }
         metrics.invalidObjects.increment(by: skipped.count)
-        let report = try syncer.sync(desired, full: full)
-        let failed = !report.failures.isEmpty || !report.addressFailures.isEmpty
-        metrics.recordSync(report, full: full, failed: failed)
-        metrics.virtualServers.record(desired.virtualServers.count - report.blocked.count)
+        let report: SyncReport
+        do {
+            report = try syncer.sync(desired, options: SyncOptions(full: full, allowEmpty: true))
+        } catch {
+            metrics.recordFailedSync(full: full)
+            throw error
+        }
+        metrics.recordSync(report, full: full)
+        metrics.virtualServers.record(desired.virtualServers.count - report.table.blocked.count)
         metrics.realServers.record(desired.realServerCount)
+        log(report, full: full, desired: desired)
+        return SyncResult(report: report, nodeAddresses: nodeAddresses)
+    }
+
+    private func log(_ report: SyncReport, full: Bool, desired: DesiredState) {
         var metadata: Logger.Metadata = [
-            "mode": "\(full ? "full" : "incremental")", "operations": "\(report.operations.count)",
-            "virtualServers": "\(desired.virtualServers.count)", "draining": "\(report.draining)",
-            "addressesBound": "\(report.addressesBound.count)", "addressesUnbound": "\(report.addressesUnbound.count)",
+            "mode": "\(full ? "full" : "incremental")", "operations": "\(report.table.operations.count)",
+            "virtualServers": "\(desired.virtualServers.count)", "draining": "\(report.table.draining.count)",
+            "addressesBound": "\(report.addresses.bound.count)",
+            "addressesUnbound": "\(report.addresses.unbound.count)",
         ]
-        if !report.blocked.isEmpty { metadata["blocked"] = "\(report.blocked.count)" }
-        logger.log(level: report.operations.isEmpty ? .debug : .info, "synced", metadata: metadata)
-        for (key, service) in report.blocked {
+        if !report.table.blocked.isEmpty { metadata["blocked"] = "\(report.table.blocked.count)" }
+        logger.log(level: report.table.operations.isEmpty ? .debug : .info, "synced", metadata: metadata)
+        for (key, service) in report.table.blocked {
             logger.warning(
                 "virtual server held by something else; left alone",
                 metadata: ["virtualServer": "\(key)", "service": "\(service)"])
         }
-        for failure in report.failures.prefix(10) {
+        for failure in report.table.failures.prefix(10) {
             logger.error("kernel refused an operation", metadata: ["error": "\(failure.error)"])
         }
-        if failed { syncer.forgetTable() }
+        for failure in report.addresses.failures.prefix(10) {
+            logger.error("kernel refused an address change", metadata: ["error": "\(failure.error)"])
+        }
     }
 }
 

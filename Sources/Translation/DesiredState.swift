@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 import KubernetesModel
 
 /// A Service port, as kube-proxy names it: `namespace/name:port`, where the port is its name, or its number
@@ -50,6 +50,8 @@ public struct DesiredState: Sendable {
     public var serviceAddresses: Set<IPAddress> = []
     /// Things that were skipped, each said once (two Services wanting one key, ...).
     public var warnings: [String] = []
+    /// How many Services the state was translated from, those that need no virtual server included.
+    public var serviceCount = 0
 
     public init() {}
 

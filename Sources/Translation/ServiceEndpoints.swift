@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 import KubernetesModel
 
 /// One backend of a Service port, merged from all the Service's EndpointSlices (or its legacy Endpoints).

@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 import KubernetesModel
 
 /// Turns Services and their endpoints into the IPVS state kube-proxy's IPVS mode would program.
@@ -26,6 +26,7 @@ public enum Translator {
         _ set: ManifestSet, node: NodeContext
     ) -> (state: DesiredState, skipped: [ManifestProblem]) {
         var state = DesiredState()
+        state.serviceCount = set.services.count
         var problems: [ManifestProblem] = []
         let endpoints = EndpointIndex(set)
         // A stable order decides which Service wins when two want the same virtual server.

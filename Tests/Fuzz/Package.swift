@@ -26,7 +26,7 @@ let package = Package(
         // Text -> IPAddress(_:) and VirtualServerKey(_:), with round-trip and inet_pton cross-checks.
         .executableTarget(
             name: "FuzzAddress",
-            dependencies: [.product(name: "IPVS", package: "IPVSProxy")]
+            dependencies: [.product(name: "IPVSModel", package: "IPVSProxy")]
         ),
     ]
 )

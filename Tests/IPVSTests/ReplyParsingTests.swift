@@ -1,4 +1,5 @@
 import CNetlink
+import IPVSModel
 import Testing
 
 @testable import IPVS

@@ -1,3 +1,4 @@
+import IPVSModel
 import Testing
 
 @testable import IPVS

@@ -2,6 +2,7 @@ import SystemPackage
 import Testing
 
 @testable import IPVS
+@testable import IPVSModel
 
 @Suite("IP addresses")
 struct IPAddressTests {

@@ -1,5 +1,6 @@
 import Foundation
 import IPVS
+import IPVSModel
 import Testing
 
 private func service(_ name: String, clusterIP: String, endpoints: [String], port: Int = 80) -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import IPVS
+import IPVSModel
 import SystemPackage
 import Testing
 

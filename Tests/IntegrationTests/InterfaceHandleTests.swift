@@ -1,4 +1,5 @@
 import IPVS
+import IPVSModel
 import Testing
 
 @Suite("Links and addresses against the kernel", .needsKernelIPVS)

@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import Testing
 
 /// A Service over the lab's backends, with each endpoint's conditions spelled out.

@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import Testing
 
 @Suite("ipvs-proxy show and version", .needsKernelIPVS)

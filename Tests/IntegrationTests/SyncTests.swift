@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import Testing
 
 /// What kube-proxy's IPVS mode programs on node-a (node address 192.168.1.10) for the recorded cluster, as

@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import Testing
 
 /// A Service in front of every backend of a lab, as manifests.

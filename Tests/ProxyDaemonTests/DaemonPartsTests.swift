@@ -64,14 +64,14 @@ struct DoorbellTests {
         let doorbell = Doorbell()
         doorbell.ring()
         let start = ContinuousClock.now
-        await doorbell.wait(until: .now + .seconds(10))
+        await doorbell.wait(until: .now + .seconds(10), on: ContinuousClock())
         #expect(ContinuousClock.now - start < .seconds(5))
     }
 
     @Test func aWaitEndsAtItsDeadlineWithoutARing() async {
         let doorbell = Doorbell()
         let start = ContinuousClock.now
-        await doorbell.wait(until: .now + .milliseconds(100))
+        await doorbell.wait(until: .now + .milliseconds(100), on: ContinuousClock())
         #expect(ContinuousClock.now - start >= .milliseconds(100))
     }
 }

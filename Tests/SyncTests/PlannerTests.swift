@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import KubernetesModel
 import SystemPackage
 import Testing
@@ -179,9 +179,9 @@ struct BatchOutcomeTests {
     @Test func aFailedAddIsNotOwnedAndAFailedDeleteStaysOwned() {
         var plan = Plan()
         plan.ownedAfter = [web: webPort]
-        let owned = Syncer.owned(
+        let owned = IPVSTablePart.owned(
             after: plan,
-            failures: [
+            refused: [
                 failure(.addVirtualServer(VirtualServer(web)), .fileExists),
                 failure(.deleteVirtualServer(dns), .resourceBusy),
             ], before: [dns: dnsPort])
@@ -189,12 +189,14 @@ struct BatchOutcomeTests {
     }
 
     @Test func racesAreTellingApartFromRefusals() {
-        #expect(Syncer.isRace(failure(.addVirtualServer(VirtualServer(web)), .fileExists)))
-        #expect(Syncer.isRace(failure(.deleteVirtualServer(web), .noSuchProcess)))
-        #expect(Syncer.isRace(failure(.deleteRealServer(real("10.0.0.1").key, from: web), .noSuchFileOrDirectory)))
+        #expect(IPVSTablePart.Outcome.isRace(failure(.addVirtualServer(VirtualServer(web)), .fileExists)))
+        #expect(IPVSTablePart.Outcome.isRace(failure(.deleteVirtualServer(web), .noSuchProcess)))
+        #expect(
+            IPVSTablePart.Outcome.isRace(
+                failure(.deleteRealServer(real("10.0.0.1").key, from: web), .noSuchFileOrDirectory)))
         // ENOENT on a virtual server means the kernel has no such scheduler: that would just repeat.
-        #expect(!Syncer.isRace(failure(.addVirtualServer(VirtualServer(web)), .noSuchFileOrDirectory)))
-        #expect(!Syncer.isRace(failure(.addRealServer(real("0.0.0.0"), to: web), .invalidArgument)))
+        #expect(!IPVSTablePart.Outcome.isRace(failure(.addVirtualServer(VirtualServer(web)), .noSuchFileOrDirectory)))
+        #expect(!IPVSTablePart.Outcome.isRace(failure(.addRealServer(real("0.0.0.0"), to: web), .invalidArgument)))
     }
 
     @Test func addressPlansBindWhatIsMissingAndUnbindOnlyWhatIsOwned() {

@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 import KubernetesModel
 import Translation
 

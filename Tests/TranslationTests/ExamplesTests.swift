@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import KubernetesModel
 import Testing
 import Translation

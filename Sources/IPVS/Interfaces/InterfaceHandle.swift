@@ -1,69 +1,13 @@
 import CNetlink
+import IPVSModel
 import Synchronization
 import SystemPackage
 
-/// A network link (interface) as the kernel reports it.
-public struct NetworkLink: Sendable, Hashable {
-    public var index: Int32
-    public var name: String
-    /// The link kind (`dummy`, `veth`, ...), or empty when the kernel does not say.
-    public var kind: String
-    /// `IFF_*` flags.
-    public var flags: UInt32
-
-    /// Whether this is a loopback link (`IFF_LOOPBACK`).
-    public var isLoopback: Bool { flags & 0x8 != 0 }
-    /// Whether the link is administratively up (`IFF_UP`).
-    public var isUp: Bool { flags & 0x1 != 0 }
-}
-
-/// An address assigned to a link.
-public struct InterfaceAddress: Sendable, Hashable, CustomStringConvertible {
-    public var linkIndex: Int32
-    public var address: IPAddress
-    public var prefixLength: UInt8
-
-    public init(linkIndex: Int32, address: IPAddress, prefixLength: UInt8? = nil) {
-        self.linkIndex = linkIndex
-        self.address = address
-        self.prefixLength = prefixLength ?? address.family.hostPrefixLength
-    }
-
-    public var description: String { "\(address)/\(prefixLength) on link \(linkIndex)" }
-}
-
-/// An address to bind to or unbind from a link.
-public enum AddressChange: Sendable, Hashable, CustomStringConvertible {
-    case bind(InterfaceAddress)
-    case unbind(InterfaceAddress)
-
-    public var address: InterfaceAddress {
-        switch self {
-        case .bind(let address), .unbind(let address): address
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .bind(let address): "bind \(address)"
-        case .unbind(let address): "unbind \(address)"
-        }
-    }
-}
-
-/// An address change that the kernel refused.
-public struct AddressChangeFailure: Sendable, Hashable, CustomStringConvertible {
-    public let index: Int
-    public let change: AddressChange
-    public let error: IPVSError
-
-    public var description: String { "change \(index): \(error)" }
-}
-
 /// A connection to the kernel's routing interface (rtnetlink) of one network namespace: links and
 /// their addresses. Calls are serialized, so a handle may be shared between tasks.
-public final class InterfaceHandle: @unchecked Sendable {
-    private let handle: OpaquePointer
+public final class InterfaceHandle: Sendable {
+    // The shim's socket is not thread-safe: it is used only with `lock` held.
+    private nonisolated(unsafe) let handle: OpaquePointer
     private let lock = Mutex(())
 
     /// Opens a handle for the caller's network namespace, or the one at `networkNamespacePath`.

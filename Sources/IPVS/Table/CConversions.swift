@@ -1,4 +1,5 @@
 import CNetlink
+import IPVSModel
 
 // Conversions between the typed values and the shim's plain C structs.
 

@@ -1,4 +1,5 @@
 import CNetlink
+import IPVSModel
 import Synchronization
 import SystemPackage
 
@@ -10,9 +11,9 @@ import SystemPackage
 ///
 /// Errors are ``IPVSError`` values that keep the kernel's errno: adding what exists is `EEXIST`,
 /// editing or deleting a missing virtual server is `ESRCH`, a missing real server `ENOENT`.
-public final class IPVSHandle: @unchecked Sendable {
-    private let handle: OpaquePointer
-    // The shim's socket is not thread-safe; this lock makes the handle so.
+public final class IPVSHandle: Sendable {
+    // The shim's socket is not thread-safe: it is used only with `lock` held.
+    private nonisolated(unsafe) let handle: OpaquePointer
     private let lock = Mutex(())
 
     /// Opens a handle for the caller's network namespace, or for the namespace at `networkNamespacePath`

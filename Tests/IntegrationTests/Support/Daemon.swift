@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 
 /// `ipvs-proxy run` as a child process, against one test namespace with its own state folder.
 final class Daemon: @unchecked Sendable {

@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 
 /// The lines `ipvsadm -Sn` prints for a table, sorted, so a test can compare the kernel's own dump
 /// (read by ipvsadm) with what it expects. ipvsadm saves neither thresholds nor the persistence

@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 
 /// Runs the `ipvs-proxy` executable against one test namespace with its own state folder.
 struct ProxyRun {

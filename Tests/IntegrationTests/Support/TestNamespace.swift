@@ -1,6 +1,7 @@
 import CTestSupport
 import Foundation
 import IPVS
+import IPVSModel
 
 /// A fresh network namespace for one test: IPVS tables are per namespace, so every test starts from an
 /// empty table and cannot disturb another.

@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 
 /// Namespaces wired like a node: a client and backends, each joined to the node by a veth pair, and the
 /// node (where IPVS runs) routing between them. Backend `i` is 10.200.i.2 and fd02:i::2; the client is

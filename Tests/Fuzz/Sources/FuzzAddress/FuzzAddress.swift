@@ -4,7 +4,7 @@
 // - IPAddress agrees with glibc's inet_pton (IPv4 first, then IPv6) on text without NUL bytes;
 // - the address survives bytes -> IPAddress(family:bytes:).
 
-import IPVS
+import IPVSModel
 
 #if canImport(Glibc)
     import Glibc

@@ -1,4 +1,3 @@
-import CNetlink
 import SystemPackage
 
 /// A failed call to the kernel's IPVS or routing interface, with the operation and its cause.
@@ -25,19 +24,6 @@ public struct IPVSError: Error, Sendable, Hashable, CustomStringConvertible {
         self.operation = operation
         self.reason = reason
         self.scheduler = scheduler
-    }
-
-    /// Decodes one of the shim's negative return codes.
-    init(operation: String, code: Int32, scheduler: Scheduler? = nil) {
-        let positive = -code
-        let reason: Reason =
-            switch positive {
-            case Int32(CNETLINK_ENOIPVS): .ipvsUnavailable
-            case Int32(CNETLINK_EBADREPLY): .malformedReply
-            case Int32(CNETLINK_LIBNL_BASE)...: .netlinkLibrary(code: positive - Int32(CNETLINK_LIBNL_BASE))
-            default: .kernel(Errno(rawValue: positive))
-            }
-        self.init(operation: operation, reason: reason, scheduler: scheduler)
     }
 
     /// The kernel's errno, when the kernel gave one.

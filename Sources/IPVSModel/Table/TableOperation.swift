@@ -29,6 +29,14 @@ public enum TableOperation: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether the operation adds, edits or deletes a real server.
+    public var isRealServerOperation: Bool {
+        switch self {
+        case .addRealServer, .editRealServer, .deleteRealServer: true
+        case .addVirtualServer, .editVirtualServer, .deleteVirtualServer: false
+        }
+    }
+
     /// The kind of a ``TableOperation``.
     public enum Kind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case addVirtualServer = "add-virtual-server"

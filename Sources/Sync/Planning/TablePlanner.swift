@@ -1,4 +1,4 @@
-import IPVS
+import IPVSModel
 import Translation
 
 /// What a sync will do to the IPVS table, worked out before anything is touched.
@@ -95,18 +95,4 @@ public enum Planner {
             }
         }
     }
-}
-
-/// Which service addresses to bind to or unbind from the dummy link.
-public struct AddressPlan: Sendable, Hashable {
-    public var bind: [IPAddress]
-    public var unbind: [IPAddress]
-
-    /// Binds what is wanted and missing; unbinds only what ipvs-proxy bound and no longer wants.
-    public init(desired: Set<IPAddress>, onLink: Set<IPAddress>, owned: Set<IPAddress>) {
-        bind = desired.subtracting(onLink).sorted()
-        unbind = owned.intersection(onLink).subtracting(desired).sorted()
-    }
-
-    public var isEmpty: Bool { bind.isEmpty && unbind.isEmpty }
 }

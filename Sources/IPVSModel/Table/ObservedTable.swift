@@ -1,5 +1,3 @@
-import IPVS
-
 /// The kernel's table as ipvs-proxy last saw it, keyed by virtual server.
 public typealias ObservedTable = [VirtualServerKey: VirtualServerState]
 

@@ -36,12 +36,6 @@ public struct TransportProtocol: RawRepresentable, Sendable, Hashable, CaseItera
         }
     }
 
-    /// Whether the kernel keeps connection state that makes a drained server worth waiting for.
-    ///
-    /// UDP and SCTP flows to a removed server are dropped by the kernel (`expire_nodest_conn`), so
-    /// waiting for them to end only delays the removal.
-    public var isConnectionOriented: Bool { self == .tcp }
-
     public var description: String { name }
 }
 

@@ -1,5 +1,5 @@
 import Foundation
-import IPVS
+import IPVSModel
 import Translation
 
 /// What ipvs-proxy created in the kernel: the virtual servers (with the Service port each serves) and the
@@ -108,4 +108,36 @@ public struct StateError: Error, Sendable, CustomStringConvertible {
     public var file: String
     public var message: String
     public var description: String { "\(file): \(message)" }
+}
+
+/// The ownership record as a syncer keeps it: read from its store once, then remembered, and written only
+/// when it changes.
+struct OwnershipLedger: Sendable {
+    let store: OwnershipStore
+    private var cached: OwnershipRecord?
+
+    init(store: OwnershipStore) {
+        self.store = store
+    }
+
+    /// What ipvs-proxy owns now.
+    mutating func current() throws -> OwnershipRecord {
+        if let cached { return cached }
+        let loaded = try store.load()
+        cached = loaded
+        return loaded
+    }
+
+    /// Writes the record, unless it is what the store already holds.
+    mutating func record(_ record: OwnershipRecord) throws {
+        guard record != cached else { return }
+        try store.save(record)
+        cached = record
+    }
+
+    /// Removes the record (after a cleanup left nothing owned).
+    mutating func remove() throws {
+        try store.remove()
+        cached = OwnershipRecord()
+    }
 }

@@ -1,0 +1,55 @@
+import IPVSModel
+
+extension Syncer {
+    /// What a cleanup removed, or would remove.
+    public struct CleanupReport: Sendable {
+        public var deletedVirtualServers: [VirtualServerKey] = []
+        public var unboundAddresses: [IPAddress] = []
+        public var deletedLink = false
+        public var failures: [BatchFailure] = []
+        public var addressFailures: [AddressChangeFailure] = []
+    }
+
+    /// Removes everything ipvs-proxy owns: its virtual servers, the addresses it bound, and the dummy link
+    /// when nothing else is left on it. Touches nothing else.
+    public func cleanup(dryRun: Bool = false) throws -> CleanupReport {
+        try locked.withLock { locked in
+            locked.memory = nil
+            return try cleanup(dryRun: dryRun, ownership: &locked.ownership)
+        }
+    }
+
+    private func cleanup(dryRun: Bool, ownership: inout OwnershipLedger) throws -> CleanupReport {
+        var report = CleanupReport()
+        var record = try ownership.current()
+        let ipvs = table.connection
+        let interfaces = addresses.connection
+        let present = Set(try ipvs.table().map(\.server.key))
+        report.deletedVirtualServers = record.virtualServers.keys.filter { present.contains($0) }.sorted()
+        let link = try interfaces.link(named: addresses.linkName)
+        let onLink = try link.map { link in try interfaces.addresses().filter { $0.linkIndex == link.index } } ?? []
+        let ours = onLink.filter { record.addresses.contains($0.address) }
+        report.unboundAddresses = ours.map(\.address).sorted()
+        let othersRemain = onLink.contains { !record.addresses.contains($0.address) && !$0.address.isLinkLocal }
+        report.deletedLink = link?.kind == "dummy" && !othersRemain
+        guard !dryRun else { return report }
+
+        report.failures = try ipvs.apply(report.deletedVirtualServers.map(TableOperation.deleteVirtualServer))
+            .filter { $0.error.errno != .noSuchProcess }
+        let stillThere = Set(report.failures.map(\.operation.virtualServerKey))
+        record.virtualServers = record.virtualServers.filter { stillThere.contains($0.key) }
+        report.addressFailures = try interfaces.apply(ours.map(AddressChange.unbind))
+            .filter { $0.error.errno != .addressNotAvailable }
+        let notUnbound = Set(report.addressFailures.map(\.change.address.address))
+        record.addresses = record.addresses.filter { notUnbound.contains($0) }
+        if report.deletedLink, report.addressFailures.isEmpty, let link {
+            try interfaces.deleteLink(index: link.index)
+        }
+        if record.isEmpty {
+            try ownership.remove()
+        } else {
+            try ownership.record(record)
+        }
+        return report
+    }
+}

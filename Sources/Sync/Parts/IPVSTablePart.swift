@@ -1,0 +1,189 @@
+import IPVSModel
+import SystemPackage
+import Translation
+
+/// The kernel's IPVS table: the virtual servers ipvs-proxy owns and their real servers.
+///
+/// A full read is one dump of the virtual servers and one of each one's real servers. From memory, only the real
+/// servers of virtual servers whose endpoints changed, or that are draining, are read: their connection counts
+/// decide whether a removed real server drains at weight 0 or goes at once. So an endpoint change costs its
+/// own operations and one small read.
+public struct IPVSTablePart: KernelPart {
+    public let connection: any IPVSTableConnection
+
+    public init(connection: any IPVSTableConnection) {
+        self.connection = connection
+    }
+
+    /// The table as a sync sees it.
+    public struct State: Sendable {
+        public var servers: ObservedTable
+        /// Virtual servers with real servers draining at weight 0 (unknown after a read: planning finds them).
+        public var draining: Set<VirtualServerKey> = []
+    }
+
+    /// What a sync did to the table, or (in a dry run) would do, over all its attempts.
+    public struct Report: Sendable {
+        /// Every operation sent, in order; in a dry run, the planned ones.
+        public var operations: [TableOperation] = []
+        /// Every operation the kernel refused (`index` is its position in ``operations``), races that a later
+        /// attempt resolved included.
+        public var refused: [BatchFailure] = []
+        /// The refusals of the last attempt: what the sync could not do.
+        public var failures: [BatchFailure] = []
+        /// Desired virtual servers left alone because something ipvs-proxy does not own holds their key.
+        public var blocked: [VirtualServerKey: ServicePortName] = [:]
+        /// Real servers no longer wanted, draining at weight 0 until their connections end.
+        public var draining: [(virtualServer: VirtualServerKey, realServer: RealServerKey)] = []
+        /// How many times the whole table was read.
+        public var fullReads = 0
+        /// How many virtual servers' real servers were read on their own.
+        public var realServerReads = 0
+
+        /// Operations applied (or, in a dry run, planned) by kind; refused ones are not counted.
+        public var counts: [TableOperation.Kind: Int] {
+            var counts: [TableOperation.Kind: Int] = [:]
+            let refusedIndexes = Set(refused.map(\.index))
+            for (index, operation) in operations.enumerated() where !refusedIndexes.contains(index) {
+                counts[operation.kind, default: 0] += 1
+            }
+            return counts
+        }
+
+        /// Adds the refusals of the batch that was planned last (its operations are the last ones reported).
+        mutating func append(refusals: [BatchFailure], ofLast batchSize: Int) {
+            let offset = operations.count - batchSize
+            refused += refusals.map { BatchFailure(index: offset + $0.index, operation: $0.operation, error: $0.error) }
+            failures = refusals
+        }
+    }
+
+    /// What the kernel made of a batch.
+    public struct Outcome: Sendable {
+        /// The operations it refused, with their positions in the batch.
+        public var refused: [BatchFailure]
+
+        /// Whether the table changed under the plan, so that reading it again and planning again can succeed:
+        /// a virtual server that appeared (`EEXIST`) or vanished (`ESRCH`), a real server that vanished
+        /// (`ENOENT` on an edit or delete). Any other refusal would repeat.
+        public var isRace: Bool {
+            !refused.isEmpty && refused.allSatisfy(Self.isRace)
+        }
+
+        static func isRace(_ failure: BatchFailure) -> Bool {
+            switch (failure.operation.kind, failure.error.errno) {
+            case (_, .fileExists?), (_, .noSuchProcess?): true
+            case (.editRealServer, .noSuchFileOrDirectory?), (.deleteRealServer, .noSuchFileOrDirectory?): true
+            default: false
+            }
+        }
+    }
+
+    public func read(report: inout Report) throws -> State {
+        report.fullReads += 1
+        var servers: ObservedTable = [:]
+        for state in try connection.table() { servers[state.server.key] = state }
+        return State(servers: servers)
+    }
+
+    public func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws -> State
+    {
+        var state = remembered.state
+        for (key, wanted) in desired.virtualServers where state.servers[key] != nil {
+            if remembered.desired.virtualServers[key]?.realServers != wanted.realServers
+                || state.draining.contains(key)
+            {
+                state.servers[key]?.realServers = try connection.realServers(of: key)
+                report.realServerReads += 1
+            }
+        }
+        return state
+    }
+
+    public func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Plan {
+        Planner.plan(desired: desired, observed: observed.servers, owned: owned.virtualServers)
+    }
+
+    public func report(_ changes: Plan, into report: inout Report) {
+        report.operations += changes.operations
+        report.blocked = changes.blocked
+        report.draining = changes.draining
+    }
+
+    /// Sends the plan as one batch. A plan that makes virtual servers sends those first, on their own: should
+    /// another writer have made one meanwhile (`EEXIST`), its real servers are not sent, so that none lands in
+    /// a virtual server ipvs-proxy does not own. They count as refused with `ESRCH`, as the kernel refuses a
+    /// real server whose virtual server is missing.
+    public func apply(_ changes: Plan) throws -> Outcome {
+        let operations = changes.operations
+        let creations = operations.indices.filter { operations[$0].kind == .addVirtualServer }
+        guard !creations.isEmpty else {
+            return Outcome(refused: operations.isEmpty ? [] : try connection.apply(operations))
+        }
+        var refused = try sendBatch(creations, of: operations)
+        let notMade = Set(refused.map(\.operation.virtualServerKey))
+        var rest: [Int] = []
+        for index in operations.indices where operations[index].kind != .addVirtualServer {
+            let operation = operations[index]
+            if operation.isRealServerOperation && notMade.contains(operation.virtualServerKey) {
+                let error = IPVSError(
+                    operation: "\(operation) (not sent: its virtual server was not made)",
+                    reason: .kernel(.noSuchProcess))
+                refused.append(BatchFailure(index: index, operation: operation, error: error))
+            } else {
+                rest.append(index)
+            }
+        }
+        refused += try sendBatch(rest, of: operations)
+        return Outcome(refused: refused.sorted { $0.index < $1.index })
+    }
+
+    /// Sends the operations at `indexes` as one batch; the refusals keep their index in `operations`.
+    private func sendBatch(_ indexes: [Int], of operations: [TableOperation]) throws -> [BatchFailure] {
+        guard !indexes.isEmpty else { return [] }
+        return try connection.apply(indexes.map { operations[$0] }).map {
+            BatchFailure(index: indexes[$0.index], operation: $0.operation, error: $0.error)
+        }
+    }
+
+    public func follow(
+        _ changes: Plan, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
+    ) -> State? {
+        owned.virtualServers = Self.owned(after: changes, refused: outcome.refused, before: owned.virtualServers)
+        report.append(refusals: outcome.refused, ofLast: changes.operations.count)
+        guard outcome.refused.isEmpty else { return nil }
+        var servers = observed.servers
+        for operation in changes.operations { servers.apply(operation) }
+        return State(servers: servers, draining: Set(changes.draining.map(\.0)))
+    }
+
+    /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server
+    /// was refused.
+    static func owned(
+        after plan: Plan, refused: [BatchFailure], before: [VirtualServerKey: ServicePortName]
+    ) -> [VirtualServerKey: ServicePortName] {
+        var owned = plan.ownedAfter
+        for failure in refused {
+            switch failure.operation {
+            case .addVirtualServer(let server):
+                // Made by someone else meanwhile (EEXIST), or refused: not ours, unless it was before.
+                owned[server.key] = before[server.key]
+            case .deleteVirtualServer(let key) where failure.error.errno != .noSuchProcess:
+                owned[key] = before[key]
+            default:
+                break
+            }
+        }
+        return owned
+    }
+}
+
+extension Plan: PartChanges {
+    public var isEmpty: Bool { operations.isEmpty }
+
+    public func owned(during owned: OwnershipRecord) -> OwnershipRecord {
+        var during = owned
+        during.virtualServers = ownedDuring(before: owned.virtualServers)
+        return during
+    }
+}

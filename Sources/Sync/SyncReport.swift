@@ -1,0 +1,55 @@
+import IPVSModel
+
+/// What a sync did, or (in a dry run) would do: each part's report, merged.
+public struct SyncReport: Sendable {
+    public var dryRun: Bool
+    /// The IPVS table's operations, refusals, blocked keys, draining real servers and reads.
+    public var table = IPVSTablePart.Report()
+    /// The service addresses bound and unbound, and the refusals.
+    public var addresses = ServiceAddressPart.Report()
+    /// How many times the parts were planned (more than once after races with other writers).
+    public var attempts = 0
+    /// How long each phase took, in order.
+    public var timings: [(phase: String, duration: Duration)] = []
+
+    public init(dryRun: Bool) {
+        self.dryRun = dryRun
+    }
+
+    /// Whether the kernel refused anything that the sync could not resolve.
+    public var hasFailures: Bool { !table.failures.isEmpty || !addresses.failures.isEmpty }
+
+    /// Kernel write operations sent, IPVS and addresses together.
+    public var writeOperations: Int { table.operations.count + addresses.bound.count + addresses.unbound.count }
+
+    /// Every kernel operation sent, by kind, with how many the kernel accepted and refused.
+    public var operationResults: [(kind: String, succeeded: Int, refused: Int)] {
+        var results: [String: (succeeded: Int, refused: Int)] = [:]
+        let refusedIndexes = Set(table.refused.map(\.index))
+        for (index, operation) in table.operations.enumerated() {
+            if refusedIndexes.contains(index) {
+                results[operation.kind.rawValue, default: (0, 0)].refused += 1
+            } else {
+                results[operation.kind.rawValue, default: (0, 0)].succeeded += 1
+            }
+        }
+        let addressCounts = addresses.counts
+        results["bind-address"] = (addressCounts.bound, addressCounts.refusedBinds)
+        results["unbind-address"] = (addressCounts.unbound, addressCounts.refusedUnbinds)
+        return results.map { (kind: $0.key, succeeded: $0.value.succeeded, refused: $0.value.refused) }
+            .filter { $0.succeeded + $0.refused > 0 }
+            .sorted { $0.kind < $1.kind }
+    }
+
+}
+
+/// Measures how long each phase of a sync takes.
+struct Stopwatch {
+    private(set) var timings: [(phase: String, duration: Duration)] = []
+
+    mutating func time<Result>(_ phase: String, _ body: () throws -> Result) rethrows -> Result {
+        let start = ContinuousClock.now
+        defer { timings.append((phase, ContinuousClock.now - start)) }
+        return try body()
+    }
+}

@@ -1,0 +1,154 @@
+import IPVSModel
+import Sync
+import Synchronization
+import SystemPackage
+
+/// A node's links and addresses in memory that answer a sync as the kernel does (binding an address that is
+/// there is `EEXIST`, unbinding one that is not `EADDRNOTAVAIL`, a missing link `ENODEV`), and that a test can
+/// tell to refuse changes or to fail a whole batch.
+public final class FakeInterfaces: InterfaceConnection {
+    private struct State {
+        var links: [NetworkLink]
+        var addresses: [InterfaceAddress]
+        var refusals: [(matches: @Sendable (AddressChange) -> Bool, errno: Errno)] = []
+        var failNextBatch: Errno?
+        var beforeNextBatch: (@Sendable ([AddressChange]) -> Void)?
+        var batches: [[AddressChange]] = []
+        var reads = 0
+    }
+
+    private let state: Mutex<State>
+
+    /// A node with loopback (`lo`, 127.0.0.1) and `eth0` holding `nodeAddress`.
+    public init(nodeAddress: IPAddress = IPAddress("192.168.1.10")!) {
+        state = Mutex(
+            State(
+                links: [
+                    NetworkLink(index: 1, name: "lo", kind: "", flags: 0x9),
+                    NetworkLink(index: 2, name: "eth0", kind: "veth", flags: 0x1),
+                ],
+                addresses: [
+                    InterfaceAddress(linkIndex: 1, address: IPAddress("127.0.0.1")!, prefixLength: 8),
+                    InterfaceAddress(linkIndex: 2, address: nodeAddress, prefixLength: 24),
+                ]))
+    }
+
+    /// The addresses on the link with this name.
+    public func addresses(on name: String) -> Set<IPAddress> {
+        state.withLock { state in
+            guard let link = state.links.first(where: { $0.name == name }) else { return [] }
+            return Set(state.addresses.filter { $0.linkIndex == link.index }.map(\.address))
+        }
+    }
+
+    /// Every address change batch sent, in order.
+    public var batches: [[AddressChange]] { state.withLock { $0.batches } }
+    /// How many times the addresses were read.
+    public var addressReads: Int { state.withLock { $0.reads } }
+
+    /// Refuses every change that `matches`, with `errno`.
+    public func refuse(_ errno: Errno, where matches: @escaping @Sendable (AddressChange) -> Bool) {
+        state.withLock { $0.refusals.append((matches, errno)) }
+    }
+
+    /// The next batch fails as a whole with `errno` (its outcome unknown to the caller); nothing is changed.
+    public func failNextBatch(with errno: Errno) {
+        state.withLock { $0.failNextBatch = errno }
+    }
+
+    /// Runs `look` when the next batch arrives, before any of it is applied.
+    public func beforeNextBatch(_ look: @escaping @Sendable ([AddressChange]) -> Void) {
+        state.withLock { $0.beforeNextBatch = look }
+    }
+
+    /// Removes an address behind the syncer's back.
+    public func remove(_ address: IPAddress) {
+        state.withLock { $0.addresses.removeAll { $0.address == address } }
+    }
+
+    public func links() throws -> [NetworkLink] { state.withLock { $0.links } }
+
+    public func link(named name: String) throws -> NetworkLink? {
+        state.withLock { $0.links.first { $0.name == name } }
+    }
+
+    public func addresses() throws -> [InterfaceAddress] {
+        state.withLock { state in
+            state.reads += 1
+            return state.addresses
+        }
+    }
+
+    public func addDummyLink(named name: String) throws -> Int32 {
+        try state.withLock { state in
+            guard !state.links.contains(where: { $0.name == name }) else {
+                throw IPVSError(operation: "create dummy link \(name)", reason: .kernel(.fileExists))
+            }
+            let index = (state.links.map(\.index).max() ?? 0) + 1
+            state.links.append(NetworkLink(index: index, name: name, kind: "dummy"))
+            return index
+        }
+    }
+
+    public func setLinkUp(index: Int32) throws {
+        try state.withLock { state in
+            guard let position = state.links.firstIndex(where: { $0.index == index }) else {
+                throw IPVSError(operation: "set link \(index) up", reason: .kernel(.operationNotSupportedByDevice))
+            }
+            state.links[position].flags |= 0x1
+        }
+    }
+
+    public func deleteLink(index: Int32) throws {
+        state.withLock { state in
+            state.links.removeAll { $0.index == index }
+            state.addresses.removeAll { $0.linkIndex == index }
+        }
+    }
+
+    public func apply(_ changes: [AddressChange]) throws -> [AddressChangeFailure] {
+        let look = state.withLock { state in
+            defer { state.beforeNextBatch = nil }
+            return state.beforeNextBatch
+        }
+        look?(changes)
+        return try state.withLock { state in
+            state.batches.append(changes)
+            if let errno = state.failNextBatch {
+                state.failNextBatch = nil
+                throw IPVSError(
+                    operation: "apply a batch of \(changes.count) address changes", reason: .kernel(errno))
+            }
+            var failures: [AddressChangeFailure] = []
+            for (index, change) in changes.enumerated() {
+                if let errno = state.refusals.first(where: { $0.matches(change) })?.errno
+                    ?? Self.kernelRefusal(change, state)
+                {
+                    failures.append(
+                        AddressChangeFailure(
+                            index: index, change: change,
+                            error: IPVSError(operation: change.description, reason: .kernel(errno))))
+                    continue
+                }
+                switch change {
+                case .bind(let address): state.addresses.append(address)
+                case .unbind(let address):
+                    state.addresses.removeAll { $0.linkIndex == address.linkIndex && $0.address == address.address }
+                }
+            }
+            return failures
+        }
+    }
+
+    private static func kernelRefusal(_ change: AddressChange, _ state: State) -> Errno? {
+        let target = change.address
+        guard state.links.contains(where: { $0.index == target.linkIndex }) else {
+            return .operationNotSupportedByDevice
+        }
+        let present = state.addresses.contains { $0.linkIndex == target.linkIndex && $0.address == target.address }
+        switch change {
+        case .bind: return present ? .fileExists : nil
+        case .unbind: return present ? nil : .addressNotAvailable
+        }
+    }
+}
