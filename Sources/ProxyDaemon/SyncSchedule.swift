@@ -1,7 +1,8 @@
 /// When the daemon syncs, and how: its pacing rules as a value, on any clock.
 ///
 /// - A change is synced as soon as ``SyncLoopConfiguration/minSyncPeriod`` has passed since the last sync, so
-///   changes that arrive closer together are applied together.
+///   changes that arrive closer together are applied together. A change whose sync failed is still a change:
+///   it is tried again at the same pace.
 /// - A full resync (reading the whole kernel state, repairing what others changed) comes at the latest
 ///   ``SyncLoopConfiguration/syncPeriod`` after the last one started, or, after a failed sync, five minimum
 ///   periods later; a request (SIGHUP) makes the next sync full.

@@ -12,6 +12,7 @@ public final class FakeIPVSTable: IPVSTableConnection {
         var table: ObservedTable = [:]
         var refusals: [Refusal] = []
         var overflowAfter: Int?
+        var unavailable: Errno?
         var beforeNextBatch: (@Sendable (inout ObservedTable, [TableOperation]) -> Void)?
         var tableReads = 0
         var realServerReads = 0
@@ -48,6 +49,15 @@ public final class FakeIPVSTable: IPVSTableConnection {
         state.withLock { $0.refusals.append(Refusal(matches: matches, errno: errno)) }
     }
 
+    /// Makes every call fail with `errno` (`nil`: work again), as a kernel that cannot be reached.
+    public func fail(with errno: Errno?) {
+        state.withLock { $0.unavailable = errno }
+    }
+
+    private func checkAvailable(_ state: State) throws {
+        if let errno = state.unavailable { throw IPVSError(operation: "IPVS", reason: .kernel(errno)) }
+    }
+
     /// Refuses nothing more than the kernel would.
     public func stopRefusing() {
         state.withLock { $0.refusals = [] }
@@ -66,14 +76,16 @@ public final class FakeIPVSTable: IPVSTableConnection {
     }
 
     public func table() throws -> [VirtualServerState] {
-        state.withLock { state in
+        try state.withLock { state in
+            try checkAvailable(state)
             state.tableReads += 1
             return state.table.values.sorted { $0.server.key < $1.server.key }
         }
     }
 
     public func realServers(of key: VirtualServerKey) throws -> [RealServerState] {
-        state.withLock { state in
+        try state.withLock { state in
+            try checkAvailable(state)
             state.realServerReads += 1
             return state.table[key]?.realServers ?? []
         }
@@ -90,6 +102,7 @@ public final class FakeIPVSTable: IPVSTableConnection {
             state.withLock { $0.table = table }
         }
         return try state.withLock { state in
+            try checkAvailable(state)
             state.batches.append(operations)
             var failures: [BatchFailure] = []
             for (index, operation) in operations.enumerated() {

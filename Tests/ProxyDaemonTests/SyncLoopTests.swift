@@ -1,0 +1,290 @@
+import FakeKernel
+import Foundation
+import IPVSModel
+import KubernetesModel
+import Logging
+import StateSources
+import Sync
+import Testing
+import TestSupport
+
+@testable import ProxyDaemon
+
+/// A source that delivers what the test sends it.
+final class FakeSource: ClusterSource {
+    private let updates: AsyncStream<ClusterUpdate>
+    private let continuation: AsyncStream<ClusterUpdate>.Continuation
+
+    init() {
+        (updates, continuation) = AsyncStream.makeStream()
+    }
+
+    /// Delivers `count` ClusterIP Services (10.96.0.1, ...), each with one slice of `endpoints`.
+    func send(services count: Int, endpoints: [String] = ["10.244.0.1", "10.244.0.2"]) {
+        var set = ManifestSet()
+        var problems: [ManifestProblem] = []
+        ManifestLoader.decode(generated(services: count, endpoints: endpoints), file: "test", into: &set, problems: &problems)
+        precondition(problems.isEmpty, "\(problems)")
+        continuation.yield(ClusterUpdate(snapshot: set, serviceChanges: count, endpointChanges: count))
+    }
+
+    func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
+        for await next in updates { await update(next) }
+    }
+
+    private func generated(services count: Int, endpoints: [String]) -> String {
+        let items = (0..<count).flatMap { index in
+            [
+                #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"svc-\#(index)","namespace":"gen"},"spec":{"clusterIP":"10.96.0.\#(index + 1)","ports":[{"name":"http","port":80,"targetPort":8080}]}}"#,
+                #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(index)-a","namespace":"gen","labels":{"kubernetes.io/service-name":"svc-\#(index)"}},"addressType":"IPv4","ports":[{"name":"http","port":8080}],"endpoints":[\#(endpoints.map { #"{"addresses":["\#($0)"],"conditions":{"ready":true}}"# }.joined(separator: ","))]}"#,
+            ]
+        }
+        return #"{"apiVersion":"v1","kind":"List","items":["# + items.joined(separator: ",") + "]}"
+    }
+}
+
+/// A sync loop over fake kernel connections and a fake source, on a manual clock.
+struct LoopHarness {
+    let clock = ManualClock()
+    let ipvs = FakeIPVSTable()
+    let interfaces = FakeInterfaces()
+    let source = FakeSource()
+    let metrics = ProxyMetrics()
+    let health: HealthState
+    let loop: SyncLoop<ManualClock>
+
+    init(stateFolder: String) {
+        var configuration = SyncLoopConfiguration(nodeName: "node-a")
+        configuration.syncPeriod = .seconds(30)
+        configuration.minSyncPeriod = .seconds(1)
+        configuration.drainCheckPeriod = .seconds(5)
+        let clock = clock
+        health = HealthState(timeout: configuration.syncPeriod * 2, currentTime: { clock.date })
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        loop = SyncLoop(
+            syncer: Syncer(ipvs: ipvs, interfaces: interfaces, store: OwnershipStore(directory: stateFolder)),
+            source: source, configuration: configuration, metrics: metrics, health: health, logger: logger,
+            clock: clock)
+    }
+
+    /// The value of a metric line (`name{labels}`), or 0 when it is not there.
+    func metric(_ line: String) -> Double {
+        for text in metrics.render().split(separator: "\n") where text.hasPrefix(line + " ") {
+            return Double(text.dropFirst(line.count + 1)) ?? .nan
+        }
+        return 0
+    }
+
+    var fullSyncs: Double { metric(#"ipvs_proxy_syncs_total{mode="full",result="success"}"#) }
+    var incrementalSyncs: Double { metric(#"ipvs_proxy_syncs_total{mode="incremental",result="success"}"#) }
+    var failedSyncs: Double {
+        metric(#"ipvs_proxy_syncs_total{mode="full",result="error"}"#)
+            + metric(#"ipvs_proxy_syncs_total{mode="incremental",result="error"}"#)
+    }
+
+    /// Runs the loop for the test's body, then stops it.
+    func running(_ body: (inout Int) async throws -> Void) async throws {
+        let task = Task { try await loop.run() }
+        defer { task.cancel() }
+        // The loop starts by waiting for the source's first snapshot.
+        var sleeps = 0
+        _ = try await clock.sleep(after: sleeps)
+        sleeps += 1
+        try await body(&sleeps)
+    }
+
+    /// Waits until the loop has done what it can and sleeps again; returns when it will wake.
+    @discardableResult
+    func settled(_ sleeps: inout Int) async throws -> ManualClock.Instant {
+        defer { sleeps += 1 }
+        return try await clock.sleep(after: sleeps)
+    }
+
+    /// Waits until the loop sleeps again, and expects it to wake at `deadline`.
+    func settled(
+        _ sleeps: inout Int, wakingAt deadline: ManualClock.Instant, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let wake = try await settled(&sleeps)
+        #expect(wake == deadline, sourceLocation: sourceLocation)
+    }
+}
+
+func seconds(_ value: Int) -> ManualClock.Instant { ManualClock.Instant(offset: .seconds(value)) }
+
+@Suite("The daemon's sync loop, on a manual clock", .timeLimit(.minutes(1)))
+struct SyncLoopTests {
+    @Test func changesWithinTheMinimumPeriodAreAppliedTogether() async throws {
+        try await withTemporaryFolder("coalescing") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            try await node.running { sleeps in
+                node.source.send(services: 2)
+                // Synced at once, in full; next, the periodic full resync.
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                #expect(node.ipvs.current.count == 2)
+                #expect(node.fullSyncs == 1)
+
+                for count in 3...5 {
+                    node.source.send(services: count)
+                    // Not yet: the loop waits out the minimum period since the last sync.
+                    try await node.settled(&sleeps, wakingAt: seconds(1))
+                    #expect(node.ipvs.current.count == 2)
+                }
+                node.clock.advance(by: .seconds(1))
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                #expect(node.ipvs.current.count == 5)
+                #expect(node.incrementalSyncs == 1)
+                #expect(node.metric("kubeproxy_network_programming_duration_seconds_count") == 2)
+            }
+        }
+    }
+
+    @Test func aFullResyncEverySyncPeriodRepairsWhatOthersChanged() async throws {
+        try await withTemporaryFolder("resync") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            try await node.running { sleeps in
+                node.source.send(services: 3)
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                let reads = node.ipvs.tableReads
+                let tampered = VirtualServerKey.address(.tcp, IPAddress("10.96.0.2")!, port: 80)
+                node.ipvs.modify { $0[tampered]?.realServers.removeAll() }
+
+                node.clock.advance(by: .seconds(30))
+                try await node.settled(&sleeps, wakingAt: seconds(60))
+                #expect(node.fullSyncs == 2)
+                #expect(node.ipvs.tableReads == reads + 1)
+                #expect(node.ipvs.current[tampered]?.realServers.count == 2)
+            }
+        }
+    }
+
+    @Test func aFullResyncRequestComesAfterTheMinimumPeriod() async throws {
+        try await withTemporaryFolder("sighup") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            try await node.running { sleeps in
+                node.source.send(services: 1)
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                node.loop.requestFullSync()
+                try await node.settled(&sleeps, wakingAt: seconds(1))
+                node.clock.advance(by: .seconds(1))
+                try await node.settled(&sleeps, wakingAt: seconds(31))
+                #expect(node.fullSyncs == 2)
+            }
+        }
+    }
+
+    /// A removed TCP endpoint with connections drains at weight 0; the loop looks at it every drain-check period
+    /// and deletes it once its last connection has ended.
+    @Test func drainingRealServersAreCheckedUntilTheirConnectionsEnd() async throws {
+        try await withTemporaryFolder("drain") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            let service = VirtualServerKey.address(.tcp, IPAddress("10.96.0.1")!, port: 80)
+            let leaving = IPAddress("10.244.0.2")!
+            func setConnections(_ count: UInt32) {
+                node.ipvs.modify { table in
+                    let index = table[service]!.realServers.firstIndex { $0.server.address == leaving }!
+                    table[service]!.realServers[index].activeConnections = count
+                }
+            }
+            try await node.running { sleeps in
+                node.source.send(services: 1, endpoints: ["10.244.0.1", "10.244.0.2"])
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                setConnections(1)
+
+                node.source.send(services: 1, endpoints: ["10.244.0.1"])
+                try await node.settled(&sleeps, wakingAt: seconds(1))
+                node.clock.advance(by: .seconds(1))
+                // Draining: checked again in 5 s.
+                try await node.settled(&sleeps, wakingAt: seconds(6))
+                #expect(node.ipvs.current[service]?.realServers.first { $0.server.address == leaving }?.server.weight == 0)
+
+                node.clock.advance(by: .seconds(5))
+                try await node.settled(&sleeps, wakingAt: seconds(11))
+                #expect(node.ipvs.current[service]?.realServers.count == 2)
+
+                setConnections(0)
+                node.clock.advance(by: .seconds(5))
+                // Gone, and nothing left to check until the full resync.
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                #expect(node.ipvs.current[service]?.realServers.map(\.server.address) == [IPAddress("10.244.0.1")!])
+                #expect(node.incrementalSyncs == 3)
+            }
+        }
+    }
+
+    /// `/healthz` turns 503 once a change has waited longer than twice the sync period, as kube-proxy's does,
+    /// and 200 again once it is in the kernel. A change that fails is retried at the pace of changes (reading the
+    /// kernel in full each time: a failure leaves the syncer no memory).
+    @Test func healthFailsWhileAChangeCannotBeAppliedAndRecovers() async throws {
+        try await withTemporaryFolder("health") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            try await node.running { sleeps in
+                node.source.send(services: 1)
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                #expect(node.health.response(includeNodeEligible: true).status == .ok)
+
+                node.ipvs.fail(with: .permissionDenied)
+                node.source.send(services: 2)
+                try await node.settled(&sleeps, wakingAt: seconds(1))
+                node.clock.advance(by: .seconds(1))
+                try await node.settled(&sleeps, wakingAt: seconds(2))
+                #expect(node.failedSyncs == 1)
+                while node.clock.now < seconds(61) {
+                    #expect(node.health.response(includeNodeEligible: true).status == .ok)
+                    node.clock.advance(by: .seconds(1))
+                    try await node.settled(&sleeps)
+                }
+                #expect(node.health.response(includeNodeEligible: true).status == .serviceUnavailable)
+                // One retry a second.
+                #expect(node.failedSyncs == 61)
+
+                node.ipvs.fail(with: nil)
+                node.clock.advance(by: .seconds(1))
+                try await node.settled(&sleeps)
+                #expect(node.health.response(includeNodeEligible: true).status == .ok)
+                #expect(node.ipvs.current.count == 2)
+            }
+        }
+    }
+}
+
+@Suite("Pacing", .timeLimit(.minutes(1)))
+struct SyncScheduleTests {
+    typealias Schedule = SyncSchedule<ManualClock.Instant>
+
+    var schedule: Schedule {
+        var configuration = SyncLoopConfiguration(nodeName: "node-a")
+        configuration.syncPeriod = .seconds(30)
+        configuration.minSyncPeriod = .seconds(2)
+        configuration.drainCheckPeriod = .seconds(5)
+        return Schedule(configuration)
+    }
+
+    @Test func nothingHappensBeforeTheFirstSnapshotAndTheFirstSyncIsFull() {
+        #expect(schedule.next(now: seconds(0), changed: true, fullRequested: false, hasSnapshot: false)
+                == .wait(until: seconds(3600)))
+        #expect(schedule.next(now: seconds(0), changed: true, fullRequested: false, hasSnapshot: true)
+                == .sync(full: true))
+    }
+
+    @Test func aFailedSyncIsRetriedInFullAfterFiveMinimumPeriods() {
+        var schedule = schedule
+        schedule.record(full: true, started: seconds(0), finished: seconds(1), succeeded: false, draining: false)
+        #expect(schedule.next(now: seconds(1), changed: false, fullRequested: false, hasSnapshot: true)
+                == .wait(until: seconds(11)))
+        #expect(schedule.next(now: seconds(11), changed: false, fullRequested: false, hasSnapshot: true)
+                == .sync(full: true))
+    }
+
+    @Test func theResyncPeriodCountsFromTheStartOfTheLastFullSync() {
+        var schedule = schedule
+        schedule.record(full: true, started: seconds(0), finished: seconds(4), succeeded: true, draining: false)
+        schedule.record(full: false, started: seconds(10), finished: seconds(11), succeeded: true, draining: false)
+        #expect(schedule.next(now: seconds(11), changed: false, fullRequested: false, hasSnapshot: true)
+                == .wait(until: seconds(30)))
+        #expect(schedule.next(now: seconds(12), changed: true, fullRequested: false, hasSnapshot: true)
+                == .wait(until: seconds(13)))
+        #expect(schedule.next(now: seconds(13), changed: true, fullRequested: false, hasSnapshot: true)
+                == .sync(full: false))
+    }
+}
