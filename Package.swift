@@ -143,14 +143,15 @@ let package = Package(
         .testTarget(
             name: "StateSourcesTests",
             dependencies: [
-                "StateSources",
+                "StateSources", "KubernetesModel", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport"]),
+        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport", "TestSupport"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(
             name: "IntegrationTests",

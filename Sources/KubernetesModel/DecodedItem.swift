@@ -1,6 +1,6 @@
 /// One decoded document or `List` item: an object the proxy reads, a list of items, an object of another
 /// kind, or an object that failed to decode (with as much of its identity as could be read).
-enum DecodedItem {
+package enum DecodedItem: Sendable, Hashable {
     case service(Service)
     case endpointSlice(EndpointSlice)
     case endpoints(Endpoints)

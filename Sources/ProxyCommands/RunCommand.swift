@@ -208,7 +208,7 @@ struct SignalService: ServiceLifecycle.Service {
     let loop: SyncLoop<ContinuousClock>
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 loop.requestFullSync()
             }

@@ -40,8 +40,10 @@ public struct HTTPEndpointServer: Service {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(EndpointHandler(route: route))
+                // The initializer runs on the channel's event loop: the handler never leaves it.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(EndpointHandler(route: route))
                 }
             }
             .bind(host: host, port: port).get()
@@ -52,7 +54,7 @@ public struct HTTPEndpointServer: Service {
     }
 }
 
-private final class EndpointHandler: ChannelInboundHandler, @unchecked Sendable {
+private final class EndpointHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -85,7 +87,10 @@ private final class EndpointHandler: ChannelInboundHandler, @unchecked Sendable 
                     .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
                 promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+                boundContext.value.close(promise: nil)
+            }
             request = nil
         }
     }

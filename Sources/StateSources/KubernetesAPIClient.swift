@@ -29,31 +29,7 @@ struct APIStatus: Decodable {
     var message: String?
 }
 
-/// One page of a list: its items (each decoded on its own, so one bad item spoils nothing else), the list's
-/// resource version, and the token for the next page.
-struct ListPage<Object: Decodable & Sendable>: Decodable, Sendable {
-    var items: [Item<Object>]
-    var resourceVersion: String
-    var continueToken: String?
-
-    enum CodingKeys: String, CodingKey { case items, metadata }
-    enum MetadataKeys: String, CodingKey {
-        case resourceVersion
-        case continueToken = "continue"
-    }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        items = try container.decodeIfPresent([Item<Object>].self, forKey: .items) ?? []
-        let metadata = try container.nestedContainer(keyedBy: MetadataKeys.self, forKey: .metadata)
-        resourceVersion = try metadata.decodeIfPresent(String.self, forKey: .resourceVersion) ?? ""
-        continueToken = try metadata.decodeIfPresent(String.self, forKey: .continueToken).flatMap {
-            $0.isEmpty ? nil : $0
-        }
-    }
-}
-
-/// An object, or what went wrong decoding it.
+/// An object of a watch event, or what went wrong decoding it.
 enum Item<Object: Decodable & Sendable>: Decodable, Sendable {
     case object(Object, name: String?)
     case invalid(name: String?, field: String?, message: String)
@@ -163,15 +139,13 @@ public final class KubernetesAPIClient: Sendable {
     }
 
     /// Fetches one page of a list.
-    func listPage<Object>(
-        _ path: String, limit: Int, continueToken: String?, of type: Object.Type
-    ) async throws -> ListPage<Object> {
+    func listPage(_ path: String, limit: Int, continueToken: String?) async throws -> ListPage {
         var query = "\(path)?limit=\(limit)"
         if let continueToken { query += "&continue=\(Self.escape(continueToken))" }
         let response = try await client.execute(request(query), timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
         try Self.check(response.status, body)
-        return try JSONDecoder().decode(ListPage<Object>.self, from: Data(body.readableBytesView))
+        return try ListPage.decode(String(buffer: body))
     }
 
     /// Streams watch events from `resourceVersion` on; ends when the server closes the stream.

@@ -90,7 +90,7 @@ public struct KubernetesAPISource: ClusterSource {
         var token: String?
         var version = ""
         repeat {
-            let page = try await client.listPage(resource.path, limit: pageSize, continueToken: token, of: Object.self)
+            let page = try await client.listPage(resource.path, limit: pageSize, continueToken: token)
             for item in page.items {
                 switch resource.validated(item) {
                 case .success(let object): objects[object.metadata.objectName] = object
@@ -157,18 +157,35 @@ struct Resource<Object: KubernetesObject>: Sendable {
         ObjectLocation(file: path, document: 1, kind: kind.rawValue, name: name)
     }
 
-    /// The object when it decoded and passes the same checks as a manifest, else the problem.
+    /// The object of a watch event when it decoded and passes the same checks as a manifest, else the problem.
     func validated(_ item: Item<Object>) -> Result<Object, ManifestProblem> {
         switch item {
         case .invalid(let name, let field, let message):
             return .failure(ManifestProblem(at: location(name), field: field, message))
         case .object(let object, let name):
-            var set = ManifestSet()
-            if let service = object as? Service { set.services = [Located(service, at: location(name))] }
-            if let slice = object as? EndpointSlice { set.endpointSlices = [Located(slice, at: location(name))] }
-            if let problem = ManifestValidator.validate(set).problems.first { return .failure(problem) }
-            return .success(object)
+            return validated(object, name: name)
         }
+    }
+
+    /// The object of a list item when it decoded, is of this resource's kind, and passes the same checks as a
+    /// manifest; else the problem.
+    func validated(_ item: DecodedItem) -> Result<Object, ManifestProblem> {
+        switch item {
+        case .failure(_, let name, let field, let message):
+            return .failure(ManifestProblem(at: location(name), field: field, message))
+        case .service(let service as Object), .endpointSlice(let service as Object):
+            return validated(service, name: service.metadata.objectName.description)
+        default:
+            return .failure(ManifestProblem(at: location(nil), "expected a \(kind.rawValue) in the list"))
+        }
+    }
+
+    private func validated(_ object: Object, name: String?) -> Result<Object, ManifestProblem> {
+        var set = ManifestSet()
+        if let service = object as? Service { set.services = [Located(service, at: location(name))] }
+        if let slice = object as? EndpointSlice { set.endpointSlices = [Located(slice, at: location(name))] }
+        if let problem = ManifestValidator.validate(set).problems.first { return .failure(problem) }
+        return .success(object)
     }
 }
 

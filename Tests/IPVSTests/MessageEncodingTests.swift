@@ -35,7 +35,7 @@ private func encode(_ operation: TableOperation, sequence: UInt32 = 77, flags: U
     return message
 }
 
-@Suite("Encoding IPVS requests")
+@Suite("Encoding IPVS requests", .timeLimit(.minutes(2)))
 struct MessageEncodingTests {
     let web = VirtualServerKey.address(.tcp, IPAddress("10.96.0.10")!, port: 80)
 

@@ -78,7 +78,7 @@ private func parseDestination(_ bytes: [UInt8]) -> (Int32, cnetlink_destination_
     return (result, entry)
 }
 
-@Suite("Parsing IPVS replies")
+@Suite("Parsing IPVS replies", .timeLimit(.minutes(2)))
 struct ReplyParsingTests {
     @Test func serviceReplyBecomesATypedVirtualServer() throws {
         let (result, entry) = parseService(serviceReply())

@@ -10,7 +10,7 @@ import Testing
 /// Whether this kernel has IPVS loaded (it registers /proc/net/ip_vs).
 private let kernelHasIPVS = access("/proc/net/ip_vs", F_OK) == 0
 
-@Suite("A kernel without IPVS")
+@Suite("A kernel without IPVS", .timeLimit(.minutes(2)))
 struct UnavailableIPVSTests {
     // The development and CI hosts run a kernel without IPVS; in the VM this is covered by the
     // integration tests instead.

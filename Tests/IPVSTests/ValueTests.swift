@@ -4,7 +4,7 @@ import Testing
 @testable import IPVS
 @testable import IPVSModel
 
-@Suite("IP addresses")
+@Suite("IP addresses", .timeLimit(.minutes(2)))
 struct IPAddressTests {
     @Test(arguments: ["10.96.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.10"])
     func ipv4RoundTrips(_ text: String) throws {
@@ -49,7 +49,7 @@ struct IPAddressTests {
     }
 }
 
-@Suite("Schedulers, protocols, flags")
+@Suite("Schedulers, protocols, flags", .timeLimit(.minutes(2)))
 struct ValueTests {
     @Test func everyKernelSchedulerNameIsAccepted() throws {
         for name in ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"] {
@@ -90,7 +90,7 @@ struct ValueTests {
     }
 }
 
-@Suite("Errors")
+@Suite("Errors", .timeLimit(.minutes(2)))
 struct ErrorTests {
     @Test func shimCodesBecomeReasons() {
         #expect(IPVSError(operation: "x", code: -17).errno == .fileExists)

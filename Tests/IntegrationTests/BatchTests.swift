@@ -2,7 +2,7 @@ import IPVSModel
 import SystemPackage
 import Testing
 
-@Suite("Batches against the kernel", .needsKernelIPVS)
+@Suite("Batches against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct BatchTests {
     /// 1,000 virtual servers with 10 real servers each, as one batch (11,000 operations).
     @Test func thousandVirtualServersWithTenRealServersEach() throws {

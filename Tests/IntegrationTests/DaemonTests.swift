@@ -33,7 +33,7 @@ private func reals(_ ipvs: IPVSHandle, _ key: VirtualServerKey) throws -> [Strin
     try ipvs.realServers(of: key).map(\.server.key.description).sorted()
 }
 
-@Suite("ipvs-proxy run against the kernel", .needsKernelIPVS)
+@Suite("ipvs-proxy run against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct DaemonTests {
     @Test func aFileChangeReachesTheKernelQuickly() throws {
         let namespace = try TestNamespace("daemon")
@@ -259,7 +259,7 @@ func metric(_ text: String, _ series: String) -> Double {
     return 0
 }
 
-@Suite("ipvs-proxy run between full resyncs", .needsKernelIPVS)
+@Suite("ipvs-proxy run between full resyncs", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct IncrementalSyncTests {
     /// After the first sync, one endpoint change reaches the kernel with its own two operations, reading
     /// only that virtual server's real servers: no dump of the whole table.

@@ -8,7 +8,7 @@ private let web = VirtualServerKey.address(.tcp, IPAddress("10.96.0.10")!, port:
 private let backendA = RealServer(IPAddress("10.244.1.5")!, port: 8080)
 private let backendB = RealServer(IPAddress("10.244.2.6")!, port: 8080)
 
-@Suite("IPVS handle against the kernel", .needsKernelIPVS)
+@Suite("IPVS handle against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct IPVSHandleTests {
     @Test func reportsVersionAndConnectionTableSize() throws {
         let info = try TestNamespace("info").ipvs().info()

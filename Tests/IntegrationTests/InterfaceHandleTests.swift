@@ -2,7 +2,7 @@ import IPVS
 import IPVSModel
 import Testing
 
-@Suite("Links and addresses against the kernel", .needsKernelIPVS)
+@Suite("Links and addresses against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct InterfaceHandleTests {
     @Test func dummyLinkHoldsAddressesBoundInABatch() throws {
         let namespace = try TestNamespace("links")

@@ -38,7 +38,7 @@ private func syncerInFreshNamespace(_ name: String) throws -> (TestNamespace, IP
 /// The node the tests translate for.
 private let node = NodeContext(nodeName: "node-a", nodeAddresses: [IPAddress("192.168.1.10")!])
 
-@Suite("Reliability against the kernel", .needsKernelIPVS)
+@Suite("Reliability against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct ReliabilityTests {
     @Test func withoutCAP_NET_ADMINItRefusesToStartWithAClearMessage() throws {
         let namespace = try TestNamespace("nocap")
@@ -142,12 +142,22 @@ struct ReliabilityTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let ipvs = try namespace.ipvs()
+        let interfaces = try namespace.interfaces()
         // Kill it once the kernel holds part of the table.
-        _ = try eventually(timeoutSeconds: 60) { try ipvs.virtualServers().count > 0 ? true : nil }
+        _ = try eventually(timeoutSeconds: 60, every: 0.005) { try ipvs.virtualServers().count > 0 ? true : nil }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        let partial = try ipvs.virtualServers().count
-        print("killed with \(partial) of 2000 virtual servers in the kernel")
+        #expect(process.terminationReason == .uncaughtSignal)
+        // The kill landed mid-sync: the kernel holds part of what the sync was making, not all of it.
+        let partial = try ipvs.table()
+        let realServers = partial.reduce(0) { $0 + $1.realServers.count }
+        let linkAtKill = try interfaces.link(named: "kube-ipvs0")
+        let addresses = try interfaces.addresses().filter {
+            $0.linkIndex == linkAtKill?.index && !$0.address.isLinkLocal
+        }
+        print("killed with \(partial.count) virtual servers, \(realServers) real servers, \(addresses.count) addresses")
+        #expect(!partial.isEmpty)
+        #expect(partial.count < 2000 || realServers < 20_000 || addresses.count < 2000, "the sync had finished")
 
         let again = try proxy.syncJSON(["-f", folder])
         #expect(again.status == 0, "\(again.result.error)")

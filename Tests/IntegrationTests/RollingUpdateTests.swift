@@ -35,7 +35,7 @@ private func echoService(_ endpoints: [(index: Int, ready: Bool, terminating: Bo
 private let clusterIP = IPAddress("10.96.70.1")!
 private let echo = VirtualServerKey.address(.tcp, clusterIP, port: 80)
 
-@Suite("Traffic under change", .needsKernelIPVS)
+@Suite("Traffic under change", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct RollingUpdateTests {
     /// Backends 0 and 1 are replaced by 2 and 3, one at a time (new one ready, old one terminating, then
     /// gone), while a client keeps making requests: none fails, and every old backend is deleted.

@@ -2,7 +2,7 @@ import Foundation
 import IPVSModel
 import Testing
 
-@Suite("ipvs-proxy show and version", .needsKernelIPVS)
+@Suite("ipvs-proxy show and version", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct ShowCommandTests {
     @Test func jsonListsVirtualAndRealServers() throws {
         let namespace = try TestNamespace("show")

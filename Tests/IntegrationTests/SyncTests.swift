@@ -44,7 +44,7 @@ private let recordedServiceAddresses: Set<String> = [
 
 private let node = ["--node-name", "node-a", "--node-ip", "192.168.1.10"]
 
-@Suite("ipvs-proxy sync against the kernel", .needsKernelIPVS)
+@Suite("ipvs-proxy sync against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct SyncCommandTests {
     @Test func theRecordedClusterBecomesWhatKubeProxyWouldProgram() throws {
         let namespace = try TestNamespace("sync")

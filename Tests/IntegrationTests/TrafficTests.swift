@@ -81,7 +81,7 @@ private func lab(
 
 private let clusterIP = IPAddress("10.96.100.1")!
 
-@Suite("Real traffic through synced Services", .needsKernelIPVS)
+@Suite("Real traffic through synced Services", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct TrafficTests {
     @Test func roundRobinAlternatesBetweenBackends() throws {
         let (lab, servers) = try lab(backends: 2)

@@ -1,5 +1,7 @@
 import CTestSupport
 import Foundation
+import Synchronization
+import TestSupport
 import Testing
 
 @testable import KubernetesModel
@@ -38,11 +40,11 @@ private func slice(addressType: String = "IPv4", address: String = "10.244.1.5",
 
 /// Writes `content` to a fresh file and loads it.
 private func load(_ content: String, named name: String = "input.yaml") throws(ManifestErrors) -> ManifestSet {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("manifests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let file = folder.appendingPathComponent(name)
-    try! Data(content.utf8).write(to: file)
-    return try ManifestLoader.load(paths: [file.path])
+    let folder = try! makeTemporaryFolder("manifests")
+    defer { removeTemporaryFolder(folder) }
+    let file = (folder as NSString).appendingPathComponent(name)
+    try! Data(content.utf8).write(to: URL(fileURLWithPath: file))
+    return try ManifestLoader.load(paths: [file])
 }
 
 struct BadInput: CustomTestStringConvertible, Sendable {
@@ -185,7 +187,7 @@ private let badInputs: [BadInput] = [
         expected: "spec.ports[1]: duplicate port 80/TCP: spec.ports[0] has it already"),
 ]
 
-@Suite("Bad input is refused with a message naming file, document and field")
+@Suite("Bad input is refused with a message naming file, document and field", .timeLimit(.minutes(2)))
 struct BadInputTests {
     @Test(arguments: badInputs)
     func isRefused(_ input: BadInput) throws {
@@ -224,10 +226,10 @@ struct BadInputTests {
     }
 
     @Test func aHundredMegabytesOfRandomBytesAreRefused() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("random-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = URL(fileURLWithPath: try makeTemporaryFolder("random"))
+        defer { removeTemporaryFolder(folder.path) }
         let file = folder.appendingPathComponent("noise.yaml")
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<100 {
@@ -244,8 +246,8 @@ struct BadInputTests {
 
     /// Only the start of a file is read before it is refused: a pipe that never ends proves it.
     @Test func aBinaryFileIsRefusedFromItsFirstBytes() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fifo-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = URL(fileURLWithPath: try makeTemporaryFolder("fifo"))
+        defer { removeTemporaryFolder(folder.path) }
         let path = folder.appendingPathComponent("endless.yaml").path
         #expect(mkfifo(path, 0o600) == 0)
         let writer = Thread {
@@ -263,7 +265,8 @@ struct BadInputTests {
     }
 
     @Test func aFolderThatCannotBeReadIsNamed() throws {
-        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("locked-\(UUID().uuidString)")
+        let parent = URL(fileURLWithPath: try makeTemporaryFolder("locked"))
+        defer { removeTemporaryFolder(parent.path) }
         let folder = parent.appendingPathComponent("manifests")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try Data("kind: Service\n".utf8).write(to: folder.appendingPathComponent("web.yaml"))
@@ -287,17 +290,17 @@ struct BadInputTests {
 }
 
 /// A value handed from another thread.
-final class LockedResult: @unchecked Sendable {
+final class LockedResult: Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var value: String?
+    private let value = Mutex<String?>(nil)
 
     func set(_ value: String?) {
-        self.value = value
+        self.value.withLock { $0 = value }
         done.signal()
     }
 
     func wait() -> String? {
         done.wait()
-        return value
+        return value.withLock { $0 }
     }
 }

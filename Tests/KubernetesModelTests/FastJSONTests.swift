@@ -25,7 +25,7 @@ private func expectSame(_ text: String, _ comment: Comment? = nil) {
     #expect(fastProblems == fullProblems, comment)
 }
 
-@Suite("The fast JSON decoder agrees with Foundation's")
+@Suite("The fast JSON decoder agrees with Foundation's", .timeLimit(.minutes(2)))
 struct FastJSONTests {
     @Test(arguments: [
         "kubectl-get-all.json", "list-services.json", "list-services-compact.json", "list-endpointslices.json",
@@ -36,6 +36,44 @@ struct FastJSONTests {
         // The fast decoder handles these itself rather than falling back.
         #expect(FastManifestDecoder.decode(text) != nil)
         expectSame(text, "\(name)")
+    }
+
+    /// The daemon's API lists go through the same two decoders: the fast one takes every recorded page
+    /// itself, and both read the same items, resource version and continue token.
+    @Test(arguments: [
+        "list-services.json", "list-services-compact.json", "list-endpointslices.json", "list-endpoints.json",
+        "list-services-chunked-page1.json", "list-services-chunked-page2.json",
+    ])
+    func onRecordedListPages(_ name: String) throws {
+        let text = try String(contentsOfFile: recorded(name), encoding: .utf8)
+        let fast = try #require(FastManifestDecoder.decodeListPage(text))
+        let full = try JSONDecoder().decode(DecodedDocument.self, from: Data(text.utf8))
+        guard case .list(let items) = full.item else {
+            Issue.record("\(name) is not a list")
+            return
+        }
+        #expect(fast.items == items)
+        #expect(!fast.items.isEmpty)
+        #expect(fast.resourceVersion == "225" || name.hasPrefix("list-services-chunked"))
+        #expect(try ListPage.decode(text).items == items)
+        if name.hasPrefix("list-services-chunked") {
+            #expect(fast.continueToken?.isEmpty == false)
+            #expect(fast.items.count == 3)
+        } else {
+            #expect(fast.continueToken == nil)
+        }
+    }
+
+    /// A page the fast decoder cannot vouch for is read by `JSONDecoder`, with the same result.
+    @Test(arguments: [
+        #"{"items":[{"metadata":{"name":"a","namespace":"x"},"spec":{"clusterIP":"10.0.0.1"}}],"kind":"ServiceList","metadata":{"resourceVersion":"7","continue":"abc"}}"#,
+        #"{"kind":"ServiceList","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"a"},"spec":{"ports":[{"port":"80"}]}}]}"#,
+    ])
+    func listPagesFallBack(_ text: String) throws {
+        #expect(FastManifestDecoder.decodeListPage(text) == nil)
+        let page = try ListPage.decode(text)
+        #expect(page.resourceVersion == "7")
+        #expect(page.items.count == 1)
     }
 
     @Test func onTheExample() throws {
@@ -89,7 +127,7 @@ struct FastJSONTests {
     }
 }
 
-@Suite("Many keys")
+@Suite("Many keys", .timeLimit(.minutes(2)))
 struct ManyKeysTests {
     private func service(labels: [String]) -> String {
         #"{"kind":"Service","metadata":{"name":"a","labels":{"#
@@ -115,7 +153,7 @@ struct ManyKeysTests {
     }
 }
 
-@Suite("Deep nesting")
+@Suite("Deep nesting", .timeLimit(.minutes(2)))
 struct DeepNestingTests {
     /// Found by fuzzing: deep nesting in an ignored field overflowed the stack of the fast decoder.
     @Test func deeplyNestedIgnoredFieldsAreRefusedNotCrashedOn() {

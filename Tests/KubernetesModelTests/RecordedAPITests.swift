@@ -9,7 +9,7 @@ func recorded(_ name: String) -> String {
         .appendingPathComponent("Fixtures/recorded-api/\(name)").path
 }
 
-@Suite("Decoding what kubectl and the API server really print")
+@Suite("Decoding what kubectl and the API server really print", .timeLimit(.minutes(2)))
 struct RecordedAPITests {
     @Test func kubectlYAMLListHoldsEveryObject() throws {
         let set = try ManifestLoader.load(paths: [recorded("kubectl-get-all.yaml")])

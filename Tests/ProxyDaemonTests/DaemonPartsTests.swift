@@ -4,7 +4,7 @@ import Testing
 @testable import ProxyCommands
 @testable import ProxyDaemon
 
-@Suite("Durations as kube-proxy writes them")
+@Suite("Durations as kube-proxy writes them", .timeLimit(.minutes(2)))
 struct GoDurationTests {
     @Test(arguments: [
         ("500ms", 0.5), ("2s", 2), ("1m", 60), ("1m30s", 90), ("1.5h", 5400), ("0", 0), ("0s", 0), ("250us", 0.00025),
@@ -29,7 +29,7 @@ struct GoDurationTests {
     }
 }
 
-@Suite("Health endpoint")
+@Suite("Health endpoint", .timeLimit(.minutes(2)))
 struct HealthStateTests {
     @Test func healthyUntilAQueuedChangeWaitsTooLong() throws {
         let health = HealthState(timeout: .seconds(60))
@@ -58,7 +58,7 @@ struct HealthStateTests {
     }
 }
 
-@Suite("Doorbell")
+@Suite("Doorbell", .timeLimit(.minutes(2)))
 struct DoorbellTests {
     @Test func aRingBeforeTheWaitIsKept() async {
         let doorbell = Doorbell()
@@ -76,7 +76,7 @@ struct DoorbellTests {
     }
 }
 
-@Suite("ipvs-proxy run's defaults")
+@Suite("ipvs-proxy run's defaults", .timeLimit(.minutes(2)))
 struct RunDefaultsTests {
     @Test func metricsListenOnLoopbackAndHealthOnAllAddresses() throws {
         let command = try RunCommand.parse(["-f", "/tmp"])
@@ -87,11 +87,19 @@ struct RunDefaultsTests {
         #expect(command.state.stateDir == "/run/ipvs-proxy")
     }
 
-    @Test func badFlagsAreUsageErrors() {
-        #expect(throws: (any Error).self) { try RunCommand.parse(["--sync-period", "soon"]) }
-        #expect(throws: (any Error).self) { try RunCommand.parse(["--metrics-bind-address", "localhost"]) }
-        #expect(throws: (any Error).self) { try RunCommand.parse(["-f", "/tmp", "--kubeconfig", "/x"]) }
-        #expect(throws: (any Error).self) { try RunCommand.parse(["--scheduler", "fastest"]) }
+    /// Each is refused by the parser as a usage error (exit status 2), with a message that names the flag.
+    @Test(arguments: [
+        (["--sync-period", "soon"], "--sync-period"),
+        (["--min-sync-period", "-1s"], "--min-sync-period"),
+        (["--metrics-bind-address", "localhost"], "--metrics-bind-address: 'localhost' is not host:port"),
+        (["-f", "/tmp", "--kubeconfig", "/x"], "Give either --manifests or --kubeconfig, not both."),
+        (["--scheduler", "fastest"], "--scheduler: unknown IPVS scheduler 'fastest'"),
+        (["--node-ip", "10.0.0.300"], "--node-ip: '10.0.0.300' is not a valid IPv4 or IPv6 address"),
+    ])
+    func badFlagsAreUsageErrors(_ arguments: [String], _ message: String) throws {
+        let error = try #require(throws: (any Error).self) { try IPVSProxyCommand.parseAsRoot(["run"] + arguments) }
+        #expect(IPVSProxyCommand.exitCode(for: error) == .validationFailure)
+        #expect(IPVSProxyCommand.fullMessage(for: error).contains(message))
     }
 
     @Test func hostPortsAcceptIPv6InBrackets() throws {

@@ -5,8 +5,9 @@ import KubernetesModel
 import Logging
 import StateSources
 import Sync
-import Testing
 import TestSupport
+import Testing
+import Translation
 
 @testable import ProxyDaemon
 
@@ -23,7 +24,8 @@ final class FakeSource: ClusterSource {
     func send(services count: Int, endpoints: [String] = ["10.244.0.1", "10.244.0.2"]) {
         var set = ManifestSet()
         var problems: [ManifestProblem] = []
-        ManifestLoader.decode(generated(services: count, endpoints: endpoints), file: "test", into: &set, problems: &problems)
+        ManifestLoader.decode(
+            generated(services: count, endpoints: endpoints), file: "test", into: &set, problems: &problems)
         precondition(problems.isEmpty, "\(problems)")
         continuation.yield(ClusterUpdate(snapshot: set, serviceChanges: count, endpointChanges: count))
     }
@@ -112,7 +114,7 @@ struct LoopHarness {
 
 func seconds(_ value: Int) -> ManualClock.Instant { ManualClock.Instant(offset: .seconds(value)) }
 
-@Suite("The daemon's sync loop, on a manual clock", .timeLimit(.minutes(1)))
+@Suite("The daemon's sync loop, on a manual clock", .timeLimit(.minutes(2)))
 struct SyncLoopTests {
     @Test func changesWithinTheMinimumPeriodAreAppliedTogether() async throws {
         try await withTemporaryFolder("coalescing") { folder in
@@ -196,7 +198,8 @@ struct SyncLoopTests {
                 node.clock.advance(by: .seconds(1))
                 // Draining: checked again in 5 s.
                 try await node.settled(&sleeps, wakingAt: seconds(6))
-                #expect(node.ipvs.current[service]?.realServers.first { $0.server.address == leaving }?.server.weight == 0)
+                #expect(
+                    node.ipvs.current[service]?.realServers.first { $0.server.address == leaving }?.server.weight == 0)
 
                 node.clock.advance(by: .seconds(5))
                 try await node.settled(&sleeps, wakingAt: seconds(11))
@@ -248,7 +251,7 @@ struct SyncLoopTests {
     }
 }
 
-@Suite("Pacing", .timeLimit(.minutes(1)))
+@Suite("Pacing", .timeLimit(.minutes(2)))
 struct SyncScheduleTests {
     typealias Schedule = SyncSchedule<ManualClock.Instant>
 
@@ -261,18 +264,22 @@ struct SyncScheduleTests {
     }
 
     @Test func nothingHappensBeforeTheFirstSnapshotAndTheFirstSyncIsFull() {
-        #expect(schedule.next(now: seconds(0), changed: true, fullRequested: false, hasSnapshot: false)
+        #expect(
+            schedule.next(now: seconds(0), changed: true, fullRequested: false, hasSnapshot: false)
                 == .wait(until: seconds(3600)))
-        #expect(schedule.next(now: seconds(0), changed: true, fullRequested: false, hasSnapshot: true)
+        #expect(
+            schedule.next(now: seconds(0), changed: true, fullRequested: false, hasSnapshot: true)
                 == .sync(full: true))
     }
 
     @Test func aFailedSyncIsRetriedInFullAfterFiveMinimumPeriods() {
         var schedule = schedule
         schedule.record(full: true, started: seconds(0), finished: seconds(1), succeeded: false, draining: false)
-        #expect(schedule.next(now: seconds(1), changed: false, fullRequested: false, hasSnapshot: true)
+        #expect(
+            schedule.next(now: seconds(1), changed: false, fullRequested: false, hasSnapshot: true)
                 == .wait(until: seconds(11)))
-        #expect(schedule.next(now: seconds(11), changed: false, fullRequested: false, hasSnapshot: true)
+        #expect(
+            schedule.next(now: seconds(11), changed: false, fullRequested: false, hasSnapshot: true)
                 == .sync(full: true))
     }
 
@@ -280,11 +287,60 @@ struct SyncScheduleTests {
         var schedule = schedule
         schedule.record(full: true, started: seconds(0), finished: seconds(4), succeeded: true, draining: false)
         schedule.record(full: false, started: seconds(10), finished: seconds(11), succeeded: true, draining: false)
-        #expect(schedule.next(now: seconds(11), changed: false, fullRequested: false, hasSnapshot: true)
+        #expect(
+            schedule.next(now: seconds(11), changed: false, fullRequested: false, hasSnapshot: true)
                 == .wait(until: seconds(30)))
-        #expect(schedule.next(now: seconds(12), changed: true, fullRequested: false, hasSnapshot: true)
+        #expect(
+            schedule.next(now: seconds(12), changed: true, fullRequested: false, hasSnapshot: true)
                 == .wait(until: seconds(13)))
-        #expect(schedule.next(now: seconds(13), changed: true, fullRequested: false, hasSnapshot: true)
+        #expect(
+            schedule.next(now: seconds(13), changed: true, fullRequested: false, hasSnapshot: true)
                 == .sync(full: false))
+    }
+}
+
+@Suite("Metrics of a sync", .timeLimit(.minutes(2)))
+struct SyncMetricsTests {
+    /// A refused bind is an error of `bind-address` and not also a success; a refused unbind is an error of
+    /// `unbind-address`, not of `bind-address`.
+    @Test func refusedAddressChangesCountAsErrorsOfTheirOwnKind() throws {
+        try withTemporaryFolder("metrics") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            let syncer = node.loop.syncer
+            let refusedBind = IPAddress("10.96.0.3")!
+            node.interfaces.refuse(.permissionDenied) { $0.address.address == refusedBind }
+            let first = try syncer.sync(cluster(3))
+            node.metrics.recordSync(first, full: true)
+            node.interfaces.refuse(.permissionDenied) { if case .unbind = $0 { true } else { false } }
+            let second = try syncer.sync(cluster(1))
+            node.metrics.recordSync(second, full: true)
+
+            func operations(_ kind: String, _ result: String) -> Double {
+                node.metric(#"ipvs_proxy_kernel_operations_total{operation="\#(kind)",result="\#(result)"}"#)
+            }
+            #expect(operations("bind-address", "success") == 2)
+            #expect(operations("bind-address", "error") == 1)
+            #expect(operations("unbind-address", "success") == 0)
+            #expect(operations("unbind-address", "error") == 1)
+            #expect(operations("add-virtual-server", "success") == 3)
+            #expect(operations("delete-virtual-server", "success") == 2)
+            #expect(node.metric(#"ipvs_proxy_syncs_total{mode="full",result="error"}"#) == 2)
+            #expect(node.metric("ipvs_proxy_table_reads_total") == 2)
+        }
+    }
+
+    /// Translated ClusterIP Services 10.96.0.1... without endpoints.
+    private func cluster(_ count: Int) -> DesiredState {
+        var state = DesiredState()
+        state.serviceCount = count
+        for index in 0..<count {
+            let address = IPAddress("10.96.0.\(index + 1)")!
+            let key = VirtualServerKey.address(.tcp, address, port: 80)
+            state.virtualServers[key] = DesiredVirtualServer(
+                server: VirtualServer(key), realServers: [],
+                servicePort: ServicePortName(service: ObjectName(namespace: "gen", name: "svc-\(index)"), port: "80"))
+            state.serviceAddresses.insert(address)
+        }
+        return state
     }
 }

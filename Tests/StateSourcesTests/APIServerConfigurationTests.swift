@@ -1,20 +1,16 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import StateSources
 
-private func folder() throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("kubeconfig-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-@Suite("Kubeconfig and in-cluster configuration")
+@Suite("Kubeconfig and in-cluster configuration", .timeLimit(.minutes(2)))
 struct APIServerConfigurationTests {
     let caPEM = try! Data(contentsOf: URL(fileURLWithPath: fixture("tls/ca.pem")))
 
     @Test func theCurrentContextsClusterAndUserAreUsed() throws {
-        let directory = try folder()
+        let directory = try makeTemporaryFolder("kubeconfig")
+        defer { removeTemporaryFolder(directory) }
         let kubeconfig = """
             apiVersion: v1
             kind: Config
@@ -61,7 +57,8 @@ struct APIServerConfigurationTests {
     }
 
     @Test func clientCertificatesAreReadFromFiles() async throws {
-        let directory = try folder()
+        let directory = try makeTemporaryFolder("kubeconfig")
+        defer { removeTemporaryFolder(directory) }
         let kubeconfig = """
             current-context: c
             clusters: [{name: k, cluster: {server: "https://127.0.0.1:6443", certificate-authority: ca.pem}}]
@@ -81,7 +78,8 @@ struct APIServerConfigurationTests {
     }
 
     @Test func inClusterUsesTheServiceAccount() throws {
-        let secrets = try folder()
+        let secrets = try makeTemporaryFolder("secrets")
+        defer { removeTemporaryFolder(secrets) }
         try caPEM.write(to: URL(fileURLWithPath: (secrets as NSString).appendingPathComponent("ca.crt")))
         try Data("sa-token\n".utf8).write(
             to: URL(fileURLWithPath: (secrets as NSString).appendingPathComponent("token")))

@@ -2,6 +2,7 @@ import Foundation
 import IPVSModel
 import KubernetesModel
 import SystemPackage
+import TestSupport
 import Testing
 import Translation
 
@@ -40,7 +41,7 @@ private func observed(
     return table
 }
 
-@Suite("Planning the difference")
+@Suite("Planning the difference", .timeLimit(.minutes(2)))
 struct PlannerTests {
     let reals = [real("10.244.1.5"), real("10.244.2.6")]
 
@@ -170,7 +171,7 @@ struct PlannerTests {
     }
 }
 
-@Suite("After a batch")
+@Suite("After a batch", .timeLimit(.minutes(2)))
 struct BatchOutcomeTests {
     private func failure(_ operation: TableOperation, _ errno: Errno, index: Int = 0) -> BatchFailure {
         BatchFailure(index: index, operation: operation, error: IPVSError(operation: "x", reason: .kernel(errno)))
@@ -210,10 +211,11 @@ struct BatchOutcomeTests {
     }
 }
 
-@Suite("Ownership record")
+@Suite("Ownership record", .timeLimit(.minutes(2)))
 struct OwnershipStoreTests {
     @Test func roundTripsThroughItsFileWithRootOnlyPermissions() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
+        let directory = try makeTemporaryFolder("state") + "/state"
+        defer { removeTemporaryFolder((directory as NSString).deletingLastPathComponent) }
         let store = OwnershipStore(directory: directory)
         #expect(try store.load().isEmpty)
         let record = OwnershipRecord(
@@ -233,8 +235,8 @@ struct OwnershipStoreTests {
     }
 
     @Test func aDamagedRecordIsAClearError() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryFolder("state")
+        defer { removeTemporaryFolder(directory) }
         let store = OwnershipStore(directory: directory)
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: store.file))
         let error = try #require(throws: StateError.self) { try store.load() }
@@ -242,7 +244,7 @@ struct OwnershipStoreTests {
     }
 }
 
-@Suite("Remembered table")
+@Suite("Remembered table", .timeLimit(.minutes(2)))
 struct TableModelTests {
     @Test func followsEveryKindOfOperation() {
         var table = ObservedTable()
@@ -274,10 +276,12 @@ struct TableModelTests {
     }
 }
 
-@Suite("State lock")
+@Suite("State lock", .timeLimit(.minutes(2)))
 struct StateLockTests {
     @Test func aSecondProcessIsRefusedAndTheLockFileIsRootOnly() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lock-\(UUID().uuidString)").path
+        let parent = try makeTemporaryFolder("lock")
+        defer { removeTemporaryFolder(parent) }
+        let directory = parent + "/state"
         let lock = try StateLock(directory: directory)
         // flock locks belong to open file descriptions: a second open, as another process makes, conflicts.
         let error = try #require(throws: StateError.self) { try StateLock(directory: directory) }

@@ -54,7 +54,7 @@ struct FakeNode {
     }
 }
 
-@Suite("The syncer, against fake kernel connections", .timeLimit(.minutes(1)))
+@Suite("The syncer, against fake kernel connections", .timeLimit(.minutes(2)))
 struct SyncerTests {
     @Test func aFirstSyncReadsEverythingAndAppliesEverything() throws {
         try withTemporaryFolder("sync") { folder in

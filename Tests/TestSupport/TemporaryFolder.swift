@@ -25,3 +25,8 @@ public func makeTemporaryFolder(_ label: String) throws -> String {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// Removes a folder made by ``makeTemporaryFolder(_:)``, with everything in it.
+public func removeTemporaryFolder(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+}

@@ -4,7 +4,7 @@ import KubernetesModel
 import Testing
 import Translation
 
-@Suite("The example manifests")
+@Suite("The example manifests", .timeLimit(.minutes(2)))
 struct ExamplesTests {
     @Test func loadAndTranslateToTheDemosTable() throws {
         let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -3,7 +3,7 @@ import KubernetesModel
 import Testing
 import Translation
 
-@Suite("Translation at scale")
+@Suite("Translation at scale", .timeLimit(.minutes(2)))
 struct ScaleTests {
     /// 10,000 Services with 10 endpoints each, as the benchmark's input: every one becomes one virtual server
     /// with its 10 real servers, and each cluster IP one service address.

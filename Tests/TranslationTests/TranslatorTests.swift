@@ -4,7 +4,7 @@ import Testing
 
 @testable import Translation
 
-@Suite("Translation of Services into IPVS state, case by case")
+@Suite("Translation of Services into IPVS state, case by case", .timeLimit(.minutes(2)))
 struct TranslatorTests {
     let webSlice = makeSlice("web-1", service: "web", endpoints: [ready("10.244.1.5"), ready("10.244.2.6")])
 

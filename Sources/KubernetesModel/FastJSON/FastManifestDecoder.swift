@@ -16,6 +16,52 @@ enum FastManifestDecoder {
         }
     }
 
+    /// A page of a list the API server sent, or `nil` when the full decoder must decide.
+    static func decodeListPage(_ text: String) -> ListPage? {
+        var text = text
+        return text.withUTF8 { bytes in
+            var scanner = JSONScanner(bytes)
+            guard let page = try? listPage(&scanner), scanner.isAtEnd() else { return nil }
+            return page
+        }
+    }
+
+    /// A list's kind, metadata and items. The API server writes `kind` before `items`, which is what gives items
+    /// their kind; a list written otherwise goes to the full decoder.
+    private static func listPage(_ scanner: inout JSONScanner) throws(Mismatch) -> ListPage {
+        var kind: String?
+        var resourceVersion: String?
+        var continueToken: String?
+        var items: [DecodedItem] = []
+        try scanner.object { scanner, key throws(Mismatch) in
+            if key == "kind" {
+                kind = try scanner.optionalString()
+            } else if key == "metadata" {
+                guard try !scanner.takeNull() else { return }
+                try scanner.object { scanner, key throws(Mismatch) in
+                    if key == "resourceVersion" {
+                        resourceVersion = try scanner.optionalString()
+                    } else if key == "continue" {
+                        continueToken = try scanner.optionalString()
+                    } else {
+                        try scanner.skip()
+                    }
+                }
+            } else if key == "items" {
+                guard let listKind = kind, listKind.hasSuffix("List"), listKind != "List" else { throw Mismatch() }
+                let itemKind = String(listKind.dropLast(4))
+                guard try !scanner.takeNull() else { return }
+                try scanner.array { scanner throws(Mismatch) in
+                    items.append(try item(&scanner, defaultKind: itemKind, listDepth: 1))
+                }
+            } else {
+                try scanner.skip()
+            }
+        }
+        guard kind?.hasSuffix("List") == true else { throw Mismatch() }
+        return ListPage(items: items, resourceVersion: resourceVersion ?? "", continueToken: continueToken)
+    }
+
     /// One object: everything read in one pass, whatever the order of its members, then built by its kind.
     private static func item(
         _ scanner: inout JSONScanner, defaultKind: String?, listDepth: Int

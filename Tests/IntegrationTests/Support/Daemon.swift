@@ -10,7 +10,7 @@ final class Daemon: @unchecked Sendable {
     init(namespace: TestNamespace, manifests: String, arguments: [String] = []) throws {
         stateDirectory = try temporaryFolder("daemon-state")
         log = (try temporaryFolder("daemon-log") as NSString).appendingPathComponent("daemon.log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: Tools.ipvsProxy)
         process.arguments =
             [

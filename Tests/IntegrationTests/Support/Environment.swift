@@ -1,4 +1,5 @@
 import Foundation
+import Sync
 import Testing
 
 /// Integration tests need a kernel with IPVS and root; `scripts/vm-test` provides both in a VM and sets
@@ -32,13 +33,15 @@ func run(_ path: String, _ arguments: [String], allowFailure: Bool = false) thro
     process.standardOutput = output
     process.standardError = error
     try process.run()
-    // Read before waiting, so a large output cannot fill the pipe and stall the child.
+    // Both pipes are read at once, and before waiting: a child that fills one pipe while the other is being read
+    // (or while nothing is read) would never finish.
+    let errorReader = error.fileHandleForReading
+    let errorData = Concurrently { errorReader.readDataToEndOfFile() }
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     let result = CommandResult(
         status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
-        error: String(decoding: errorData, as: UTF8.self))
+        error: String(decoding: try errorData.result(), as: UTF8.self))
     if !allowFailure && result.status != 0 {
         throw CommandFailure(command: ([path] + arguments).joined(separator: " "), result: result)
     }
@@ -63,13 +66,15 @@ enum Tools {
     }
 }
 
-/// Polls `probe` every 100 ms until it returns a value or `timeoutSeconds` pass.
-func eventually<Value>(timeoutSeconds: Double, _ probe: () throws -> Value?) rethrows -> Value? {
+/// Polls `probe` every `interval` seconds until it returns a value or `timeoutSeconds` pass.
+func eventually<Value>(
+    timeoutSeconds: Double, every interval: Double = 0.1, _ probe: () throws -> Value?
+) rethrows -> Value? {
     let deadline = Date().addingTimeInterval(timeoutSeconds)
     while true {
         if let value = try probe() { return value }
         if Date() > deadline { return nil }
-        Thread.sleep(forTimeInterval: 0.1)
+        Thread.sleep(forTimeInterval: interval)
     }
 }
 

@@ -2,6 +2,7 @@ import CTestSupport
 import Foundation
 import IPVS
 import IPVSModel
+import Synchronization
 
 /// A fresh network namespace for one test: IPVS tables are per namespace, so every test starts from an
 /// empty table and cannot disturb another.
@@ -85,14 +86,13 @@ struct NamespaceError: Error, CustomStringConvertible {
 }
 
 /// A value shared between threads under a lock.
-final class LockedBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
+final class LockedBox<Value: Sendable>: Sendable {
+    private let stored: Mutex<Value>
 
-    init(_ value: Value) { stored = value }
+    init(_ value: Value) { stored = Mutex(value) }
 
     var value: Value {
-        get { lock.withLock { stored } }
-        set { lock.withLock { stored = newValue } }
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }
