@@ -100,7 +100,7 @@ struct DecodedDocument: Decodable {
 
 extension DecodingError {
     /// The failing field's path (`spec.ports[0].port`, relative to the object) and what was wrong.
-    public func located(droppingFirst base: Int) -> (field: String?, message: String) {
+    package func located(droppingFirst base: Int) -> (field: String?, message: String) {
         switch self {
         case .typeMismatch(let type, let context):
             return (

@@ -110,7 +110,7 @@ public enum ManifestLoader {
     }
 
     /// The files to read, in a stable order: named files as given, folders' manifest files sorted.
-    public static func manifestFiles(_ paths: [String], problems: inout [ManifestProblem]) -> [String] {
+    package static func manifestFiles(_ paths: [String], problems: inout [ManifestProblem]) -> [String] {
         var files: [String] = []
         let manager = FileManager.default
         for path in paths {

@@ -1,8 +1,8 @@
 import ArgumentParser
 
 /// The `ipvs-proxy` command line.
-public struct IPVSProxyCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct IPVSProxyCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "ipvs-proxy",
         abstract: "A Kubernetes node service proxy that programs the kernel's IPVS directly over netlink.",
         discussion: """
@@ -16,13 +16,13 @@ public struct IPVSProxyCommand: AsyncParsableCommand {
         subcommands: [SyncCommand.self, RunCommand.self, Show.self, CleanupCommand.self, Version.self]
     )
 
-    public init() {}
+    package init() {}
 
     /// Parses the process's arguments and runs the chosen subcommand, then exits.
     ///
     /// Spelled out rather than calling `main()`: from another module, overload resolution picks the
     /// synchronous `ParsableCommand.main`, which refuses an asynchronous command tree.
-    public static func runAsMain() async -> Never {
+    package static func runAsMain() async -> Never {
         do {
             var command = try await asyncParseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -10,8 +10,8 @@ import Sync
 import UnixSignals
 
 extension GoDuration: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
-    public var defaultValueDescription: String { description }
+    package init?(argument: String) { self.init(argument) }
+    package var defaultValueDescription: String { description }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,11 +1,11 @@
 /// A duration written as kube-proxy (Go's `time.ParseDuration`) writes it: `500ms`, `2s`, `1m30s`, `1.5h`.
-public struct GoDuration: Sendable, Hashable, CustomStringConvertible {
-    public let duration: Duration
+package struct GoDuration: Sendable, Hashable, CustomStringConvertible {
+    package let duration: Duration
 
-    public init(_ duration: Duration) { self.duration = duration }
+    package init(_ duration: Duration) { self.duration = duration }
 
     /// Parses one or more `<number><unit>` parts (units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`); `0` alone is zero.
-    public init?(_ text: String) {
+    package init?(_ text: String) {
         if text == "0" {
             self.init(.zero)
             return
@@ -29,12 +29,12 @@ public struct GoDuration: Sendable, Hashable, CustomStringConvertible {
         self.init(.nanoseconds(Int64((seconds * 1e9).rounded())))
     }
 
-    public var seconds: Double {
+    package var seconds: Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// Go's spelling: `1m30s`, `500ms`, `0s`.
-    public var description: String {
+    package var description: String {
         let nanoseconds = Int64((seconds * 1e9).rounded())
         if nanoseconds == 0 { return "0s" }
         if nanoseconds < 1_000_000_000 {

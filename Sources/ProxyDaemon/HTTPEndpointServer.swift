@@ -5,12 +5,12 @@ import NIOPosix
 import ServiceLifecycle
 
 /// A response of the small HTTP endpoints (health, metrics).
-public struct EndpointResponse: Sendable {
-    public var status: HTTPResponseStatus
-    public var contentType: String
-    public var body: String
+package struct EndpointResponse: Sendable {
+    package var status: HTTPResponseStatus
+    package var contentType: String
+    package var body: String
 
-    public init(status: HTTPResponseStatus = .ok, contentType: String, body: String) {
+    package init(status: HTTPResponseStatus = .ok, contentType: String, body: String) {
         self.status = status
         self.contentType = contentType
         self.body = body
@@ -18,14 +18,14 @@ public struct EndpointResponse: Sendable {
 }
 
 /// A minimal HTTP/1.1 server for GET endpoints, run as a service until graceful shutdown.
-public struct HTTPEndpointServer: Service {
-    public let host: String
-    public let port: Int
-    public let name: String
-    public let logger: Logger
+package struct HTTPEndpointServer: Service {
+    package let host: String
+    package let port: Int
+    package let name: String
+    package let logger: Logger
     let route: @Sendable (String) -> EndpointResponse?
 
-    public init(
+    package init(
         host: String, port: Int, name: String, logger: Logger, route: @escaping @Sendable (String) -> EndpointResponse?
     ) {
         self.host = host
@@ -35,7 +35,7 @@ public struct HTTPEndpointServer: Service {
         self.route = route
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let route = route
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -3,18 +3,18 @@ import Synchronization
 
 /// What `/healthz` and `/livez` report, as kube-proxy does: when rules were last synced, and unhealthy
 /// (503) once a queued change has waited longer than the health timeout.
-public final class HealthState: Sendable {
+package final class HealthState: Sendable {
     private struct State {
         var lastUpdated: Date?
         var queuedSince: Date?
     }
 
     private let state = Mutex(State())
-    public let timeout: Duration
+    package let timeout: Duration
     /// The wall clock (a test's own clock in tests).
     private let currentTime: @Sendable () -> Date
 
-    public init(timeout: Duration, currentTime: @escaping @Sendable () -> Date = { Date() }) {
+    package init(timeout: Duration, currentTime: @escaping @Sendable () -> Date = { Date() }) {
         self.timeout = timeout
         self.currentTime = currentTime
     }
@@ -35,7 +35,7 @@ public final class HealthState: Sendable {
     }
 
     /// The response of `/healthz` (with `nodeEligible`) or `/livez`.
-    public func response(now: Date? = nil, includeNodeEligible: Bool) -> EndpointResponse {
+    package func response(now: Date? = nil, includeNodeEligible: Bool) -> EndpointResponse {
         let now = now ?? currentTime()
         let (lastUpdated, queuedSince) = state.withLock { ($0.lastUpdated, $0.queuedSince) }
         let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18

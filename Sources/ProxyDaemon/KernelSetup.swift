@@ -3,17 +3,17 @@ import IPVSModel
 import Logging
 
 /// The kernel settings kube-proxy's IPVS mode makes, applied in the proxy's network namespace.
-public struct KernelSetup: Sendable {
-    public var strictARP = false
+package struct KernelSetup: Sendable {
+    package var strictARP = false
     /// IPVS connection timeouts; zero leaves the kernel's value.
-    public var tcpTimeout: Duration = .zero
-    public var tcpFinTimeout: Duration = .zero
-    public var udpTimeout: Duration = .zero
+    package var tcpTimeout: Duration = .zero
+    package var tcpFinTimeout: Duration = .zero
+    package var udpTimeout: Duration = .zero
 
-    public init() {}
+    package init() {}
 
     /// The sysctls to write, in order.
-    public var sysctls: [(String, String)] {
+    package var sysctls: [(String, String)] {
         var settings = [
             // Connection tracking for IPVS connections (kube-proxy needs it for its SNAT rules).
             ("net/ipv4/vs/conntrack", "1"),
@@ -31,7 +31,7 @@ public struct KernelSetup: Sendable {
     }
 
     /// Applies the settings; a sysctl that cannot be written is logged and skipped, as kube-proxy does.
-    public func apply(settings: KernelSettings, ipvs: IPVSHandle, logger: Logger) throws {
+    package func apply(settings: KernelSettings, ipvs: IPVSHandle, logger: Logger) throws {
         for (name, value) in sysctls {
             do {
                 try settings.set(name, to: value)

@@ -5,8 +5,8 @@ import Prometheus
 import Sync
 
 /// The daemon's metrics, with kube-proxy's names where kube-proxy has one, served as Prometheus text.
-public final class ProxyMetrics: Sendable {
-    public let registry: PrometheusCollectorRegistry
+package final class ProxyMetrics: Sendable {
+    package let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
 
     let syncDuration: Metrics.Timer
@@ -21,7 +21,7 @@ public final class ProxyMetrics: Sendable {
     let drainingRealServers: Metrics.Gauge
     let blockedVirtualServers: Metrics.Gauge
 
-    public init() {
+    package init() {
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         // kube-proxy's buckets: 1 ms doubling to about 16 s.
@@ -81,7 +81,7 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// Every metric in the Prometheus text format.
-    public func render() -> String {
+    package func render() -> String {
         registry.emitToString()
     }
 }

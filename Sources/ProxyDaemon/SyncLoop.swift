@@ -14,20 +14,20 @@ import Translation
 #endif
 
 /// How the daemon paces its work.
-public struct SyncLoopConfiguration: Sendable {
+package struct SyncLoopConfiguration: Sendable {
     /// A full resync (reading the whole kernel state, repairing outside changes) at least this often.
-    public var syncPeriod: Duration = .seconds(30)
+    package var syncPeriod: Duration = .seconds(30)
     /// Changes are coalesced: no two syncs closer than this.
-    public var minSyncPeriod: Duration = .seconds(1)
+    package var minSyncPeriod: Duration = .seconds(1)
     /// How often real servers draining at weight 0 are checked for their last connection.
-    public var drainCheckPeriod: Duration = .seconds(5)
+    package var drainCheckPeriod: Duration = .seconds(5)
     /// This node's name (for traffic policy Local).
-    public var nodeName: String
+    package var nodeName: String
     /// Addresses for NodePort services; empty means every address of the node's interfaces.
-    public var nodeIPs: [IPAddress] = []
-    public var scheduler: Scheduler = .roundRobin
+    package var nodeIPs: [IPAddress] = []
+    package var scheduler: Scheduler = .roundRobin
 
-    public init(nodeName: String) {
+    package init(nodeName: String) {
         self.nodeName = nodeName
     }
 }
@@ -39,7 +39,7 @@ public struct SyncLoopConfiguration: Sendable {
 /// own kernel operations. Until a source has delivered its first snapshot nothing is synced, and a source that
 /// loses its connection delivers nothing: the kernel keeps the last good state, never flushed. Translating and
 /// syncing block on the kernel, so they run on NIO's thread pool, not on Swift's cooperative one.
-public final class SyncLoop<LoopClock: Clock>: ServiceLifecycle.Service, Sendable
+package final class SyncLoop<LoopClock: Clock>: ServiceLifecycle.Service, Sendable
 where LoopClock.Duration == Duration {
     private struct Pending {
         var snapshot: ManifestSet?
@@ -59,7 +59,7 @@ where LoopClock.Duration == Duration {
     private let pending = Mutex(Pending())
     private let doorbell = Doorbell()
 
-    public init(
+    package init(
         syncer: Syncer, source: any ClusterSource, configuration: SyncLoopConfiguration, metrics: ProxyMetrics,
         health: HealthState, logger: Logger, clock: LoopClock, threadPool: NIOThreadPool = .singleton
     ) {
@@ -74,12 +74,12 @@ where LoopClock.Duration == Duration {
     }
 
     /// Asks for a full resync as soon as the pacing allows (SIGHUP).
-    public func requestFullSync() {
+    package func requestFullSync() {
         pending.withLock { $0.fullRequested = true }
         doorbell.ring()
     }
 
-    public func run() async throws {
+    package func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingTaskGroup(of: Void.self) { group in

@@ -4,24 +4,24 @@ import Yams
 /// How to reach and authenticate to a Kubernetes API server.
 ///
 /// The token and key are secrets: ``description`` never shows them.
-public struct APIServerConfiguration: Sendable, CustomStringConvertible {
+package struct APIServerConfiguration: Sendable, CustomStringConvertible {
     /// `https://host:port`, without a trailing slash.
-    public var server: String
+    package var server: String
     /// PEM certificates of the cluster CA that the server's certificate must chain to.
-    public var certificateAuthorityPEM: [UInt8]?
-    public var bearerToken: String?
-    public var clientCertificatePEM: [UInt8]?
-    public var clientKeyPEM: [UInt8]?
+    package var certificateAuthorityPEM: [UInt8]?
+    package var bearerToken: String?
+    package var clientCertificatePEM: [UInt8]?
+    package var clientKeyPEM: [UInt8]?
     /// Only ever from a kubeconfig that asks for it explicitly.
-    public var insecureSkipTLSVerify = false
+    package var insecureSkipTLSVerify = false
 
-    public init(server: String, certificateAuthorityPEM: [UInt8]? = nil, bearerToken: String? = nil) {
+    package init(server: String, certificateAuthorityPEM: [UInt8]? = nil, bearerToken: String? = nil) {
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
         self.certificateAuthorityPEM = certificateAuthorityPEM
         self.bearerToken = bearerToken
     }
 
-    public var description: String {
+    package var description: String {
         var parts = ["server \(server)"]
         if bearerToken != nil { parts.append("bearer token") }
         if clientCertificatePEM != nil { parts.append("client certificate") }
@@ -32,7 +32,7 @@ public struct APIServerConfiguration: Sendable, CustomStringConvertible {
 
     /// The in-cluster service account: `KUBERNETES_SERVICE_HOST`/`PORT`, and the token and CA mounted at
     /// `/var/run/secrets/kubernetes.io/serviceaccount`.
-    public static func inCluster(
+    package static func inCluster(
         environment: [String: String] = ProcessInfo.processInfo.environment,
         secrets: String = "/var/run/secrets/kubernetes.io/serviceaccount"
     ) throws -> APIServerConfiguration {
@@ -51,7 +51,7 @@ public struct APIServerConfiguration: Sendable, CustomStringConvertible {
     }
 
     /// The cluster and user of a kubeconfig's current context (or of `context`).
-    public static func kubeconfig(at path: String, context: String? = nil) throws -> APIServerConfiguration {
+    package static func kubeconfig(at path: String, context: String? = nil) throws -> APIServerConfiguration {
         let text = String(decoding: try readFile(path), as: UTF8.self)
         let config: KubeConfigFile
         do {
@@ -125,8 +125,8 @@ public struct APIServerConfiguration: Sendable, CustomStringConvertible {
 }
 
 /// A kubeconfig or in-cluster configuration that cannot be used.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+package struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    package var description: String
     init(_ description: String) { self.description = description }
 }
 

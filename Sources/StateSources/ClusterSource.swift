@@ -1,16 +1,16 @@
 import KubernetesModel
 
 /// A complete view of the objects a source knows, delivered whenever it changes.
-public struct ClusterUpdate: Sendable {
+package struct ClusterUpdate: Sendable {
     /// Every Service, EndpointSlice and Endpoints object known now.
-    public var snapshot: ManifestSet
+    package var snapshot: ManifestSet
     /// How many Services and endpoint objects (slices, Endpoints) changed since the previous update.
-    public var serviceChanges: Int
-    public var endpointChanges: Int
+    package var serviceChanges: Int
+    package var endpointChanges: Int
     /// Objects the source skipped as invalid in this update (the last good version stays in use).
-    public var problems: [ManifestProblem]
+    package var problems: [ManifestProblem]
 
-    public init(snapshot: ManifestSet, serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = []) {
+    package init(snapshot: ManifestSet, serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = []) {
         self.snapshot = snapshot
         self.serviceChanges = serviceChanges
         self.endpointChanges = endpointChanges
@@ -19,7 +19,7 @@ public struct ClusterUpdate: Sendable {
 }
 
 /// Where desired state comes from while the daemon runs.
-public protocol ClusterSource: Sendable {
+package protocol ClusterSource: Sendable {
     /// Delivers updates until cancelled. A source that loses its connection keeps retrying with backoff and
     /// delivers nothing meanwhile, so the kernel keeps the last good state.
     func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws

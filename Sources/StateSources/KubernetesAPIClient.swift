@@ -6,16 +6,16 @@ import NIOHTTP1
 import NIOSSL
 
 /// An error answer of the API server (a `Status` object), or a failure to reach it.
-public struct APIError: Error, Sendable, CustomStringConvertible {
+package struct APIError: Error, Sendable, CustomStringConvertible {
     /// The HTTP status, or the `code` of a Status carried by a watch ERROR event.
-    public var status: Int
-    public var reason: String?
-    public var message: String
+    package var status: Int
+    package var reason: String?
+    package var message: String
 
     /// The resource version asked for is gone (compacted): list again.
-    public var isExpired: Bool { status == 410 || reason == "Expired" || reason == "Gone" }
+    package var isExpired: Bool { status == 410 || reason == "Expired" || reason == "Gone" }
 
-    public var description: String {
+    package var description: String {
         var text = "API server answered \(status)"
         if let reason { text += " \(reason)" }
         return text + ": \(message)"
@@ -104,11 +104,11 @@ enum WatchEvent<Object: Decodable & Sendable>: Sendable {
 
 /// Lists and watches objects on a Kubernetes API server over HTTPS, verifying the server against the
 /// cluster CA.
-public final class KubernetesAPIClient: Sendable {
+package final class KubernetesAPIClient: Sendable {
     let configuration: APIServerConfiguration
     let client: HTTPClient
 
-    public init(configuration: APIServerConfiguration) throws {
+    package init(configuration: APIServerConfiguration) throws {
         self.configuration = configuration
         var tls = TLSConfiguration.makeClientConfiguration()
         if let ca = configuration.certificateAuthorityPEM {
@@ -124,7 +124,7 @@ public final class KubernetesAPIClient: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         try await client.shutdown()
     }
 

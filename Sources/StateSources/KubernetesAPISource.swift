@@ -8,22 +8,22 @@ import Synchronization
 /// error means a retry with exponential backoff, resuming the watch where it stopped. Nothing is delivered
 /// until both kinds have been listed once, and nothing while the server is unreachable, so the kernel keeps
 /// the last good state.
-public struct KubernetesAPISource: ClusterSource {
-    public let client: KubernetesAPIClient
-    public let logger: Logger
-    public var pageSize = 500
+package struct KubernetesAPISource: ClusterSource {
+    package let client: KubernetesAPIClient
+    package let logger: Logger
+    package var pageSize = 500
     /// How long one watch request lasts before the server ends it (and it is started again).
-    public var watchTimeoutSeconds = 300
+    package var watchTimeoutSeconds = 300
     /// The first retry delay; doubled per failure up to ``maximumBackoff``.
-    public var initialBackoff: Duration = .milliseconds(500)
-    public var maximumBackoff: Duration = .seconds(30)
+    package var initialBackoff: Duration = .milliseconds(500)
+    package var maximumBackoff: Duration = .seconds(30)
 
-    public init(client: KubernetesAPIClient, logger: Logger) {
+    package init(client: KubernetesAPIClient, logger: Logger) {
         self.client = client
         self.logger = logger
     }
 
-    public func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
+    package func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
         let store = ObjectStore()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -136,7 +136,7 @@ public struct KubernetesAPISource: ClusterSource {
 }
 
 /// An object the API serves, with its metadata.
-public protocol KubernetesObject: Decodable, Sendable, Hashable {
+package protocol KubernetesObject: Decodable, Sendable, Hashable {
     var metadata: ObjectMeta { get }
 }
 
@@ -291,11 +291,6 @@ final class ObjectStore: Sendable {
             state.changed = false
             return update
         }
-    }
-
-    /// Snapshot of the objects, for tests.
-    var objects: (services: [ObjectName: Service], slices: [ObjectName: EndpointSlice]) {
-        state.withLock { ($0.services, $0.slices) }
     }
 
     private static func differences<Object: Hashable>(_ old: [ObjectName: Object], _ new: [ObjectName: Object]) -> Int {

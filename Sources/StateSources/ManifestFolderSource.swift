@@ -6,18 +6,18 @@ import Logging
 ///
 /// Each file is validated on its own. A file with any problem (a half-written file, a typo) keeps its last
 /// good content in use, so one bad edit never takes down the Services of other files.
-public struct ManifestFolderSource: ClusterSource {
-    public let paths: [String]
-    public let pollInterval: Duration
-    public let logger: Logger
+package struct ManifestFolderSource: ClusterSource {
+    package let paths: [String]
+    package let pollInterval: Duration
+    package let logger: Logger
 
-    public init(paths: [String], pollInterval: Duration = .milliseconds(200), logger: Logger) {
+    package init(paths: [String], pollInterval: Duration = .milliseconds(200), logger: Logger) {
         self.paths = paths
         self.pollInterval = pollInterval
         self.logger = logger
     }
 
-    public func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
+    package func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
         var fingerprints: [String: FileFingerprint] = [:]
         var goodContent: [String: ManifestSet] = [:]
         var previous: ManifestSet?

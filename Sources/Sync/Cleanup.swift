@@ -2,17 +2,17 @@ import IPVSModel
 
 extension Syncer {
     /// What a cleanup removed, or would remove.
-    public struct CleanupReport: Sendable {
-        public var deletedVirtualServers: [VirtualServerKey] = []
-        public var unboundAddresses: [IPAddress] = []
-        public var deletedLink = false
-        public var failures: [BatchFailure] = []
-        public var addressFailures: [AddressChangeFailure] = []
+    package struct CleanupReport: Sendable {
+        package var deletedVirtualServers: [VirtualServerKey] = []
+        package var unboundAddresses: [IPAddress] = []
+        package var deletedLink = false
+        package var failures: [BatchFailure] = []
+        package var addressFailures: [AddressChangeFailure] = []
     }
 
     /// Removes everything ipvs-proxy owns: its virtual servers, the addresses it bound, and the dummy link
     /// when nothing else is left on it. Touches nothing else.
-    public func cleanup(dryRun: Bool = false) throws -> CleanupReport {
+    package func cleanup(dryRun: Bool = false) throws -> CleanupReport {
         try locked.withLock { locked in
             locked.memory = nil
             return try cleanup(dryRun: dryRun, ownership: &locked.ownership)

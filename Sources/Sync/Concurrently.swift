@@ -5,11 +5,11 @@ import Synchronization
 ///
 /// For blocking kernel work that overlaps other work (binding addresses during the IPVS batch, reading the
 /// table while the input is parsed), outside Swift's cooperative thread pool.
-public final class Concurrently<Value: Sendable>: Sendable {
+package final class Concurrently<Value: Sendable>: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let outcome = Mutex<Result<Value, any Error>?>(nil)
 
-    public init(_ work: @escaping @Sendable () throws -> Value) {
+    package init(_ work: @escaping @Sendable () throws -> Value) {
         let thread = Thread { [self] in
             let result = Result { try work() }
             outcome.withLock { $0 = result }
@@ -19,7 +19,7 @@ public final class Concurrently<Value: Sendable>: Sendable {
     }
 
     /// Waits for the work to finish, and returns its value or throws its error.
-    public func result() throws -> Value {
+    package func result() throws -> Value {
         finished.wait()
         // Let a later call return at once too.
         finished.signal()

@@ -15,7 +15,7 @@ import Translation
 ///    what ipvs-proxy owns.
 ///
 /// A part reads and writes only through its connection, so a fake connection tests it without a kernel.
-public protocol KernelPart: Sendable {
+package protocol KernelPart: Sendable {
     /// What the part holds in the kernel, as far as a sync needs to know it.
     associatedtype State: Sendable
     /// The changes a sync makes to the part.
@@ -50,7 +50,7 @@ public protocol KernelPart: Sendable {
 }
 
 /// The changes a part plans.
-public protocol PartChanges: Sendable {
+package protocol PartChanges: Sendable {
     /// Whether there is nothing to send.
     var isEmpty: Bool { get }
     /// What ipvs-proxy owns while the changes are applied: what it owned, and everything they may create, so
@@ -59,7 +59,7 @@ public protocol PartChanges: Sendable {
 }
 
 /// A part's state as the last sync left it, with the desired state that sync brought the kernel to.
-public struct Remembered<State: Sendable>: Sendable {
-    public var state: State
-    public var desired: DesiredState
+package struct Remembered<State: Sendable>: Sendable {
+    package var state: State
+    package var desired: DesiredState
 }

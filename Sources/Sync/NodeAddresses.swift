@@ -1,20 +1,20 @@
 import IPVSModel
 
 /// The node's addresses, as the proxy uses them.
-public struct NodeAddresses: Sendable {
+package struct NodeAddresses: Sendable {
     /// Where NodePort services listen: every address of the node's interfaces except loopback, link-local
     /// and the dummy link's.
-    public var nodePortAddresses: [IPAddress]
+    package var nodePortAddresses: [IPAddress]
     /// Every address of the node's interfaces except the dummy link's.
-    public var localAddresses: Set<IPAddress>
+    package var localAddresses: Set<IPAddress>
 
-    public init(nodePortAddresses: [IPAddress], localAddresses: Set<IPAddress>) {
+    package init(nodePortAddresses: [IPAddress], localAddresses: Set<IPAddress>) {
         self.nodePortAddresses = nodePortAddresses
         self.localAddresses = localAddresses
     }
 
     /// Reads the node's links and addresses.
-    public static func discover(
+    package static func discover(
         _ interfaces: any InterfaceConnection, excludingLink linkName: String
     ) throws -> NodeAddresses {
         let links = try interfaces.links()

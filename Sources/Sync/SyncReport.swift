@@ -1,29 +1,29 @@
 import IPVSModel
 
 /// What a sync did, or (in a dry run) would do: each part's report, merged.
-public struct SyncReport: Sendable {
-    public var dryRun: Bool
+package struct SyncReport: Sendable {
+    package var dryRun: Bool
     /// The IPVS table's operations, refusals, blocked keys, draining real servers and reads.
-    public var table = IPVSTablePart.Report()
+    package var table = IPVSTablePart.Report()
     /// The service addresses bound and unbound, and the refusals.
-    public var addresses = ServiceAddressPart.Report()
+    package var addresses = ServiceAddressPart.Report()
     /// How many times the parts were planned (more than once after races with other writers).
-    public var attempts = 0
+    package var attempts = 0
     /// How long each phase took, in order.
-    public var timings: [(phase: String, duration: Duration)] = []
+    package var timings: [(phase: String, duration: Duration)] = []
 
-    public init(dryRun: Bool) {
+    package init(dryRun: Bool) {
         self.dryRun = dryRun
     }
 
     /// Whether the kernel refused anything that the sync could not resolve.
-    public var hasFailures: Bool { !table.failures.isEmpty || !addresses.failures.isEmpty }
+    package var hasFailures: Bool { !table.failures.isEmpty || !addresses.failures.isEmpty }
 
     /// Kernel write operations sent, IPVS and addresses together.
-    public var writeOperations: Int { table.operations.count + addresses.bound.count + addresses.unbound.count }
+    package var writeOperations: Int { table.operations.count + addresses.bound.count + addresses.unbound.count }
 
     /// Every kernel operation sent, by kind, with how many the kernel accepted and refused.
-    public var operationResults: [(kind: String, succeeded: Int, refused: Int)] {
+    package var operationResults: [(kind: String, succeeded: Int, refused: Int)] {
         var results: [String: (succeeded: Int, refused: Int)] = [:]
         let refusedIndexes = Set(table.refused.map(\.index))
         for (index, operation) in table.operations.enumerated() {

@@ -3,16 +3,16 @@ import Synchronization
 import Translation
 
 /// How a sync goes.
-public struct SyncOptions: Sendable {
+package struct SyncOptions: Sendable {
     /// Read every part from the kernel instead of trusting what the last sync left: this repairs what others
     /// changed. An incremental sync (`false`) reads only what memory cannot know.
-    public var full: Bool
+    package var full: Bool
     /// Plan only: change nothing, not even the ownership record.
-    public var dryRun: Bool
+    package var dryRun: Bool
     /// Let an input without any Service delete everything ipvs-proxy owns.
-    public var allowEmpty: Bool
+    package var allowEmpty: Bool
 
-    public init(full: Bool = true, dryRun: Bool = false, allowEmpty: Bool = false) {
+    package init(full: Bool = true, dryRun: Bool = false, allowEmpty: Bool = false) {
         self.full = full
         self.dryRun = dryRun
         self.allowEmpty = allowEmpty
@@ -20,11 +20,11 @@ public struct SyncOptions: Sendable {
 }
 
 /// A sync the syncer refused before touching anything.
-public enum SyncError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum SyncError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The input holds no Service, so syncing it would delete every virtual server ipvs-proxy owns.
     case emptyInput(ownedVirtualServers: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .emptyInput(let owned):
             "the input holds no Service: syncing it would delete all \(owned) virtual servers ipvs-proxy owns"
@@ -34,7 +34,7 @@ public enum SyncError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Every part read in full before the desired state is known, so that a one-shot sync reads the kernel while
 /// it parses its input.
-public struct KernelObservation: Sendable {
+package struct KernelObservation: Sendable {
     var table: IPVSTablePart.State
     var addresses: ServiceAddressPart.State
     var report: SyncReport
@@ -47,9 +47,9 @@ public struct KernelObservation: Sendable {
 /// A syncer remembers what its last sync left (``SyncMemory``), so an incremental sync reads only what memory
 /// cannot know. A virtual server that appeared or vanished under a plan is a race with another writer: the
 /// table is read again and planned again. One sync runs at a time.
-public final class Syncer: Sendable {
-    public let table: IPVSTablePart
-    public let addresses: ServiceAddressPart
+package final class Syncer: Sendable {
+    package let table: IPVSTablePart
+    package let addresses: ServiceAddressPart
 
     /// How many times a sync plans, when races with other writers refuse its batches.
     static let maximumAttempts = 3
@@ -61,7 +61,7 @@ public final class Syncer: Sendable {
 
     let locked: Mutex<Locked>
 
-    public init(
+    package init(
         ipvs: any IPVSTableConnection, interfaces: any InterfaceConnection, store: OwnershipStore,
         linkName: String = "kube-ipvs0"
     ) {
@@ -71,12 +71,12 @@ public final class Syncer: Sendable {
     }
 
     /// What ipvs-proxy owns, from its record.
-    public func ownership() throws -> OwnershipRecord {
+    package func ownership() throws -> OwnershipRecord {
         try locked.withLock { try $0.ownership.current() }
     }
 
     /// Reads every part in full.
-    public func observe() throws -> KernelObservation {
+    package func observe() throws -> KernelObservation {
         var report = SyncReport(dryRun: false)
         var stopwatch = Stopwatch()
         let addresses = try stopwatch.time("read addresses") { try self.addresses.read(report: &report.addresses) }
@@ -89,7 +89,7 @@ public final class Syncer: Sendable {
     /// - Parameter observed: Every part as ``observe()`` read it just before; a full sync then reads nothing.
     /// - Throws: ``SyncError`` before anything is touched; a kernel or ownership record error otherwise, after
     ///   which what was planned stays owned and the next sync reads the kernel.
-    public func sync(
+    package func sync(
         _ desired: DesiredState, options: SyncOptions = SyncOptions(), observed: KernelObservation? = nil
     ) throws -> SyncReport {
         try locked.withLock { locked in try sync(desired, options: options, observed: observed, locked: &locked) }

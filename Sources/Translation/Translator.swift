@@ -7,14 +7,14 @@ import KubernetesModel
 /// (not `ipMode: Proxy`) and, with a node port, each node address of the Service's families. Each gets
 /// the serving endpoints of its family as real servers (weight 1, masquerade). Headless and ExternalName
 /// Services get nothing. `sessionAffinity: ClientIP` makes every virtual server of the Service persistent.
-public enum Translator {
+package enum Translator {
     /// The annotation that overrides the scheduler for one Service (beyond kube-proxy).
-    public static let schedulerAnnotation = "ipvs-proxy.io/scheduler"
+    package static let schedulerAnnotation = "ipvs-proxy.io/scheduler"
     /// The persistence timeout when `sessionAffinity: ClientIP` gives none: 3 hours, as Kubernetes.
-    public static let defaultAffinityTimeout: UInt32 = 10800
+    package static let defaultAffinityTimeout: UInt32 = 10800
 
     /// - Throws: ``ManifestErrors`` when a Service's scheduler annotation names no kernel scheduler.
-    public static func translate(_ set: ManifestSet, node: NodeContext) throws(ManifestErrors) -> DesiredState {
+    package static func translate(_ set: ManifestSet, node: NodeContext) throws(ManifestErrors) -> DesiredState {
         let (state, problems) = translateSkippingInvalid(set, node: node)
         guard problems.isEmpty else { throw ManifestErrors(problems) }
         return state
@@ -22,7 +22,7 @@ public enum Translator {
 
     /// Translates every valid Service and returns the problems of those it skipped (for the daemon, which
     /// keeps everything else programmed when one object is bad).
-    public static func translateSkippingInvalid(
+    package static func translateSkippingInvalid(
         _ set: ManifestSet, node: NodeContext
     ) -> (state: DesiredState, skipped: [ManifestProblem]) {
         var state = DesiredState()

@@ -5,7 +5,7 @@ import IPVSModel
 ///
 /// The seam between the sync engine and the kernel: ``IPVSHandle`` is the real connection, and tests give the
 /// engine an in-memory table instead.
-public protocol IPVSTableConnection: Sendable {
+package protocol IPVSTableConnection: Sendable {
     /// Every virtual server with its real servers. A dump, not a snapshot: it may repeat an entry.
     func table() throws -> [VirtualServerState]
     /// The real servers of one virtual server (none when it does not exist).
@@ -19,7 +19,7 @@ public protocol IPVSTableConnection: Sendable {
 /// What a sync needs of the kernel's links and addresses.
 ///
 /// ``InterfaceHandle`` is the real connection; tests give the engine in-memory links instead.
-public protocol InterfaceConnection: Sendable {
+package protocol InterfaceConnection: Sendable {
     /// Every link of the namespace.
     func links() throws -> [NetworkLink]
     /// The link with this name, if any.

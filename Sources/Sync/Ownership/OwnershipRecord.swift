@@ -4,30 +4,30 @@ import Translation
 
 /// What ipvs-proxy created in the kernel: the virtual servers (with the Service port each serves) and the
 /// addresses it bound. Written before the kernel is changed, so that after a crash it still knows.
-public struct OwnershipRecord: Sendable, Hashable {
-    public var virtualServers: [VirtualServerKey: ServicePortName] = [:]
-    public var addresses: Set<IPAddress> = []
+package struct OwnershipRecord: Sendable, Hashable {
+    package var virtualServers: [VirtualServerKey: ServicePortName] = [:]
+    package var addresses: Set<IPAddress> = []
 
-    public init(virtualServers: [VirtualServerKey: ServicePortName] = [:], addresses: Set<IPAddress> = []) {
+    package init(virtualServers: [VirtualServerKey: ServicePortName] = [:], addresses: Set<IPAddress> = []) {
         self.virtualServers = virtualServers
         self.addresses = addresses
     }
 
-    public var isEmpty: Bool { virtualServers.isEmpty && addresses.isEmpty }
+    package var isEmpty: Bool { virtualServers.isEmpty && addresses.isEmpty }
 }
 
 /// Keeps the ownership record in a folder (by default `/run/ipvs-proxy`), readable and writable by root only,
 /// replaced atomically on every write.
-public struct OwnershipStore: Sendable {
-    public let directory: String
-    public var file: String { (directory as NSString).appendingPathComponent("owned.json") }
+package struct OwnershipStore: Sendable {
+    package let directory: String
+    package var file: String { (directory as NSString).appendingPathComponent("owned.json") }
 
-    public init(directory: String) {
+    package init(directory: String) {
         self.directory = directory
     }
 
     /// The record, or an empty one when none was written yet.
-    public func load() throws -> OwnershipRecord {
+    package func load() throws -> OwnershipRecord {
         guard FileManager.default.fileExists(atPath: file) else { return OwnershipRecord() }
         let data: Data
         do {
@@ -58,7 +58,7 @@ public struct OwnershipStore: Sendable {
     }
 
     /// Replaces the record (write to a temporary file, then rename), creating the folder if needed.
-    public func save(_ record: OwnershipRecord) throws {
+    package func save(_ record: OwnershipRecord) throws {
         let manager = FileManager.default
         do {
             try manager.createDirectory(
@@ -87,7 +87,7 @@ public struct OwnershipStore: Sendable {
     }
 
     /// Removes the record (after a cleanup).
-    public func remove() throws {
+    package func remove() throws {
         if FileManager.default.fileExists(atPath: file) { try FileManager.default.removeItem(atPath: file) }
     }
 
@@ -104,10 +104,10 @@ public struct OwnershipStore: Sendable {
 }
 
 /// A problem with the ownership record's file.
-public struct StateError: Error, Sendable, CustomStringConvertible {
-    public var file: String
-    public var message: String
-    public var description: String { "\(file): \(message)" }
+package struct StateError: Error, Sendable, CustomStringConvertible {
+    package var file: String
+    package var message: String
+    package var description: String { "\(file): \(message)" }
 }
 
 /// The ownership record as a syncer keeps it: read from its store once, then remembered, and written only

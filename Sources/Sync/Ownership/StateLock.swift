@@ -2,12 +2,12 @@ import Foundation
 
 /// An exclusive lock on the state folder, so that two ipvs-proxy processes never plan against the same
 /// ownership record at once. Released when the value is dropped (or the process ends).
-public final class StateLock: Sendable {
+package final class StateLock: Sendable {
     private let descriptor: Int32
 
     /// Takes the lock without waiting.
     /// - Throws: ``StateError`` when another process holds it, or the folder cannot be made.
-    public init(directory: String) throws {
+    package init(directory: String) throws {
         try? FileManager.default.createDirectory(
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = (directory as NSString).appendingPathComponent("lock")

@@ -8,40 +8,40 @@ import Translation
 /// servers of virtual servers whose endpoints changed, or that are draining, are read: their connection counts
 /// decide whether a removed real server drains at weight 0 or goes at once. So an endpoint change costs its
 /// own operations and one small read.
-public struct IPVSTablePart: KernelPart {
-    public let connection: any IPVSTableConnection
+package struct IPVSTablePart: KernelPart {
+    package let connection: any IPVSTableConnection
 
-    public init(connection: any IPVSTableConnection) {
+    package init(connection: any IPVSTableConnection) {
         self.connection = connection
     }
 
     /// The table as a sync sees it.
-    public struct State: Sendable {
-        public var servers: ObservedTable
+    package struct State: Sendable {
+        package var servers: ObservedTable
         /// Virtual servers with real servers draining at weight 0 (unknown after a read: planning finds them).
-        public var draining: Set<VirtualServerKey> = []
+        package var draining: Set<VirtualServerKey> = []
     }
 
     /// What a sync did to the table, or (in a dry run) would do, over all its attempts.
-    public struct Report: Sendable {
+    package struct Report: Sendable {
         /// Every operation sent, in order; in a dry run, the planned ones.
-        public var operations: [TableOperation] = []
+        package var operations: [TableOperation] = []
         /// Every operation the kernel refused (`index` is its position in ``operations``), races that a later
         /// attempt resolved included.
-        public var refused: [BatchFailure] = []
+        package var refused: [BatchFailure] = []
         /// The refusals of the last attempt: what the sync could not do.
-        public var failures: [BatchFailure] = []
+        package var failures: [BatchFailure] = []
         /// Desired virtual servers left alone because something ipvs-proxy does not own holds their key.
-        public var blocked: [VirtualServerKey: ServicePortName] = [:]
+        package var blocked: [VirtualServerKey: ServicePortName] = [:]
         /// Real servers no longer wanted, draining at weight 0 until their connections end.
-        public var draining: [(virtualServer: VirtualServerKey, realServer: RealServerKey)] = []
+        package var draining: [(virtualServer: VirtualServerKey, realServer: RealServerKey)] = []
         /// How many times the whole table was read.
-        public var fullReads = 0
+        package var fullReads = 0
         /// How many virtual servers' real servers were read on their own.
-        public var realServerReads = 0
+        package var realServerReads = 0
 
         /// Operations applied (or, in a dry run, planned) by kind; refused ones are not counted.
-        public var counts: [TableOperation.Kind: Int] {
+        package var counts: [TableOperation.Kind: Int] {
             var counts: [TableOperation.Kind: Int] = [:]
             let refusedIndexes = Set(refused.map(\.index))
             for (index, operation) in operations.enumerated() where !refusedIndexes.contains(index) {
@@ -59,14 +59,14 @@ public struct IPVSTablePart: KernelPart {
     }
 
     /// What the kernel made of a batch.
-    public struct Outcome: Sendable {
+    package struct Outcome: Sendable {
         /// The operations it refused, with their positions in the batch.
-        public var refused: [BatchFailure]
+        package var refused: [BatchFailure]
 
         /// Whether the table changed under the plan, so that reading it again and planning again can succeed:
         /// a virtual server that appeared (`EEXIST`) or vanished (`ESRCH`), a real server that vanished
         /// (`ENOENT` on an edit or delete). Any other refusal would repeat.
-        public var isRace: Bool {
+        package var isRace: Bool {
             !refused.isEmpty && refused.allSatisfy(Self.isRace)
         }
 
@@ -79,14 +79,14 @@ public struct IPVSTablePart: KernelPart {
         }
     }
 
-    public func read(report: inout Report) throws -> State {
+    package func read(report: inout Report) throws -> State {
         report.fullReads += 1
         var servers: ObservedTable = [:]
         for state in try connection.table() { servers[state.server.key] = state }
         return State(servers: servers)
     }
 
-    public func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws -> State
+    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws -> State
     {
         var state = remembered.state
         for (key, wanted) in desired.virtualServers where state.servers[key] != nil {
@@ -100,11 +100,11 @@ public struct IPVSTablePart: KernelPart {
         return state
     }
 
-    public func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Plan {
+    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Plan {
         Planner.plan(desired: desired, observed: observed.servers, owned: owned.virtualServers)
     }
 
-    public func report(_ changes: Plan, into report: inout Report) {
+    package func report(_ changes: Plan, into report: inout Report) {
         report.operations += changes.operations
         report.blocked = changes.blocked
         report.draining = changes.draining
@@ -114,7 +114,7 @@ public struct IPVSTablePart: KernelPart {
     /// another writer have made one meanwhile (`EEXIST`), its real servers are not sent, so that none lands in
     /// a virtual server ipvs-proxy does not own. They count as refused with `ESRCH`, as the kernel refuses a
     /// real server whose virtual server is missing.
-    public func apply(_ changes: Plan) throws -> Outcome {
+    package func apply(_ changes: Plan) throws -> Outcome {
         let operations = changes.operations
         let creations = operations.indices.filter { operations[$0].kind == .addVirtualServer }
         guard !creations.isEmpty else {
@@ -146,7 +146,7 @@ public struct IPVSTablePart: KernelPart {
         }
     }
 
-    public func follow(
+    package func follow(
         _ changes: Plan, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
     ) -> State? {
         owned.virtualServers = Self.owned(after: changes, refused: outcome.refused, before: owned.virtualServers)
@@ -179,9 +179,9 @@ public struct IPVSTablePart: KernelPart {
 }
 
 extension Plan: PartChanges {
-    public var isEmpty: Bool { operations.isEmpty }
+    package var isEmpty: Bool { operations.isEmpty }
 
-    public func owned(during owned: OwnershipRecord) -> OwnershipRecord {
+    package func owned(during owned: OwnershipRecord) -> OwnershipRecord {
         var during = owned
         during.virtualServers = ownedDuring(before: owned.virtualServers)
         return during

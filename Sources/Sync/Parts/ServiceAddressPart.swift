@@ -6,35 +6,35 @@ import Translation
 ///
 /// Only addresses ipvs-proxy bound are ever unbound. The link is made, and set up, when the first address
 /// needs it (IPv6 addresses on a link that is down stay tentative and get no local route).
-public struct ServiceAddressPart: KernelPart {
-    public let connection: any InterfaceConnection
+package struct ServiceAddressPart: KernelPart {
+    package let connection: any InterfaceConnection
     /// The dummy link that holds service addresses.
-    public let linkName: String
+    package let linkName: String
 
-    public init(connection: any InterfaceConnection, linkName: String) {
+    package init(connection: any InterfaceConnection, linkName: String) {
         self.connection = connection
         self.linkName = linkName
     }
 
     /// The dummy link and the addresses on it. Known exactly after a batch, refused changes included.
-    public struct State: Sendable, Hashable {
+    package struct State: Sendable, Hashable {
         /// The link's index, or `nil` when there is no such link.
-        public var linkIndex: Int32?
-        public var addresses: Set<IPAddress>
+        package var linkIndex: Int32?
+        package var addresses: Set<IPAddress>
     }
 
     /// What a sync did to the link's addresses, or (in a dry run) would do.
-    public struct Report: Sendable {
+    package struct Report: Sendable {
         /// The addresses planned to be bound and unbound, over all attempts.
-        public var bound: [IPAddress] = []
-        public var unbound: [IPAddress] = []
+        package var bound: [IPAddress] = []
+        package var unbound: [IPAddress] = []
         /// Every change the kernel refused, over all attempts, leaving an address other than as wanted.
-        public var refused: [AddressChangeFailure] = []
+        package var refused: [AddressChangeFailure] = []
         /// The refusals of the last attempt: what the sync could not do.
-        public var failures: [AddressChangeFailure] = []
+        package var failures: [AddressChangeFailure] = []
 
         /// How many binds and unbinds succeeded (or, in a dry run, are planned) and were refused.
-        public var counts: (bound: Int, unbound: Int, refusedBinds: Int, refusedUnbinds: Int) {
+        package var counts: (bound: Int, unbound: Int, refusedBinds: Int, refusedUnbinds: Int) {
             let refusedBinds = refused.filter { if case .bind = $0.change { true } else { false } }.count
             let refusedUnbinds = refused.count - refusedBinds
             return (bound.count - refusedBinds, unbound.count - refusedUnbinds, refusedBinds, refusedUnbinds)
@@ -42,37 +42,37 @@ public struct ServiceAddressPart: KernelPart {
     }
 
     /// What the kernel made of a batch.
-    public struct Outcome: Sendable {
+    package struct Outcome: Sendable {
         /// The link the addresses went to.
-        public var linkIndex: Int32?
+        package var linkIndex: Int32?
         /// The changes it refused, except those that leave the address as wanted anyway: a bind of an address
         /// bound meanwhile by someone else (`EEXIST`), an unbind of one already gone (`EADDRNOTAVAIL`).
-        public var failures: [AddressChangeFailure]
+        package var failures: [AddressChangeFailure]
     }
 
-    public func read(report: inout Report) throws -> State {
+    package func read(report: inout Report) throws -> State {
         guard let link = try connection.link(named: linkName) else { return State(linkIndex: nil, addresses: []) }
         let addresses = try connection.addresses().filter { $0.linkIndex == link.index }.map(\.address)
         return State(linkIndex: link.index, addresses: Set(addresses))
     }
 
     /// Addresses change only by ipvs-proxy's own hand between full syncs: memory is enough.
-    public func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) -> State {
+    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) -> State {
         remembered.state
     }
 
-    public func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> AddressPlan {
+    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> AddressPlan {
         AddressPlan(
             desired: desired.serviceAddresses, onLink: observed.addresses, owned: owned.addresses,
             linkIndex: observed.linkIndex)
     }
 
-    public func report(_ changes: AddressPlan, into report: inout Report) {
+    package func report(_ changes: AddressPlan, into report: inout Report) {
         report.bound += changes.bind
         report.unbound += changes.unbind
     }
 
-    public func apply(_ changes: AddressPlan) throws -> Outcome {
+    package func apply(_ changes: AddressPlan) throws -> Outcome {
         guard !changes.isEmpty else { return Outcome(linkIndex: changes.linkIndex, failures: []) }
         let linkIndex = try changes.linkIndex ?? makeLink()
         let batch =
@@ -93,7 +93,7 @@ public struct ServiceAddressPart: KernelPart {
         return index
     }
 
-    public func follow(
+    package func follow(
         _ changes: AddressPlan, outcome: Outcome, observed: State, owned: inout OwnershipRecord,
         report: inout Report
     ) -> State? {
@@ -111,7 +111,7 @@ public struct ServiceAddressPart: KernelPart {
 }
 
 extension AddressPlan: PartChanges {
-    public func owned(during owned: OwnershipRecord) -> OwnershipRecord {
+    package func owned(during owned: OwnershipRecord) -> OwnershipRecord {
         var during = owned
         during.addresses.formUnion(bind)
         return during

@@ -1,18 +1,18 @@
 import IPVSModel
 
 /// Which service addresses to bind to or unbind from the dummy link.
-public struct AddressPlan: Sendable, Hashable {
-    public var bind: [IPAddress]
-    public var unbind: [IPAddress]
+package struct AddressPlan: Sendable, Hashable {
+    package var bind: [IPAddress]
+    package var unbind: [IPAddress]
     /// The dummy link's index, or `nil` when the link does not exist yet and is made before binding.
-    public var linkIndex: Int32?
+    package var linkIndex: Int32?
 
     /// Binds what is wanted and missing; unbinds only what ipvs-proxy bound and no longer wants.
-    public init(desired: Set<IPAddress>, onLink: Set<IPAddress>, owned: Set<IPAddress>, linkIndex: Int32? = nil) {
+    package init(desired: Set<IPAddress>, onLink: Set<IPAddress>, owned: Set<IPAddress>, linkIndex: Int32? = nil) {
         bind = desired.subtracting(onLink).sorted()
         unbind = owned.intersection(onLink).subtracting(desired).sorted()
         self.linkIndex = linkIndex
     }
 
-    public var isEmpty: Bool { bind.isEmpty && unbind.isEmpty }
+    package var isEmpty: Bool { bind.isEmpty && unbind.isEmpty }
 }

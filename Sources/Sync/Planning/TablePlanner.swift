@@ -2,32 +2,32 @@ import IPVSModel
 import Translation
 
 /// What a sync will do to the IPVS table, worked out before anything is touched.
-public struct Plan: Sendable {
+package struct Plan: Sendable {
     /// The operations, in order: per virtual server its add or edit, then its real servers; deletions of
     /// whole virtual servers last.
-    public var operations: [TableOperation] = []
+    package var operations: [TableOperation] = []
     /// Desired virtual servers whose key is held by a virtual server ipvs-proxy does not own: left alone.
-    public var blocked: [VirtualServerKey: ServicePortName] = [:]
+    package var blocked: [VirtualServerKey: ServicePortName] = [:]
     /// Real servers no longer wanted that still have connections: set to weight 0 until they drain.
-    public var draining: [(VirtualServerKey, RealServerKey)] = []
+    package var draining: [(VirtualServerKey, RealServerKey)] = []
     /// What ipvs-proxy owns once every operation has succeeded.
-    public var ownedAfter: [VirtualServerKey: ServicePortName] = [:]
+    package var ownedAfter: [VirtualServerKey: ServicePortName] = [:]
 
     /// What ipvs-proxy owns while the operations are applied: everything it owned before and everything
     /// it is about to create, so that a crash half-way leaves nothing it made unaccounted for.
-    public func ownedDuring(before: [VirtualServerKey: ServicePortName]) -> [VirtualServerKey: ServicePortName] {
+    package func ownedDuring(before: [VirtualServerKey: ServicePortName]) -> [VirtualServerKey: ServicePortName] {
         before.merging(ownedAfter) { _, new in new }
     }
 }
 
 /// Works out the fewest operations that turn the observed table into the desired one, touching only
 /// virtual servers that ipvs-proxy owns.
-public enum Planner {
+package enum Planner {
     /// - Parameters:
     ///   - desired: The virtual servers the node should have.
     ///   - observed: The kernel's table.
     ///   - owned: The virtual servers ipvs-proxy created (from its ownership record).
-    public static func plan(
+    package static func plan(
         desired: DesiredState, observed: [VirtualServerKey: VirtualServerState],
         owned: [VirtualServerKey: ServicePortName]
     ) -> Plan {
