@@ -106,9 +106,9 @@ package final class Syncer: Sendable {
             throw SyncError.emptyInput(ownedVirtualServers: owned.virtualServers.count)
         }
         // The memory's one rule (see SyncMemory): an incremental sync uses it, and only a sync that applies
-        // everything leaves a new one.
+        // everything leaves a new one. A dry run changes nothing, its memory included.
         let memory = options.full ? nil : locked.memory
-        locked.memory = nil
+        if !options.dryRun { locked.memory = nil }
 
         // 1. Observe: read each part, or recall what the last sync left.
         var tableState: IPVSTablePart.State

@@ -258,6 +258,13 @@ struct SyncerTests {
             #expect(node.ipvs.batches.isEmpty)
             #expect(node.interfaces.batches.isEmpty)
             #expect(!FileManager.default.fileExists(atPath: node.store.file))
+
+            // Nor does it make the syncer forget what its last sync left.
+            _ = try node.syncer.sync(cluster(services: 2))
+            _ = try node.syncer.sync(cluster(services: 3), options: SyncOptions(full: false, dryRun: true))
+            let next = try node.syncer.sync(cluster(services: 3), options: SyncOptions(full: false))
+            #expect(next.table.fullReads == 0)
+            #expect(node.matches(cluster(services: 3)))
         }
     }
 
