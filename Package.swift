@@ -29,10 +29,10 @@ let package = Package(
         .systemLibrary(
             name: "CLibNL",
             path: "Sources/CLibNL",
-            pkgConfig: "libnl-genl-3.0 libnl-3.0",
-            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev"])]
+            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev"])]
         ),
-        // The C shim: the only code that touches libnl.
+        // The C shim: the only code that touches libnl and libnftables.
         .target(
             name: "CNetlink",
             dependencies: ["CLibNL"],
@@ -51,6 +51,19 @@ let package = Package(
             name: "IPVSModel",
             dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // nftables tables, sets and elements, and conntrack entries as plain values; ipvs-proxy's table design.
+        .target(
+            name: "NetfilterModel",
+            dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Connections to the kernel's nftables (libnftables) and conntrack table, over the shim.
+        .target(
+            name: "Netfilter",
+            dependencies: [
+                "CNetlink", "InternetAddress", "NetfilterModel",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Connections to the kernel's IPVS table and to its links and addresses, over the shim.
         .target(
             name: "IPVS",
@@ -62,6 +75,8 @@ let package = Package(
             dependencies: [
                 "IPVS",
                 "IPVSModel",
+                "Netfilter",
+                "NetfilterModel",
                 "KubernetesModel",
                 "Translation",
                 "Sync",
@@ -74,12 +89,13 @@ let package = Package(
             ]
         ),
         // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
-        .target(name: "Translation", dependencies: ["IPVSModel", "KubernetesModel"]),
+        .target(name: "Translation", dependencies: ["IPVSModel", "KubernetesModel", "InternetAddress"]),
         // Plans and applies the difference between desired and kernel state, owning only what it made.
         .target(
             name: "Sync",
             dependencies: [
-                "IPVS", "IPVSModel", "Translation", .product(name: "SystemPackage", package: "swift-system"),
+                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "Translation",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Where desired state comes from while running: a manifest folder, or the Kubernetes API (list/watch).
@@ -115,18 +131,22 @@ let package = Package(
             dependencies: ["IPVS", "IPVSModel", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .testTarget(name: "TranslationTests", dependencies: ["Translation", "IPVSModel", "KubernetesModel"]),
+        .testTarget(name: "NetfilterModelTests", dependencies: ["NetfilterModel", "InternetAddress"]),
         // Test helpers: temporary folders that clean up after themselves.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // In-memory fakes of the kernel connections the sync engine uses, for host tests.
         .target(
             name: "FakeKernel",
-            dependencies: ["Sync", "IPVSModel", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "Sync", "IPVSModel", "NetfilterModel", "InternetAddress",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             path: "Tests/FakeKernel"
         ),
         .testTarget(
             name: "SyncTests",
             dependencies: [
-                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "KubernetesModel", "Translation",
+                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "NetfilterModel", "KubernetesModel", "Translation",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -156,8 +176,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IPVS", "IPVSModel", "KubernetesModel", "Translation", "Sync", "ProxyCommands", "CTestSupport",
-                .product(name: "SystemPackage", package: "swift-system"),
+                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "Sync",
+                "ProxyCommands", "CTestSupport", .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
     ]

@@ -182,6 +182,10 @@ struct nl_msg *transport_reset_message(struct cnetlink_transport *transport) {
 
 uint32_t transport_take_sequence(struct cnetlink_transport *transport) { return transport->next_sequence++; }
 
+size_t transport_scratch_capacity(struct cnetlink_transport *transport) {
+    return (size_t)nlmsg_get_max_size(transport->scratch);
+}
+
 static int send_all(struct cnetlink_transport *transport, const void *data, size_t length) {
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     for (;;) {

@@ -62,6 +62,9 @@ struct nl_msg *transport_reset_message(struct cnetlink_transport *transport);
 
 uint32_t transport_take_sequence(struct cnetlink_transport *transport);
 
+/// How many bytes a request built directly into the scratch message may take.
+size_t transport_scratch_capacity(struct cnetlink_transport *transport);
+
 /// Sends the message in the scratch buffer (its sequence number must already be set) and reads replies
 /// until that sequence is answered by an acknowledgement, an error, or the end of a dump.
 int transport_exchange(struct cnetlink_transport *transport, transport_message_handler handler, void *context);

@@ -27,6 +27,8 @@ enum {
     CNETLINK_ENOIPVS = CNETLINK_ERROR_BASE + 1,
     /// A reply was truncated or lacked an attribute the protocol requires.
     CNETLINK_EBADREPLY = CNETLINK_ERROR_BASE + 2,
+    /// libnftables refused a command or the kernel refused its transaction; its error text says why.
+    CNETLINK_ENFTABLES = CNETLINK_ERROR_BASE + 3,
     /// libnl's own error codes are reported as `-(CNETLINK_LIBNL_BASE + NLE_x)`.
     CNETLINK_LIBNL_BASE = 0x20000,
 };
@@ -239,6 +241,78 @@ int cnetlink_route_batch_begin(cnetlink_route *handle);
 int cnetlink_route_batch_append_address(cnetlink_route *handle, int add, const cnetlink_address *address);
 /// Finishes the batch like `cnetlink_ipvs_batch_commit`.
 int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context);
+
+// MARK: - nftables (libnftables)
+
+/// A libnftables context and a netlink socket of one network namespace. Not thread-safe: serialize calls.
+typedef struct cnetlink_nft cnetlink_nft;
+
+/// Flags of `cnetlink_nft_run`.
+enum {
+    /// Check the commands (and the kernel's answer to them) without committing anything.
+    CNETLINK_NFT_DRY_RUN = 1 << 0,
+    /// Listings in libnftables' JSON.
+    CNETLINK_NFT_JSON = 1 << 1,
+    /// Listings with rule and set handles.
+    CNETLINK_NFT_HANDLES = 1 << 2,
+};
+
+/// Opens a context whose sockets live in the network namespace at `netns_path` (or the caller's, when NULL).
+int cnetlink_nft_open(const char *netns_path, cnetlink_nft **handle);
+void cnetlink_nft_close(cnetlink_nft *handle);
+/// Runs `commands` (nft syntax) as one transaction: all of it or nothing. `output` and `error` receive what
+/// libnftables printed, to be released with `cnetlink_free`. Returns 0, or `-CNETLINK_ENFTABLES` when the
+/// commands were refused (the error text says why), or another negative code.
+int cnetlink_nft_run(cnetlink_nft *handle, const char *commands, uint32_t flags, char **output, char **error);
+/// Reads the ruleset's generation id, which every committed transaction (anyone's) moves.
+int cnetlink_nft_generation(cnetlink_nft *handle, uint32_t *generation);
+/// Releases text this shim allocated.
+void cnetlink_free(void *pointer);
+
+// MARK: - conntrack (ctnetlink, libnl-nf)
+
+/// A netlink socket for the connection tracking table of one network namespace. Not thread-safe.
+typedef struct cnetlink_conntrack cnetlink_conntrack;
+
+/// One direction of a tracked connection. Addresses in network byte order (IPv4 in the first 4 bytes),
+/// ports in host byte order.
+typedef struct cnetlink_conntrack_tuple {
+    uint8_t source[16];
+    uint8_t destination[16];
+    uint16_t source_port;
+    uint16_t destination_port;
+} cnetlink_conntrack_tuple;
+
+/// A tracked connection: what the client sent (original) and what the answer looks like (reply), which
+/// tells where DNAT (IPVS) or SNAT (masquerade) took it.
+typedef struct cnetlink_conntrack_entry {
+    /// AF_INET or AF_INET6.
+    uint8_t family;
+    /// IPPROTO_UDP, IPPROTO_SCTP, ...
+    uint8_t protocol;
+    cnetlink_conntrack_tuple original;
+    cnetlink_conntrack_tuple reply;
+} cnetlink_conntrack_entry;
+
+typedef int (*cnetlink_conntrack_visitor)(const cnetlink_conntrack_entry *entry, void *context);
+
+int cnetlink_conntrack_open(const char *netns_path, cnetlink_conntrack **handle);
+void cnetlink_conntrack_close(cnetlink_conntrack *handle);
+/// Dumps every entry of one family. Returns the number of entries visited, or a negative code.
+int cnetlink_conntrack_dump(cnetlink_conntrack *handle, uint8_t family, cnetlink_conntrack_visitor visitor,
+                            void *context);
+/// Starts a batch of deletions, sent like an IPVS batch (many per `send()`, failures only).
+int cnetlink_conntrack_batch_begin(cnetlink_conntrack *handle);
+/// Adds the deletion of the entry with this original tuple.
+int cnetlink_conntrack_batch_append_delete(cnetlink_conntrack *handle, const cnetlink_conntrack_entry *entry);
+/// Finishes the batch like `cnetlink_ipvs_batch_commit` (an entry already gone fails with `-ENOENT`).
+int cnetlink_conntrack_batch_commit(cnetlink_conntrack *handle, cnetlink_failure_visitor visitor, void *context);
+
+/// Parses one ctnetlink entry message (pure; no socket needed).
+int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntrack_entry *entry);
+/// Encodes the deletion of an entry as one netlink message. Returns its length, or a negative code.
+int cnetlink_conntrack_encode_delete(const cnetlink_conntrack_entry *entry, uint32_t sequence, void *buffer,
+                                     size_t capacity);
 
 // MARK: - Kernel settings
 

@@ -9,9 +9,10 @@ public struct KernelSettings: Sendable {
         self.networkNamespacePath = networkNamespacePath
     }
 
-    /// Sets a sysctl given as `net/ipv4/vs/conntrack` (or `net.ipv4.vs.conntrack`).
+    /// Sets a sysctl given as `net/ipv4/vs/conntrack` (or `net.ipv4.vs.conntrack`), or writes a file given by its
+    /// absolute path (a module parameter under `/sys/module`).
     public func set(_ name: String, to value: String) throws {
-        let path = "/proc/sys/" + name.replacingDots()
+        let path = name.hasPrefix("/") ? name : "/proc/sys/" + name.replacingDots()
         let result = cnetlink_sysctl_write(networkNamespacePath, path, value + "\n")
         if result < 0 { throw IPVSError(operation: "set sysctl \(name)=\(value)", code: result) }
     }

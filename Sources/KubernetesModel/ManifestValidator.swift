@@ -73,6 +73,15 @@ public enum ManifestValidator {
         }
         check.oneOf(spec.externalTrafficPolicy, Self.trafficPolicies, field: "spec.externalTrafficPolicy")
         check.oneOf(spec.internalTrafficPolicy, Self.trafficPolicies, field: "spec.internalTrafficPolicy")
+        for (index, range) in (spec.loadBalancerSourceRanges ?? []).enumerated() {
+            // The API server trims spaces around each range before it checks it, and so does kube-proxy.
+            let trimmed = String(range.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+            if IPNetwork(trimmed) == nil {
+                check.fail(
+                    "spec.loadBalancerSourceRanges[\(index)]",
+                    "'\(range)' is not a network in CIDR notation (10.0.0.0/8)")
+            }
+        }
         for (index, ingress) in (service.status?.loadBalancer?.ingress ?? []).enumerated() {
             if let ip = ingress.ip { check.address(ip, field: "status.loadBalancer.ingress[\(index)].ip") }
             check.oneOf(ingress.ipMode, ["VIP", "Proxy"], field: "status.loadBalancer.ingress[\(index)].ipMode")

@@ -8,8 +8,9 @@ struct CleanupCommand: ParsableCommand {
         commandName: "cleanup",
         abstract: "Remove everything ipvs-proxy owns, and nothing else.",
         discussion: """
-            Deletes the virtual servers ipvs-proxy created, unbinds the service addresses it bound, and deletes the \
-            dummy link when nothing else is left on it. Virtual servers and addresses made by anything else stay.
+            Deletes the virtual servers ipvs-proxy created, unbinds the service addresses it bound, deletes the \
+            dummy link when nothing else is left on it, and deletes its nftables tables (ip ipvs-proxy and ip6 \
+            ipvs-proxy, found by name). Virtual servers, addresses and nftables tables made by anything else stay.
             """
     )
 
@@ -23,22 +24,21 @@ struct CleanupCommand: ParsableCommand {
         try requireNetworkAdministration()
         try reportingFailures {
             let lock = try StateLock(directory: state.stateDir)
-            let syncer = try Syncer(
-                ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath),
-                interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
-                store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
+            let syncer = try KernelAccess(namespace: namespace).syncer(state: state)
             let report = try syncer.cleanup(dryRun: dryRun)
             withExtendedLifetime(lock) {}
             let verb = dryRun ? "would be " : ""
             print(
                 "virtual servers: \(report.deletedVirtualServers.count) \(verb)deleted\n"
                     + "addresses: \(report.unboundAddresses.count) \(verb)unbound\n"
-                    + "link \(state.linkName): \(report.deletedLink ? "\(verb)deleted" : "kept")")
+                    + "link \(state.linkName): \(report.deletedLink ? "\(verb)deleted" : "kept")\n"
+                    + "nftables tables: \(report.deletedTables.count) \(verb)deleted")
             if dryRun {
                 for key in report.deletedVirtualServers { print("  delete-virtual-server \(key)") }
                 for address in report.unboundAddresses { print("  unbind \(address)") }
+                for family in report.deletedTables { print("  delete table \(family) ipvs-proxy") }
             }
-            let failures = report.failures.map(\.error.description) + report.addressFailures.map(\.error.description)
+            let failures = report.failureDescriptions
             if !failures.isEmpty {
                 for failure in failures { printError("kernel refused: \(failure)") }
                 throw ExitStatus.failure

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import IPVSModel
+import NetfilterModel
+import Sync
 
 /// Where ipvs-proxy keeps what it owns, and the dummy link for service addresses.
 struct StateOptions: ParsableArguments {
@@ -52,5 +54,112 @@ struct NodeOptions: ParsableArguments {
     var resolvedNodeName: String {
         if let nodeName { return nodeName }
         return ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
+    }
+}
+
+/// The netfilter half's settings, with kube-proxy's flag names.
+struct NetfilterOptions: ParsableArguments {
+    @Option(
+        name: .customLong("cluster-cidr"),
+        help: ArgumentHelp(
+            "The cluster's pod network, one per family (repeatable, or comma-separated for dual-stack). With "
+                + "--detect-local-mode ClusterCIDR, ClusterIP traffic from any other source is masqueraded.",
+            valueName: "cidr"))
+    var clusterCIDRs: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "How traffic from inside the cluster is told apart: ClusterCIDR, NodeCIDR, BridgeInterface or "
+                + "InterfaceNamePrefix.",
+            valueName: "mode"))
+    var detectLocalMode = "ClusterCIDR"
+
+    @Option(
+        help: ArgumentHelp(
+            "With --detect-local-mode BridgeInterface: the bridge pods are attached to.", valueName: "name"))
+    var podBridgeInterface: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "With --detect-local-mode InterfaceNamePrefix: the prefix of pods' interfaces on the node.",
+            valueName: "prefix"))
+    var podInterfaceNamePrefix: String?
+
+    @Flag(help: "Masquerade all traffic to ClusterIPs, from inside the cluster too.")
+    var masqueradeAll = false
+
+    @Option(
+        name: .customLong("iptables-masquerade-bit"),
+        help: ArgumentHelp(
+            "The bit of the packet mark (0-31) that asks for masquerade; keep it clear of the bits your CNI uses.",
+            valueName: "bit"))
+    var masqueradeBit = 14
+
+    @Flag(help: "Leave stale UDP and SCTP flows in conntrack after endpoints change (for troubleshooting).")
+    var noConntrackCleanup = false
+
+    func validate() throws {
+        _ = try rules()
+    }
+
+    /// The networks given with --cluster-cidr.
+    var clusterNetworks: [IPNetwork] {
+        clusterCIDRs.flatMap { $0.split(separator: ",") }.compactMap { IPNetwork(String($0)) }
+    }
+
+    /// The masquerade rules the flags ask for.
+    /// - Throws: `ValidationError` naming the flag.
+    func rules() throws -> MasqueradeRules {
+        let texts = clusterCIDRs.flatMap { $0.split(separator: ",").map(String.init) }
+        for text in texts where IPNetwork(text) == nil {
+            throw ValidationError("--cluster-cidr: '\(text)' is not a network in CIDR notation (10.244.0.0/16)")
+        }
+        let networks = texts.compactMap(IPNetwork.init)
+        for family in AddressFamily.allCases where networks.filter({ $0.family == family }).count > 1 {
+            throw ValidationError("--cluster-cidr: at most one \(family) network (one per family for dual-stack)")
+        }
+        guard (0...31).contains(masqueradeBit) else {
+            throw ValidationError("--iptables-masquerade-bit: \(masqueradeBit) is not a bit of the mark (0-31)")
+        }
+        let detection: LocalTrafficDetection
+        switch detectLocalMode {
+        case "ClusterCIDR", "":
+            detection = .networks(networks)
+        case "NodeCIDR":
+            throw ValidationError(
+                "--detect-local-mode NodeCIDR needs the Node's spec.podCIDRs, which ipvs-proxy does not read yet; "
+                    + "use ClusterCIDR with --cluster-cidr")
+        case "BridgeInterface":
+            guard let name = podBridgeInterface, !name.isEmpty else {
+                throw ValidationError("--detect-local-mode BridgeInterface needs --pod-bridge-interface")
+            }
+            detection = .bridgeInterface(name)
+        case "InterfaceNamePrefix":
+            guard let prefix = podInterfaceNamePrefix, !prefix.isEmpty else {
+                throw ValidationError("--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix")
+            }
+            detection = .interfaceNamePrefix(prefix)
+        default:
+            throw ValidationError(
+                "--detect-local-mode: '\(detectLocalMode)' is not ClusterCIDR, NodeCIDR, BridgeInterface or "
+                    + "InterfaceNamePrefix")
+        }
+        return MasqueradeRules(markBit: masqueradeBit, masqueradeAll: masqueradeAll, localTraffic: detection)
+    }
+
+    var settings: NetfilterSettings {
+        NetfilterSettings(
+            rules: (try? rules()) ?? MasqueradeRules(), cleansStaleFlows: !noConntrackCleanup)
+    }
+
+    /// What will not be masqueraded, said at start as kube-proxy says it.
+    var warnings: [String] {
+        guard let rules = try? rules(), !rules.masqueradeAll, case .networks(let networks) = rules.localTraffic,
+            networks.isEmpty
+        else { return [] }
+        return [
+            "no --cluster-cidr: traffic to ClusterIPs from outside the cluster will not be masqueraded (give "
+                + "--cluster-cidr, or --masquerade-all)"
+        ]
     }
 }

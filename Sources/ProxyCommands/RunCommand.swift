@@ -51,6 +51,7 @@ struct RunCommand: AsyncParsableCommand {
     var context: String?
 
     @OptionGroup var node: NodeOptions
+    @OptionGroup var netfilter: NetfilterOptions
     @OptionGroup var state: StateOptions
     @OptionGroup var namespace: NamespaceOptions
 
@@ -82,6 +83,27 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The IPVS UDP timeout (0 leaves the kernel's).", valueName: "duration"))
     var udpTimeout = GoDuration(.zero)
 
+    @Option(
+        help: ArgumentHelp(
+            "Connections to track per CPU; the conntrack table is sized to this times the CPUs, at least "
+                + "--conntrack-min (0 leaves the kernel's size).",
+            valueName: "count"))
+    var conntrackMaxPerCore = 32768
+
+    @Option(help: ArgumentHelp("The smallest conntrack table size to set.", valueName: "count"))
+    var conntrackMin = 131072
+
+    @Option(
+        help: ArgumentHelp(
+            "How long an idle established TCP connection stays tracked (0 leaves the kernel's).",
+            valueName: "duration"))
+    var conntrackTcpTimeoutEstablished = GoDuration(.seconds(86400))
+
+    @Option(
+        help: ArgumentHelp(
+            "How long a TCP connection in CLOSE_WAIT stays tracked (0 leaves the kernel's).", valueName: "duration"))
+    var conntrackTcpTimeoutCloseWait = GoDuration(.seconds(3600))
+
     @Option(help: ArgumentHelp("Where /healthz and /livez are served (empty: not served).", valueName: "host:port"))
     var healthzBindAddress = "0.0.0.0:10256"
 
@@ -101,6 +123,9 @@ struct RunCommand: AsyncParsableCommand {
         where !value.isEmpty && HostPort(value) == nil {
             throw ValidationError("\(flag): '\(value)' is not host:port")
         }
+        if conntrackMaxPerCore < 0 || conntrackMin < 0 {
+            throw ValidationError("--conntrack-max-per-core and --conntrack-min must be 0 or more")
+        }
         if syncPeriod.duration <= .zero || minSyncPeriod.duration < .zero || drainCheckPeriod.duration <= .zero {
             throw ValidationError("--sync-period and --drain-check-period must be above 0, --min-sync-period 0 or more")
         }
@@ -119,18 +144,23 @@ struct RunCommand: AsyncParsableCommand {
         let syncer: Syncer
         do {
             lock = try StateLock(directory: state.stateDir)
-            let ipvs = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath)
-            syncer = try Syncer(
-                ipvs: ipvs, interfaces: InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath),
-                store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
+            let kernel = try KernelAccess(namespace: namespace)
+            syncer = kernel.syncer(state: state, netfilter: netfilter.settings)
             var setup = KernelSetup()
             setup.strictARP = strictArp
             setup.tcpTimeout = tcpTimeout.duration
             setup.tcpFinTimeout = tcpfinTimeout.duration
             setup.udpTimeout = udpTimeout.duration
+            setup.conntrack = ConntrackSizing(
+                maxPerCore: conntrackMaxPerCore, minimum: conntrackMin,
+                tcpEstablishedTimeout: conntrackTcpTimeoutEstablished.duration,
+                tcpCloseWaitTimeout: conntrackTcpTimeoutCloseWait.duration)
             try setup.apply(
-                settings: KernelSettings(networkNamespacePath: namespace.networkNamespacePath), ipvs: ipvs,
-                logger: logger)
+                settings: KernelSettings(networkNamespacePath: namespace.networkNamespacePath), ipvs: kernel.ipvs,
+                inInitialNamespace: namespace.networkNamespacePath == nil, logger: logger)
+            for warning in netfilter.warnings + kernel.forwardPolicyWarnings() {
+                logger.warning("\(warning)")
+            }
         } catch {
             printError("\(error)")
             throw ExitStatus.failure

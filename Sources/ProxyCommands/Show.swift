@@ -1,6 +1,8 @@
 import ArgumentParser
 import IPVS
 import IPVSModel
+import Netfilter
+import NetfilterModel
 import Sync
 
 struct Show: ParsableCommand {
@@ -24,8 +26,12 @@ struct Show: ParsableCommand {
     @Option(name: [.short, .long], help: "Output format: text or json.")
     var output: OutputFormat = .text
 
+    @Flag(help: "Print ipvs-proxy's nftables tables (as `nft list table` does) instead of the IPVS table.")
+    var nftables = false
+
     func run() throws {
         try requireNetworkAdministration()
+        if nftables { return try showTables() }
         try reportingFailures {
             let handle = try IPVSHandle(networkNamespacePath: namespace.networkNamespacePath)
             let owned = try OwnershipStore(directory: stateDir).load()
@@ -33,6 +39,21 @@ struct Show: ParsableCommand {
                 info: try handle.info(), virtualServers: try handle.table(),
                 owners: owned.virtualServers.mapValues(\.description))
             writeStandardOutput(output == .json ? report.json() : report.text())
+        }
+    }
+}
+
+extension Show {
+    /// Prints `ip ipvs-proxy` and `ip6 ipvs-proxy` as nft lists them, in text or JSON.
+    private func showTables() throws {
+        try reportingFailures {
+            let handle = try NFTablesHandle(networkNamespacePath: namespace.networkNamespacePath)
+            for family in NFTFamily.allCases where try handle.table(family, named: ProxyTable.name) != nil {
+                let listing = try handle.run(
+                    "list table \(family) \(ProxyTable.name)\n", operation: "list table \(family) \(ProxyTable.name)",
+                    json: output == .json)
+                writeStandardOutput(Array(listing.utf8))
+            }
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import IPVS
 import IPVSModel
 import KubernetesModel
+import ProxyDaemon
 import Sync
 import Translation
 
@@ -30,6 +31,7 @@ struct SyncCommand: ParsableCommand {
     var manifests: [String] = []
 
     @OptionGroup var node: NodeOptions
+    @OptionGroup var netfilter: NetfilterOptions
     @OptionGroup var state: StateOptions
     @OptionGroup var namespace: NamespaceOptions
 
@@ -53,6 +55,7 @@ struct SyncCommand: ParsableCommand {
     /// the kernel holds.
     private struct KernelView: Sendable {
         var lock: StateLock
+        var kernel: KernelAccess
         var syncer: Syncer
         var nodeAddresses: NodeAddresses
         var observation: KernelObservation?
@@ -62,14 +65,12 @@ struct SyncCommand: ParsableCommand {
     private func openKernel(observe: Bool) throws -> KernelView {
         let start = ContinuousClock.now
         let lock = try StateLock(directory: state.stateDir)
-        let interfaces = try InterfaceHandle(networkNamespacePath: namespace.networkNamespacePath)
-        let syncer = try Syncer(
-            ipvs: IPVSHandle(networkNamespacePath: namespace.networkNamespacePath), interfaces: interfaces,
-            store: OwnershipStore(directory: state.stateDir), linkName: state.linkName)
-        let addresses = try NodeAddresses.discover(interfaces, excludingLink: state.linkName)
+        let kernel = try KernelAccess(namespace: namespace)
+        let syncer = kernel.syncer(state: state, netfilter: netfilter.settings)
+        let addresses = try NodeAddresses.discover(kernel.interfaces, excludingLink: state.linkName)
         let observation = observe ? try syncer.observe() : nil
         return KernelView(
-            lock: lock, syncer: syncer, nodeAddresses: addresses, observation: observation,
+            lock: lock, kernel: kernel, syncer: syncer, nodeAddresses: addresses, observation: observation,
             reading: ContinuousClock.now - start)
     }
 
@@ -114,7 +115,13 @@ struct SyncCommand: ParsableCommand {
                 printError("nothing was applied: \(error.problems.count) problem(s) in the input")
                 throw ExitStatus.badInput
             }
-            for warning in desired.warnings { printError("warning: \(warning)") }
+            for warning in desired.warnings + netfilter.warnings + view.kernel.forwardPolicyWarnings() {
+                printError("warning: \(warning)")
+            }
+            if !dryRun {
+                let settings = KernelSettings(networkNamespacePath: namespace.networkNamespacePath)
+                for (name, value) in KernelSetup.ipvsSysctls { try settings.set(name, to: value) }
+            }
             do {
                 report = try syncer.sync(
                     desired, options: SyncOptions(dryRun: dryRun, allowEmpty: allowEmpty), observed: view.observation)
@@ -126,14 +133,14 @@ struct SyncCommand: ParsableCommand {
         }
         guard let report else { return }
         if timings {
-            for (phase, duration) in phases + report.timings + [("total", clock.now - started)] {
+            let alongside = [("nftables commit (alongside the IPVS batch)", report.nftables.commitTime)]
+            for (phase, duration) in phases + report.timings + alongside + [("total", clock.now - started)] {
                 writeStandardError("timing: \(phase): \(duration)\n")
             }
         }
         print(output == .json ? SyncSummary(report).json() : SyncSummary(report).text(), terminator: "")
         if report.hasFailures {
-            for failure in report.table.failures.prefix(20) { printError("kernel refused: \(failure.error)") }
-            for failure in report.addresses.failures.prefix(20) { printError("kernel refused: \(failure.error)") }
+            for failure in report.failureDescriptions.prefix(40) { printError("kernel refused: \(failure)") }
             throw ExitStatus.failure
         }
         if !report.table.blocked.isEmpty { throw ExitStatus.foreignConflict }
@@ -154,6 +161,10 @@ struct SyncSummary {
             lines.append("dry run: \(report.table.operations.count) IPVS operations planned, nothing changed")
             lines += report.table.operations.map { "  \($0)" }
             lines += report.addresses.bound.map { "  bind \($0)" } + report.addresses.unbound.map { "  unbind \($0)" }
+            for transaction in report.nftables.transactions {
+                lines.append("planned nftables transaction (checked by the kernel, not committed):")
+                lines += transaction.split(separator: "\n").map { "  \($0)" }
+            }
         }
         let verb = report.dryRun ? "would be " : ""
         lines.append(
@@ -164,14 +175,21 @@ struct SyncSummary {
                 + "\(count(.deleteRealServer)) \(verb)deleted, \(report.table.draining.count) draining")
         let addresses = report.addresses.counts
         lines.append("addresses: \(addresses.bound) \(verb)bound, \(addresses.unbound) \(verb)unbound")
+        var nftables =
+            "nftables: \(report.nftables.elementsAdded) set elements \(verb)added, "
+            + "\(report.nftables.elementsDeleted) \(verb)deleted"
+        if !report.nftables.replaced.isEmpty {
+            nftables +=
+                "; table \(report.nftables.replaced.map(\.rawValue).joined(separator: ", ")) ipvs-proxy \(verb)written whole"
+        }
+        lines.append(nftables)
+        if !report.dryRun { lines.append("conntrack: \(report.flows.deleted) stale UDP/SCTP flows deleted") }
         for (key, service) in report.table.blocked.sorted(by: { $0.key < $1.key }) {
             lines.append(
                 "blocked: \(key) (for \(service)) is held by a virtual server ipvs-proxy does not own; left alone")
         }
         if report.hasFailures {
-            lines.append(
-                "failed: \(report.table.failures.count + report.addresses.failures.count) operations refused by "
-                    + "the kernel")
+            lines.append("failed: \(report.failureDescriptions.count) operations refused by the kernel")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -196,6 +214,13 @@ struct SyncSummary {
         writer.field("bound", addresses.bound)
         writer.field("unbound", addresses.unbound)
         writer.endObject()
+        writer.beginObject(key: "nftables")
+        writer.field("elementsAdded", report.nftables.elementsAdded)
+        writer.field("elementsDeleted", report.nftables.elementsDeleted)
+        writer.field("tablesWritten", strings: report.nftables.replaced.map(\.rawValue))
+        writer.field("transactions", report.dryRun ? 0 : report.nftables.transactions.count)
+        writer.endObject()
+        writer.field("staleFlowsDeleted", report.flows.deleted)
         writer.field("writeOperations", report.dryRun ? 0 : report.writeOperations)
         writer.beginArray(key: "blocked")
         for (key, service) in report.table.blocked.sorted(by: { $0.key < $1.key }) {
@@ -205,15 +230,13 @@ struct SyncSummary {
             writer.endObject()
         }
         writer.endArray()
-        writer.field(
-            "failures",
-            strings: report.table.failures.map(\.error.description)
-                + report.addresses.failures.map(\.error.description))
+        writer.field("failures", strings: report.failureDescriptions)
         if report.dryRun {
             writer.field(
                 "plannedOperations",
                 strings: report.table.operations.map(\.description) + report.addresses.bound.map { "bind \($0)" }
                     + report.addresses.unbound.map { "unbind \($0)" })
+            writer.field("plannedNFTablesTransactions", strings: report.nftables.transactions)
         }
         writer.endObject()
         return writer.output + "\n"

@@ -60,6 +60,27 @@ package final class ProxyMetrics: Sendable {
         }
         drainingRealServers.record(report.table.draining.count)
         blockedVirtualServers.record(report.table.blocked.count)
+        let nftables = report.nftables
+        if !nftables.transactions.isEmpty {
+            Metrics.Counter(
+                label: "ipvs_proxy_nftables_transactions_total",
+                dimensions: [("result", nftables.failures.isEmpty ? "success" : "error")], factory: factory
+            ).increment(by: nftables.transactions.count)
+        }
+        if nftables.failures.isEmpty {
+            for (operation, count) in [("add", nftables.elementsAdded), ("delete", nftables.elementsDeleted)]
+            where count > 0 {
+                Metrics.Counter(
+                    label: "ipvs_proxy_nftables_elements_total", dimensions: [("operation", operation)],
+                    factory: factory
+                ).increment(by: count)
+            }
+        }
+        if nftables.listed {
+            Metrics.Counter(label: "ipvs_proxy_nftables_reads_total", factory: factory).increment()
+        }
+        Metrics.Counter(label: "ipvs_proxy_conntrack_flows_deleted_total", factory: factory)
+            .increment(by: report.flows.deleted)
     }
 
     /// Counts a sync that failed before it could report (the kernel or the ownership record failed).

@@ -1,4 +1,5 @@
 import IPVSModel
+import NetfilterModel
 
 extension Syncer {
     /// What a cleanup removed, or would remove.
@@ -6,12 +7,22 @@ extension Syncer {
         package var deletedVirtualServers: [VirtualServerKey] = []
         package var unboundAddresses: [IPAddress] = []
         package var deletedLink = false
+        /// The families whose nftables table `ipvs-proxy` was deleted.
+        package var deletedTables: [NFTFamily] = []
         package var failures: [BatchFailure] = []
         package var addressFailures: [AddressChangeFailure] = []
+        package var tableFailures: [NetfilterError] = []
+
+        /// Every refusal, in words.
+        package var failureDescriptions: [String] {
+            failures.map(\.error.description) + addressFailures.map(\.error.description)
+                + tableFailures.map(\.description)
+        }
     }
 
-    /// Removes everything ipvs-proxy owns: its virtual servers, the addresses it bound, and the dummy link
-    /// when nothing else is left on it. Touches nothing else.
+    /// Removes everything ipvs-proxy owns: its virtual servers, the addresses it bound, the dummy link when
+    /// nothing else is left on it, and its nftables tables (found by name, so even without the state folder).
+    /// Touches nothing else.
     package func cleanup(dryRun: Bool = false) throws -> CleanupReport {
         try locked.withLock { locked in
             locked.memory = nil
@@ -32,7 +43,19 @@ extension Syncer {
         report.unboundAddresses = ours.map(\.address).sorted()
         let othersRemain = onLink.contains { !record.addresses.contains($0.address) && !$0.address.isLinkLocal }
         report.deletedLink = link?.kind == "dummy" && !othersRemain
+        let tables = try NFTFamily.allCases.filter { try nftables.connection.table($0, named: ProxyTable.name) != nil }
+        report.deletedTables = tables
         guard !dryRun else { return report }
+
+        if !tables.isEmpty {
+            let deletion = NFTTransaction(tables.map { .delete(ProxyTable.make($0, rules: nftables.rules)) })
+            do {
+                try nftables.connection.commit(deletion, dryRun: false)
+            } catch {
+                report.tableFailures = [error]
+            }
+        }
+        nftables.ledger?.forget()
 
         report.failures = try ipvs.apply(report.deletedVirtualServers.map(TableOperation.deleteVirtualServer))
             .filter { $0.error.errno != .noSuchProcess }

@@ -1,5 +1,13 @@
 import Translation
 
+/// Every part's state at one moment.
+struct PartStates: Sendable {
+    var table: IPVSTablePart.State
+    var addresses: ServiceAddressPart.State
+    var nftables: NFTablesPart.State
+    var flows: ConntrackPart.State
+}
+
 /// What a syncer knows of the kernel after its last sync, so that the next one can plan without reading.
 ///
 /// The one rule: a syncer holds a memory only after a sync in which every part's batch was applied in full,
@@ -8,9 +16,9 @@ import Translation
 struct SyncMemory: Sendable {
     /// The desired state the kernel was brought to.
     var desired: DesiredState
-    var table: IPVSTablePart.State
-    var addresses: ServiceAddressPart.State
+    var states: PartStates
 
-    var rememberedTable: Remembered<IPVSTablePart.State> { Remembered(state: table, desired: desired) }
-    var rememberedAddresses: Remembered<ServiceAddressPart.State> { Remembered(state: addresses, desired: desired) }
+    func remembered<State>(_ state: KeyPath<PartStates, State>) -> Remembered<State> {
+        Remembered(state: states[keyPath: state], desired: desired)
+    }
 }

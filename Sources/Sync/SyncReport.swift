@@ -7,6 +7,10 @@ package struct SyncReport: Sendable {
     package var table = IPVSTablePart.Report()
     /// The service addresses bound and unbound, and the refusals.
     package var addresses = ServiceAddressPart.Report()
+    /// The nftables transactions and their element changes.
+    package var nftables = NFTablesPart.Report()
+    /// The stale UDP and SCTP flows deleted.
+    package var flows = ConntrackPart.Report()
     /// How many times the parts were planned (more than once after races with other writers).
     package var attempts = 0
     /// How long each phase took, in order.
@@ -17,9 +21,17 @@ package struct SyncReport: Sendable {
     }
 
     /// Whether the kernel refused anything that the sync could not resolve.
-    package var hasFailures: Bool { !table.failures.isEmpty || !addresses.failures.isEmpty }
+    package var hasFailures: Bool {
+        !table.failures.isEmpty || !addresses.failures.isEmpty || !nftables.failures.isEmpty || !flows.failures.isEmpty
+    }
 
-    /// Kernel write operations sent, IPVS and addresses together.
+    /// Every refusal that stands, in words.
+    package var failureDescriptions: [String] {
+        table.failures.map(\.error.description) + addresses.failures.map(\.error.description)
+            + nftables.failures.map(\.description) + flows.failures.map(\.description)
+    }
+
+    /// IPVS operations and address changes sent (the nftables half counts its set elements on its own).
     package var writeOperations: Int { table.operations.count + addresses.bound.count + addresses.unbound.count }
 
     /// Every kernel operation sent, by kind, with how many the kernel accepted and refused.

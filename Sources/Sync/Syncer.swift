@@ -1,4 +1,5 @@
 import IPVSModel
+import NetfilterModel
 import Synchronization
 import Translation
 
@@ -35,14 +36,26 @@ package enum SyncError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Every part read in full before the desired state is known, so that a one-shot sync reads the kernel while
 /// it parses its input.
 package struct KernelObservation: Sendable {
-    var table: IPVSTablePart.State
-    var addresses: ServiceAddressPart.State
+    var states: PartStates
     var report: SyncReport
 }
 
-/// Brings the kernel to a desired state, one part at a time through the same steps (``KernelPart``):
-/// observe, plan, record ownership, apply, follow. The IPVS table is one part, the service addresses on the
-/// dummy link another.
+/// The netfilter half's settings.
+package struct NetfilterSettings: Sendable {
+    /// The masquerade mark and how traffic from inside the cluster is told apart.
+    package var rules: MasqueradeRules
+    /// Whether stale UDP and SCTP flows are deleted after endpoints change.
+    package var cleansStaleFlows: Bool
+
+    package init(rules: MasqueradeRules = MasqueradeRules(), cleansStaleFlows: Bool = true) {
+        self.rules = rules
+        self.cleansStaleFlows = cleansStaleFlows
+    }
+}
+
+/// Brings the kernel to a desired state, one part at a time through the same steps (``KernelPart``): observe,
+/// plan, record ownership, apply, follow. The parts: the IPVS table, the service addresses on the dummy link,
+/// ipvs-proxy's nftables tables, and stale UDP and SCTP flows in conntrack.
 ///
 /// A syncer remembers what its last sync left (``SyncMemory``), so an incremental sync reads only what memory
 /// cannot know. A virtual server that appeared or vanished under a plan is a race with another writer: the
@@ -50,6 +63,8 @@ package struct KernelObservation: Sendable {
 package final class Syncer: Sendable {
     package let table: IPVSTablePart
     package let addresses: ServiceAddressPart
+    package let nftables: NFTablesPart
+    package let flows: ConntrackPart
 
     /// How many times a sync plans, when races with other writers refuse its batches.
     static let maximumAttempts = 3
@@ -62,11 +77,15 @@ package final class Syncer: Sendable {
     let locked: Mutex<Locked>
 
     package init(
-        ipvs: any IPVSTableConnection, interfaces: any InterfaceConnection, store: OwnershipStore,
-        linkName: String = "kube-ipvs0"
+        ipvs: any IPVSTableConnection, interfaces: any InterfaceConnection, nftables: any NFTablesConnection,
+        conntrack: any ConntrackConnection, store: OwnershipStore, linkName: String = "kube-ipvs0",
+        netfilter: NetfilterSettings = NetfilterSettings()
     ) {
         table = IPVSTablePart(connection: ipvs)
         addresses = ServiceAddressPart(connection: interfaces, linkName: linkName)
+        self.nftables = NFTablesPart(
+            connection: nftables, rules: netfilter.rules, ledger: NFTablesLedger(directory: store.directory))
+        flows = ConntrackPart(connection: conntrack, isEnabled: netfilter.cleansStaleFlows)
         locked = Mutex(Locked(ownership: OwnershipLedger(store: store)))
     }
 
@@ -79,10 +98,18 @@ package final class Syncer: Sendable {
     package func observe() throws -> KernelObservation {
         var report = SyncReport(dryRun: false)
         var stopwatch = Stopwatch()
+        let states = try read(into: &report, stopwatch: &stopwatch)
+        report.timings = stopwatch.timings
+        return KernelObservation(states: states, report: report)
+    }
+
+    private func read(into report: inout SyncReport, stopwatch: inout Stopwatch) throws -> PartStates {
+        // nftables first: a kernel without it fails the sync here, before anything has changed.
+        let nftables = try stopwatch.time("read nftables") { try self.nftables.read(report: &report.nftables) }
         let addresses = try stopwatch.time("read addresses") { try self.addresses.read(report: &report.addresses) }
         let table = try stopwatch.time("read table") { try self.table.read(report: &report.table) }
-        report.timings = stopwatch.timings
-        return KernelObservation(table: table, addresses: addresses, report: report)
+        return PartStates(
+            table: table, addresses: addresses, nftables: nftables, flows: flows.read(report: &report.flows))
     }
 
     /// Brings the kernel to `desired`.
@@ -111,28 +138,34 @@ package final class Syncer: Sendable {
         if !options.dryRun { locked.memory = nil }
 
         // 1. Observe: read each part, or recall what the last sync left.
-        var tableState: IPVSTablePart.State
-        var addressState: ServiceAddressPart.State
+        var states: PartStates
         if let observed, memory == nil {
-            (tableState, addressState) = (observed.table, observed.addresses)
+            states = observed.states
         } else if let memory {
-            addressState = addresses.recall(memory.rememberedAddresses, for: desired, report: &report.addresses)
-            tableState = try stopwatch.time("read changed real servers") {
-                try table.recall(memory.rememberedTable, for: desired, report: &report.table)
-            }
+            states = PartStates(
+                table: try stopwatch.time("read changed real servers") {
+                    try table.recall(memory.remembered(\.table), for: desired, report: &report.table)
+                },
+                addresses: addresses.recall(memory.remembered(\.addresses), for: desired, report: &report.addresses),
+                nftables: nftables.recall(memory.remembered(\.nftables), for: desired, report: &report.nftables),
+                flows: flows.recall(memory.remembered(\.flows), for: desired, report: &report.flows))
         } else {
-            addressState = try stopwatch.time("read addresses") { try addresses.read(report: &report.addresses) }
-            tableState = try stopwatch.time("read table") { try table.read(report: &report.table) }
+            states = try read(into: &report, stopwatch: &stopwatch)
         }
 
         while true {
             report.attempts += 1
             // 2. Plan: pure, touching only what ipvs-proxy owns.
-            let tableChanges = stopwatch.time("plan") { table.plan(desired, observed: tableState, owned: owned) }
-            let addressChanges = addresses.plan(desired, observed: addressState, owned: owned)
+            let tableChanges = stopwatch.time("plan") { table.plan(desired, observed: states.table, owned: owned) }
+            let addressChanges = addresses.plan(desired, observed: states.addresses, owned: owned)
+            let nftablesChanges = stopwatch.time("plan nftables") {
+                nftables.plan(desired, observed: states.nftables, owned: owned)
+            }
             table.report(tableChanges, into: &report.table)
             addresses.report(addressChanges, into: &report.addresses)
+            nftables.report(nftablesChanges, into: &report.nftables)
             if options.dryRun {
+                try stopwatch.time("check nftables") { try nftables.check(nftablesChanges) }
                 report.timings += stopwatch.timings
                 return report
             }
@@ -140,33 +173,51 @@ package final class Syncer: Sendable {
             // 3. Record ownership before anything changes: a crash half-way must leave nothing unowned.
             try locked.ownership.record(tableChanges.owned(during: addressChanges.owned(during: owned)))
 
-            // 4. Apply. Addresses go on a thread of their own alongside the IPVS batch: rtnetlink and IPVS take
-            // different locks in the kernel, and binding thousands of addresses is the slower of the two.
+            // 4. Apply. The nftables transaction and the addresses go on threads of their own alongside the IPVS
+            // batch: nftables, rtnetlink and IPVS take different locks in the kernel, and binding thousands of
+            // addresses is the slowest of the three.
+            let filtering = Concurrently { [nftables] in try nftables.apply(nftablesChanges) }
             let binding =
                 addressChanges.isEmpty ? nil : Concurrently { [addresses] in try addresses.apply(addressChanges) }
             let tableOutcome = stopwatch.time("apply") { Result { try table.apply(tableChanges) } }
             let addressOutcome = stopwatch.time("wait for addresses") {
                 Result { try binding?.result() ?? addresses.apply(addressChanges) }
             }
+            let nftablesOutcome = stopwatch.time("wait for nftables") { Result { try filtering.result() } }
 
             // 5. Follow each part's batch, and record what is owned now.
-            let nextAddressState = follow(
-                addresses, addressChanges, addressOutcome, observed: addressState, owned: &owned,
+            let nextAddresses = follow(
+                addresses, addressChanges, addressOutcome, observed: states.addresses, owned: &owned,
                 report: &report.addresses)
-            let nextTableState = follow(
-                table, tableChanges, tableOutcome, observed: tableState, owned: &owned, report: &report.table)
+            let nextNFTables = follow(
+                nftables, nftablesChanges, nftablesOutcome, observed: states.nftables, owned: &owned,
+                report: &report.nftables)
+            let nextTable = follow(
+                table, tableChanges, tableOutcome, observed: states.table, owned: &owned, report: &report.table)
             try locked.ownership.record(owned)
             _ = try tableOutcome.get()
             _ = try addressOutcome.get()
+            _ = try nftablesOutcome.get()
 
             // The table changed under the plan: read it again and plan again.
             if case .success(let outcome) = tableOutcome, outcome.isRace, report.attempts < Self.maximumAttempts {
-                tableState = try stopwatch.time("read table") { try table.read(report: &report.table) }
-                addressState = nextAddressState ?? addressState
+                states.table = try stopwatch.time("read table") { try table.read(report: &report.table) }
+                states.addresses = nextAddresses ?? states.addresses
+                states.nftables = nextNFTables ?? states.nftables
                 continue
             }
-            if let nextTableState, let nextAddressState, !report.hasFailures {
-                locked.memory = SyncMemory(desired: desired, table: nextTableState, addresses: nextAddressState)
+
+            // 6. Last, once IPVS sends no new flow to a removed endpoint: the stale flows.
+            let flowChanges = flows.plan(desired, observed: states.flows, owned: owned)
+            let flowOutcome = try stopwatch.time("delete stale flows") { try flows.apply(flowChanges) }
+            let nextFlows = flows.follow(
+                flowChanges, outcome: flowOutcome, observed: states.flows, owned: &owned, report: &report.flows)
+
+            if let nextTable, let nextAddresses, let nextNFTables, let nextFlows, !report.hasFailures {
+                locked.memory = SyncMemory(
+                    desired: desired,
+                    states: PartStates(
+                        table: nextTable, addresses: nextAddresses, nftables: nextNFTables, flows: nextFlows))
             }
             report.timings += stopwatch.timings
             return report

@@ -29,16 +29,41 @@ package struct ServicePortName: Sendable, Hashable, Comparable, CustomStringConv
     }
 }
 
+/// Which address of a Service a virtual server listens on.
+package enum ServiceAddressKind: Sendable, Hashable {
+    case clusterIP
+    case externalIP
+    case loadBalancerIP
+    case nodePort
+}
+
 /// A virtual server the node should have, with its real servers and the Service port it serves.
 package struct DesiredVirtualServer: Sendable, Hashable {
     package var server: VirtualServer
     package var realServers: [RealServer]
     package var servicePort: ServicePortName
+    package var kind: ServiceAddressKind
+    /// Whether its clients keep their address (externalTrafficPolicy Local, for external, load-balancer and node
+    /// port traffic): its traffic is not masqueraded.
+    package var keepsClientAddress: Bool
+    /// For a load-balancer IP with `loadBalancerSourceRanges`: the only sources let in.
+    package var sourceRanges: [IPNetwork]
+    /// The real servers that run on this node (a pod that reaches itself through its Service must be
+    /// masqueraded).
+    package var localRealServers: [RealServerKey]
 
-    package init(server: VirtualServer, realServers: [RealServer], servicePort: ServicePortName) {
+    package init(
+        server: VirtualServer, realServers: [RealServer], servicePort: ServicePortName,
+        kind: ServiceAddressKind = .clusterIP, keepsClientAddress: Bool = false, sourceRanges: [IPNetwork] = [],
+        localRealServers: [RealServerKey] = []
+    ) {
         self.server = server
         self.realServers = realServers
         self.servicePort = servicePort
+        self.kind = kind
+        self.keepsClientAddress = keepsClientAddress
+        self.sourceRanges = sourceRanges
+        self.localRealServers = localRealServers
     }
 }
 

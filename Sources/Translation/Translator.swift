@@ -47,6 +47,22 @@ package enum Translator {
         return (state, problems)
     }
 
+    /// A LoadBalancer Service's `loadBalancerSourceRanges` (validated as CIDRs when the Service was read); none
+    /// for other types, as kube-proxy.
+    static func sourceRanges(of service: Service) -> [IPNetwork] {
+        guard service.spec.type == "LoadBalancer" else { return [] }
+        return (service.spec.loadBalancerSourceRanges ?? []).compactMap { IPNetwork($0.trimmingSpaces) }
+    }
+
+    /// The sources let in to a load-balancer IP: its Service's ranges of that family and, when one of them holds
+    /// an address of this node, the load-balancer IP itself (this node's own connections to it come from there),
+    /// as kube-proxy allows.
+    static func allowed(_ ranges: [IPNetwork], to address: IPAddress, nodeAddresses: Set<IPAddress>) -> [IPNetwork] {
+        let sameFamily = ranges.filter { $0.family == address.family }
+        let holdsNode = sameFamily.contains { range in nodeAddresses.contains { range.contains($0) } }
+        return holdsNode ? sameFamily + [IPNetwork(host: address)] : sameFamily
+    }
+
     static func schedulerOf(_ service: Service, default scheduler: Scheduler) throws(UnknownSchedulerError) -> Scheduler
     {
         guard let name = service.metadata.annotations?[schedulerAnnotation] else { return scheduler }
@@ -80,6 +96,7 @@ package enum Translator {
         let flags: ServiceFlags = scheduler == .maglevHashing ? .schedulerFlag2 : []
         let internalLocal = spec.internalTrafficPolicy == "Local"
         let externalLocal = spec.externalTrafficPolicy == "Local"
+        let sourceRanges = Self.sourceRanges(of: service)
 
         for port in spec.ports ?? [] {
             let transportProtocol = TransportProtocol(name: port.protocol ?? "TCP") ?? .tcp
@@ -87,7 +104,7 @@ package enum Translator {
                 service: name, port: port.name.flatMap { $0.isEmpty ? nil : $0 } ?? "\(port.port)")
             let backends = endpoints.backends(of: name, port: port)
 
-            func add(_ address: IPAddress, port number: Int, local: Bool) {
+            func add(_ address: IPAddress, port number: Int, kind: ServiceAddressKind) {
                 let key = VirtualServerKey.address(transportProtocol, address, port: UInt16(number))
                 if let existing = state.virtualServers[key] {
                     if existing.servicePort != portName {
@@ -95,26 +112,44 @@ package enum Translator {
                     }
                     return
                 }
+                let external = kind != .clusterIP
                 let selected = EndpointSelection.select(
-                    backends.filter { $0.address.family == address.family }, local: local, nodeName: node.nodeName)
+                    backends.filter { $0.address.family == address.family },
+                    local: external ? externalLocal : internalLocal, nodeName: node.nodeName)
                 state.virtualServers[key] = DesiredVirtualServer(
                     server: VirtualServer(
                         key, scheduler: scheduler, flags: flags, persistenceTimeout: affinityTimeout),
-                    realServers: selected.map { RealServer($0.address, port: $0.port) }, servicePort: portName)
+                    realServers: selected.map { RealServer($0.address, port: $0.port) }, servicePort: portName,
+                    kind: kind, keepsClientAddress: external && externalLocal,
+                    sourceRanges: kind == .loadBalancerIP
+                        ? Self.allowed(sourceRanges, to: address, nodeAddresses: node.localAddresses) : [],
+                    localRealServers: selected.filter { $0.nodeName == node.nodeName }.map {
+                        RealServerKey($0.address, port: $0.port)
+                    })
             }
 
             for address in clusterIPs {
-                add(address, port: port.port, local: internalLocal)
+                add(address, port: port.port, kind: .clusterIP)
                 state.serviceAddresses.insert(address)
             }
-            for address in externalIPs + loadBalancerIPs {
-                add(address, port: port.port, local: externalLocal)
-                // An address the node already has on another interface needs no binding (kube-proxy's rule).
-                if !node.localAddresses.contains(address) { state.serviceAddresses.insert(address) }
+            for (addresses, kind) in [(externalIPs, ServiceAddressKind.externalIP), (loadBalancerIPs, .loadBalancerIP)]
+            {
+                for address in addresses {
+                    add(address, port: port.port, kind: kind)
+                    // An address the node already has on another interface needs no binding (kube-proxy's rule).
+                    if !node.localAddresses.contains(address) { state.serviceAddresses.insert(address) }
+                }
             }
             if hasNodePorts, let nodePort = port.nodePort, nodePort > 0 {
-                for address in nodeAddresses { add(address, port: nodePort, local: externalLocal) }
+                for address in nodeAddresses { add(address, port: nodePort, kind: .nodePort) }
             }
         }
+    }
+}
+
+extension String {
+    /// Kubernetes trims spaces around each source range (`" 10.0.0.0/8 "` is valid there).
+    var trimmingSpaces: String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }

@@ -30,8 +30,8 @@ private func syncerInFreshNamespace(_ name: String) throws -> (TestNamespace, IP
     let namespace = try TestNamespace(name)
     let ipvs = try namespace.ipvs()
     let syncer = try Syncer(
-        ipvs: ipvs, interfaces: namespace.interfaces(),
-        store: OwnershipStore(directory: try temporaryFolder("\(name)-state")))
+        ipvs: ipvs, interfaces: namespace.interfaces(), nftables: namespace.nftables(),
+        conntrack: namespace.conntrack(), store: OwnershipStore(directory: try temporaryFolder("\(name)-state")))
     return (namespace, ipvs, syncer)
 }
 

@@ -105,6 +105,12 @@ private let badInputs: [BadInput] = [
             "(EndpointSlice shop/web-abc): endpoints[0].addresses[0]: 10.244.1.5 is an IPv4 address, but addressType is IPv6"
     ),
     BadInput(
+        name: "a load-balancer source range that is no network",
+        content: service(extra: "  type: LoadBalancer\n  loadBalancerSourceRanges: [203.0.113.0/24, 10.0.0.0/33]\n"),
+        expected:
+            "(Service shop/web): spec.loadBalancerSourceRanges[1]: '10.0.0.0/33' is not a network in CIDR notation (10.0.0.0/8)"
+    ),
+    BadInput(
         name: "unknown addressType", content: slice(addressType: "IPv5"),
         expected: "addressType: 'IPv5' is not one of IPv4, IPv6, FQDN"),
     BadInput(

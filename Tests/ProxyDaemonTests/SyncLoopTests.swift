@@ -65,7 +65,9 @@ struct LoopHarness {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         loop = SyncLoop(
-            syncer: Syncer(ipvs: ipvs, interfaces: interfaces, store: OwnershipStore(directory: stateFolder)),
+            syncer: Syncer(
+                ipvs: ipvs, interfaces: interfaces, nftables: FakeNFTables(), conntrack: FakeConntrack(),
+                store: OwnershipStore(directory: stateFolder)),
             source: source, configuration: configuration, metrics: metrics, health: health, logger: logger,
             clock: clock)
     }

@@ -35,12 +35,16 @@ func key(_ index: Int) -> VirtualServerKey {
 struct FakeNode {
     let ipvs = FakeIPVSTable()
     let interfaces = FakeInterfaces()
+    let nftables = FakeNFTables()
+    let conntrack = FakeConntrack()
     let store: OwnershipStore
     let syncer: Syncer
 
-    init(folder: String) {
+    init(folder: String, netfilter: NetfilterSettings = NetfilterSettings()) {
         store = OwnershipStore(directory: folder)
-        syncer = Syncer(ipvs: ipvs, interfaces: interfaces, store: store)
+        syncer = Syncer(
+            ipvs: ipvs, interfaces: interfaces, nftables: nftables, conntrack: conntrack, store: store,
+            netfilter: netfilter)
     }
 
     /// The table as a dictionary of real servers per virtual server, for comparing with a desired state.

@@ -268,4 +268,53 @@ struct TranslatorTests {
         #expect(state.virtualServers[tcp("192.0.2.10", 80)]?.servicePort.description == "shop/a:http")
         #expect(state.warnings == ["shop/b:http wants TCP 192.0.2.10:80, which shop/a:http has; skipped"])
     }
+
+    /// What the netfilter half needs to know of each virtual server: the kind of address, whether its clients
+    /// keep their address, its source ranges, and which of its endpoints run on this node.
+    @Test func eachVirtualServerSaysWhatItIsForTheNetfilterHalf() throws {
+        var service = makeService(
+            "edge", type: "LoadBalancer", ports: [ServicePort(name: "http", port: 80, nodePort: 32276)],
+            externalIPs: ["192.0.2.10"], loadBalancer: [LoadBalancerIngress(ip: "192.0.2.30")],
+            externalTrafficPolicy: "Local")
+        service.spec.loadBalancerSourceRanges = [" 203.0.113.0/24", "2001:db8::/32"]
+        let slice = makeSlice(
+            "edge-1", service: "edge",
+            endpoints: [ready("10.244.1.20", node: "node-a"), ready("10.244.2.21", node: "node-b")])
+        let state = try translate(manifest(services: [service], slices: [slice]))
+        let clusterIP = try #require(state.virtualServers[tcp("10.96.0.10", 80)])
+        #expect(clusterIP.kind == .clusterIP)
+        #expect(!clusterIP.keepsClientAddress)
+        #expect(clusterIP.sourceRanges.isEmpty)
+        #expect(clusterIP.localRealServers.map(\.description) == ["10.244.1.20:8080"])
+        let loadBalancer = try #require(state.virtualServers[tcp("192.0.2.30", 80)])
+        #expect(loadBalancer.kind == .loadBalancerIP)
+        #expect(loadBalancer.keepsClientAddress)
+        #expect(loadBalancer.sourceRanges.map(\.description) == ["203.0.113.0/24"])
+        let external = try #require(state.virtualServers[tcp("192.0.2.10", 80)])
+        #expect(external.kind == .externalIP)
+        #expect(external.sourceRanges.isEmpty)
+        #expect(state.virtualServers[tcp("192.168.1.10", 32276)]?.kind == .nodePort)
+        #expect(state.virtualServers[tcp("192.168.1.10", 32276)]?.keepsClientAddress == true)
+    }
+
+    /// kube-proxy lets this node's own connections reach a load-balancer IP when a source range holds one of
+    /// the node's addresses: they come from the load-balancer IP itself, bound on the dummy link.
+    @Test func aSourceRangeHoldingTheNodeAlsoLetsTheLoadBalancerIPIn() throws {
+        var service = makeService(
+            "edge", type: "LoadBalancer", ports: [ServicePort(name: "http", port: 80, nodePort: 32276)],
+            loadBalancer: [LoadBalancerIngress(ip: "192.0.2.30")])
+        service.spec.loadBalancerSourceRanges = ["192.168.0.0/16"]
+        let state = try translate(manifest(services: [service]))
+        #expect(
+            state.virtualServers[tcp("192.0.2.30", 80)]?.sourceRanges.map(\.description) == [
+                "192.168.0.0/16", "192.0.2.30/32",
+            ])
+    }
+
+    @Test func sourceRangesOfOtherTypesAreIgnored() throws {
+        var service = makeService("web", type: "NodePort", externalIPs: ["192.0.2.10"])
+        service.spec.loadBalancerSourceRanges = ["203.0.113.0/24"]
+        let state = try translate(manifest(services: [service]))
+        #expect(state.virtualServers.values.allSatisfy { $0.sourceRanges.isEmpty })
+    }
 }

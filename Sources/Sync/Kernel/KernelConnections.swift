@@ -1,5 +1,7 @@
 import IPVS
 import IPVSModel
+import Netfilter
+import NetfilterModel
 
 /// What a sync needs of the kernel's IPVS table.
 ///
@@ -39,3 +41,72 @@ package protocol InterfaceConnection: Sendable {
 
 extension IPVSHandle: IPVSTableConnection {}
 extension InterfaceHandle: InterfaceConnection {}
+
+/// What a sync needs of the kernel's nftables: ipvs-proxy's own tables, read and changed in transactions.
+///
+/// ``NFTablesHandle`` (through libnftables) is the real connection.
+package protocol NFTablesConnection: Sendable {
+    /// The table as the kernel lists it, or `nil` when there is none.
+    func table(_ family: NFTFamily, named name: String) throws(NetfilterError) -> TableListing?
+    /// Commits a transaction: all of it or nothing. With `dryRun`, the kernel checks it and commits nothing.
+    func commit(_ transaction: NFTTransaction, dryRun: Bool) throws(NetfilterError)
+    /// The ruleset's generation id, which every committed transaction (anyone's) moves.
+    func generation() throws(NetfilterError) -> UInt32
+    /// Every base chain of every table, read-only (to warn about other tables' policies).
+    func baseChains() throws(NetfilterError) -> [ListedChain]
+}
+
+/// What a sync needs of the kernel's connection tracking table.
+///
+/// ``ConntrackHandle`` is the real connection.
+package protocol ConntrackConnection: Sendable {
+    /// The entries of one family with an IP protocol in `protocols`.
+    func entries(family: AddressFamily, protocols: Set<UInt8>) throws(NetfilterError) -> [ConntrackEntry]
+    /// Deletes entries in one batch; an entry already gone counts as deleted.
+    /// - Returns: The entries the kernel would not delete.
+    func delete(_ entries: [ConntrackEntry]) throws(NetfilterError) -> [(ConntrackEntry, NetfilterError)]
+}
+
+extension NFTablesHandle: NFTablesConnection {
+    package func table(_ family: NFTFamily, named name: String) throws(NetfilterError) -> TableListing? {
+        let operation = "list the nftables table \(family) \(name)"
+        let tables = try run("list tables \(family)\n", operation: operation, json: true)
+        guard
+            try Self.reading(
+                operation,
+                { () throws(TableListing.Malformed) in
+                    try TableListing.tableNames(json: tables, family: family).contains(name)
+                })
+        else { return nil }
+        let json = try run("list table \(family) \(name)\n", operation: operation, json: true)
+        return try Self.reading(operation) { () throws(TableListing.Malformed) in
+            try TableListing(json: json, family: family, table: name)
+        }
+    }
+
+    package func commit(_ transaction: NFTTransaction, dryRun: Bool) throws(NetfilterError) {
+        _ = try run(
+            transaction.text, operation: dryRun ? "check an nftables transaction" : "apply an nftables transaction",
+            dryRun: dryRun)
+    }
+
+    package func baseChains() throws(NetfilterError) -> [ListedChain] {
+        let json = try run("list chains\n", operation: "list nftables chains", json: true)
+        return try Self.reading("list nftables chains") { () throws(TableListing.Malformed) in
+            try ListedChain.baseChains(json: json)
+        }
+    }
+
+    /// Reads a listing; one libnftables did not write as expected is a malformed reply.
+    private static func reading<Result>(
+        _ operation: String, _ body: () throws(TableListing.Malformed) -> Result
+    ) throws(NetfilterError) -> Result {
+        do {
+            return try body()
+        } catch {
+            throw NetfilterError(operation: operation, reason: .malformedReply)
+        }
+    }
+}
+
+extension ConntrackHandle: ConntrackConnection {}

@@ -59,31 +59,15 @@ package struct OwnershipStore: Sendable {
 
     /// Replaces the record (write to a temporary file, then rename), creating the folder if needed.
     package func save(_ record: OwnershipRecord) throws {
-        let manager = FileManager.default
-        do {
-            try manager.createDirectory(
-                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let stored = StoredRecord(
-                version: 1,
-                virtualServers: record.virtualServers.sorted { $0.key < $1.key }.map {
-                    StoredRecord.Entry(key: $0.key.description, service: $0.value.description)
-                },
-                addresses: record.addresses.sorted().map(\.description))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(stored)
-            let temporary = file + ".tmp"
-            guard manager.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-                throw StateError(file: temporary, message: "cannot write: \(String(cString: strerror(errno)))")
-            }
-            guard rename(temporary, file) == 0 else {
-                throw StateError(file: file, message: "cannot replace: \(String(cString: strerror(errno)))")
-            }
-        } catch let error as StateError {
-            throw error
-        } catch {
-            throw StateError(file: file, message: "cannot write: \(error.localizedDescription)")
-        }
+        let stored = StoredRecord(
+            version: 1,
+            virtualServers: record.virtualServers.sorted { $0.key < $1.key }.map {
+                StoredRecord.Entry(key: $0.key.description, service: $0.value.description)
+            },
+            addresses: record.addresses.sorted().map(\.description))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try StateFile.replace(file, in: directory) { try encoder.encode(stored) }
     }
 
     /// Removes the record (after a cleanup).
@@ -99,6 +83,32 @@ package struct OwnershipStore: Sendable {
         struct Entry: Codable {
             var key: String
             var service: String
+        }
+    }
+}
+
+/// Files in the state folder: root-only, replaced whole (written aside, then renamed), so that a crash leaves
+/// either the old content or the new.
+enum StateFile {
+    /// Replaces `file` in `directory` (made if needed, mode 0700) with what `content` makes (mode 0600).
+    static func replace(_ file: String, in directory: String, with content: () throws -> Data) throws {
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let temporary = file + ".tmp"
+            guard
+                manager.createFile(atPath: temporary, contents: try content(), attributes: [.posixPermissions: 0o600])
+            else {
+                throw StateError(file: temporary, message: "cannot write: \(String(cString: strerror(errno)))")
+            }
+            guard rename(temporary, file) == 0 else {
+                throw StateError(file: file, message: "cannot replace: \(String(cString: strerror(errno)))")
+            }
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError(file: file, message: "cannot write: \(error.localizedDescription)")
         }
     }
 }

@@ -86,7 +86,8 @@ package struct IPVSTablePart: KernelPart {
         return State(servers: servers)
     }
 
-    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws -> State
+    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws
+        -> State
     {
         var state = remembered.state
         for (key, wanted) in desired.virtualServers where state.servers[key] != nil {

@@ -57,6 +57,8 @@ struct CommandFailure: Error, CustomStringConvertible {
 enum Tools {
     static let ip = "/usr/sbin/ip"
     static let ipvsadm = "/usr/sbin/ipvsadm"
+    static let nft = "/usr/sbin/nft"
+    static let conntrack = "/usr/sbin/conntrack"
 
     /// The `ipvs-proxy` executable built beside the test bundle.
     static var ipvsProxy: String {

@@ -2,6 +2,8 @@ import CTestSupport
 import Foundation
 import IPVS
 import IPVSModel
+import Netfilter
+import Sync
 import Synchronization
 
 /// A fresh network namespace for one test: IPVS tables are per namespace, so every test starts from an
@@ -32,6 +34,13 @@ final class TestNamespace: @unchecked Sendable {
 
     func ipvs() throws -> IPVSHandle { try IPVSHandle(networkNamespacePath: path) }
     func interfaces() throws -> InterfaceHandle { try InterfaceHandle(networkNamespacePath: path) }
+    func nftables() throws -> NFTablesHandle { try NFTablesHandle(networkNamespacePath: path) }
+    func conntrack() throws -> ConntrackHandle { try ConntrackHandle(networkNamespacePath: path) }
+    /// The nftables handle as the sync engine sees it.
+    func syncerConnection() throws -> any NFTablesConnection { try nftables() }
+
+    /// The namespace's whole nftables ruleset as `nft -a list ruleset` prints it (handles included).
+    func ruleset() throws -> String { try exec(Tools.nft, ["-a", "list", "ruleset"]).output }
 
     /// Runs a program inside the namespace.
     @discardableResult

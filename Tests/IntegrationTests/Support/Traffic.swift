@@ -45,11 +45,13 @@ final class ReplyServer: @unchecked Sendable {
     /// Connections accepted and not yet closed, when the server holds them open.
     let openConnections = LockedBox<[Int32]>([])
 
-    /// - Parameter holdConnections: Keep each TCP connection open after replying, until ``closeHeldConnections()``.
+    /// - Parameters:
+    ///   - holdConnections: Keep each TCP connection open after replying, until ``closeHeldConnections()``.
+    ///   - tellsPeer: Follow the reply with ` from ADDRESS`, the client's address as the server sees it.
     init(
         in namespace: TestNamespace, address: IPAddress, port: UInt16,
         protocol transportProtocol: TransportProtocol = .tcp,
-        reply: String, holdConnections: Bool = false
+        reply: String, holdConnections: Bool = false, tellsPeer: Bool = false
     ) throws {
         let isTCP = transportProtocol == .tcp
         socket = try namespace.perform {
@@ -75,27 +77,31 @@ final class ReplyServer: @unchecked Sendable {
             while !stopped.value {
                 var poll = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
                 guard Glibc.poll(&poll, 1, 100) > 0 else { continue }
+                var peer = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
                 if isTCP {
-                    let connection = accept(socket, nil, nil)
+                    let connection = withUnsafeMutablePointer(to: &peer) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(socket, $0, &length) }
+                    }
                     guard connection >= 0 else { continue }
-                    _ = reply.withCString { send(connection, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    let text = tellsPeer ? "\(reply) from \(peerAddress(peer))" : reply
+                    _ = text.withCString { send(connection, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
                     if holdConnections {
                         openConnections.value.append(connection)
                     } else {
                         close(connection)
                     }
                 } else {
-                    var peer = sockaddr_storage()
-                    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
                     let received = withUnsafeMutablePointer(to: &peer) {
                         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                             recvfrom(socket, &buffer, buffer.count, 0, $0, &length)
                         }
                     }
                     guard received >= 0 else { continue }
+                    let text = tellsPeer ? "\(reply) from \(peerAddress(peer))" : reply
                     _ = withUnsafePointer(to: &peer) { peerPointer in
                         peerPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                            reply.withCString { sendto(socket, $0, strlen($0), 0, address, length) }
+                            text.withCString { sendto(socket, $0, strlen($0), 0, address, length) }
                         }
                     }
                 }
@@ -207,8 +213,73 @@ private func withSocketAddress<Result>(
     }
 }
 
+/// The address in a socket address, as text (an IPv4-mapped IPv6 address as IPv4).
+private func peerAddress(_ storage: sockaddr_storage) -> String {
+    var storage = storage
+    switch Int32(storage.ss_family) {
+    case AF_INET:
+        return withUnsafeBytes(of: &storage) { raw in
+            let address = raw.load(fromByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!, as: in_addr.self)
+            return withUnsafeBytes(of: address) { IPAddress(family: .ipv4, bytes: $0).description }
+        }
+    case AF_INET6:
+        return withUnsafeBytes(of: &storage) { raw in
+            let offset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+            let bytes = Array(raw[offset..<offset + 16])
+            if bytes.prefix(10).allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+                return IPAddress(family: .ipv4, bytes: bytes.suffix(4)).description
+            }
+            return IPAddress(family: .ipv6, bytes: bytes).description
+        }
+    default:
+        return "?"
+    }
+}
+
 struct SocketError: Error, CustomStringConvertible {
     var operation: String
     var code: Int32
     var description: String { "\(operation): \(String(cString: strerror(code)))" }
+}
+
+/// A UDP client with one connected socket (one fixed source port) that sends every 100 ms and records the
+/// answers, as a DNS client or a game client would.
+final class UDPProbe: @unchecked Sendable {
+    private let answers = LockedBox<[(time: Date, text: String)]>([])
+    private let stopped = LockedBox(false)
+
+    init(from namespace: TestNamespace, to address: IPAddress, port: UInt16) throws {
+        let answers = answers
+        let stopped = stopped
+        let socket = try namespace.perform {
+            try openConnection(to: address, port: port, protocol: .udp, timeoutSeconds: 1)
+        }
+        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while !stopped.value {
+                let started = Date()
+                _ = send(socket, "ping", 4, 0)
+                let count = recv(socket, &buffer, buffer.count, 0)
+                if count > 0 { answers.value.append((Date(), String(decoding: buffer.prefix(count), as: UTF8.self))) }
+                let rest = 0.1 - Date().timeIntervalSince(started)
+                if rest > 0 { Thread.sleep(forTimeInterval: rest) }
+            }
+            close(socket)
+        }
+    }
+
+    /// How long after `since` the first answer reading `text` came, waiting at most `timeout` seconds.
+    func delay(until text: String, since: Date, timeout: Double) -> Double? {
+        let found = eventually(timeoutSeconds: timeout) {
+            answers.value.first { $0.time >= since && $0.text == text }
+        }
+        return found.map { $0.time.timeIntervalSince(since) }
+    }
+
+    /// Whether any answer came at all.
+    var answered: Bool { !answers.value.isEmpty }
+
+    deinit { stopped.value = true }
 }
