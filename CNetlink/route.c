@@ -1,11 +1,14 @@
-// rtnetlink: the dummy link that holds service addresses, and the node's links and addresses.
+// rtnetlink: the dummy link that holds service addresses, the node's links and addresses, and the kernel's
+// announcements of address changes.
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -229,4 +232,77 @@ nla_put_failure:
 
 int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context) {
     return transport_batch_commit(&handle->transport, visitor, context);
+}
+
+// MARK: - Address announcements
+
+struct cnetlink_address_monitor {
+    struct cnetlink_transport transport;
+};
+
+int cnetlink_address_monitor_open(const char *netns_path, cnetlink_address_monitor **handle) {
+    *handle = NULL;
+    cnetlink_address_monitor *monitor = calloc(1, sizeof(*monitor));
+    if (monitor == NULL) {
+        return -ENOMEM;
+    }
+    int result = transport_open(&monitor->transport, NETLINK_ROUTE, netns_path);
+    if (result == 0) {
+        // Joining a group needs no namespace switch: the socket already belongs to the namespace it was made in.
+        result = transport_translate_libnl(
+            nl_socket_add_memberships(monitor->transport.socket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0));
+    }
+    if (result < 0) {
+        transport_close(&monitor->transport);
+        free(monitor);
+        return result;
+    }
+    *handle = monitor;
+    return 0;
+}
+
+void cnetlink_address_monitor_close(cnetlink_address_monitor *handle) {
+    if (handle == NULL) {
+        return;
+    }
+    transport_close(&handle->transport);
+    free(handle);
+}
+
+int cnetlink_address_monitor_wait(
+    cnetlink_address_monitor *handle, int timeout_ms, int32_t *link_indexes, size_t capacity) {
+    struct cnetlink_transport *transport = &handle->transport;
+    struct pollfd waiting = {.fd = transport->fd, .events = POLLIN};
+    int ready = poll(&waiting, 1, timeout_ms);
+    if (ready < 0) {
+        return errno == EINTR ? 0 : -errno;
+    }
+    size_t count = 0;
+    // Read everything that has arrived: a burst of binds announces thousands of addresses.
+    for (int flags = 0; ready > 0; flags = MSG_DONTWAIT) {
+        ssize_t length = recv(transport->fd, transport->receive_buffer, transport->receive_capacity, flags);
+        if (length < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        int remaining = (int)length;
+        for (const struct nlmsghdr *message = (const struct nlmsghdr *)transport->receive_buffer;
+             NLMSG_OK(message, remaining); message = NLMSG_NEXT(message, remaining)) {
+            if ((message->nlmsg_type != RTM_NEWADDR && message->nlmsg_type != RTM_DELADDR) ||
+                message->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifaddrmsg))) {
+                continue;
+            }
+            const struct ifaddrmsg *address = NLMSG_DATA(message);
+            if (count < capacity) {
+                link_indexes[count] = (int32_t)address->ifa_index;
+            }
+            count++;
+        }
+    }
+    return count > (size_t)INT32_MAX ? INT32_MAX : (int)count;
 }

@@ -242,6 +242,18 @@ int cnetlink_route_batch_append_address(cnetlink_route *handle, int add, const c
 /// Finishes the batch like `cnetlink_ipvs_batch_commit`.
 int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context);
 
+/// A socket that hears the kernel announce address changes (rtnetlink's IPv4 and IPv6 address groups) in one
+/// network namespace. Not thread-safe: one thread waits on it.
+typedef struct cnetlink_address_monitor cnetlink_address_monitor;
+
+int cnetlink_address_monitor_open(const char *netns_path, cnetlink_address_monitor **handle);
+void cnetlink_address_monitor_close(cnetlink_address_monitor *handle);
+/// Waits up to `timeout_ms` for announcements and reads what has arrived. Stores the link index of each
+/// address added or removed, up to `capacity`, and returns how many there were (0 when none came in time).
+/// `-ENOBUFS` means announcements were lost (the socket's buffer overflowed): anything may have changed.
+int cnetlink_address_monitor_wait(
+    cnetlink_address_monitor *handle, int timeout_ms, int32_t *link_indexes, size_t capacity);
+
 // MARK: - nftables (libnftables)
 
 /// A libnftables context and a netlink socket of one network namespace. Not thread-safe: serialize calls.
@@ -313,6 +325,13 @@ int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntr
 /// Encodes the deletion of an entry as one netlink message. Returns its length, or a negative code.
 int cnetlink_conntrack_encode_delete(const cnetlink_conntrack_entry *entry, uint32_t sequence, void *buffer,
                                      size_t capacity);
+
+// MARK: - Sockets
+
+/// Makes a non-blocking TCP socket in the network namespace at `netns_path` (or the caller's, when NULL), with
+/// SO_REUSEADDR (and IPV6_V6ONLY for AF_INET6), bound to `address` (4 or 16 bytes in network order) and `port`,
+/// not yet listening. Returns its descriptor, or a negative errno.
+int cnetlink_bound_tcp_socket(const char *netns_path, uint16_t family, const uint8_t *address, uint16_t port);
 
 // MARK: - Kernel settings
 

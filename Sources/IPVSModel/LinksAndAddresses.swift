@@ -66,3 +66,11 @@ public struct AddressChangeFailure: Sendable, Hashable, CustomStringConvertible 
 
     public var description: String { "change \(index): \(error)" }
 }
+
+/// What the kernel announced about addresses since the last look.
+public enum AddressAnnouncement: Sendable, Equatable {
+    /// Addresses were added to or removed from these links (one entry per address).
+    case changed(links: [Int32])
+    /// Announcements were lost (the socket's buffer overflowed): any address may have changed.
+    case lost
+}

@@ -107,6 +107,11 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Whether this is the unspecified address (`0.0.0.0` or `::`).
     public var isUnspecified: Bool { high == 0 && low == 0 }
 
+    /// The family's unspecified address (`0.0.0.0`, `::`): a socket bound to it takes every address.
+    public static func unspecified(_ family: AddressFamily) -> IPAddress {
+        family == .ipv4 ? IPAddress(ipv4: 0) : IPAddress(ipv6High: 0, low: 0)
+    }
+
     /// Whether this is a loopback address (`127.0.0.0/8` or `::1`).
     public var isLoopback: Bool {
         family == .ipv4 ? low >> 24 == 127 : (high == 0 && low == 1)

@@ -4,6 +4,7 @@ package enum DecodedItem: Sendable, Hashable {
     case service(Service)
     case endpointSlice(EndpointSlice)
     case endpoints(Endpoints)
+    case node(Node)
     case list([DecodedItem])
     case ignored
     case failure(kind: String?, name: String?, field: String?, message: String)
@@ -47,6 +48,12 @@ package enum DecodedItem: Sendable, Hashable {
                     return
                 }
                 self = .endpoints(try Endpoints(from: decoder))
+            case "Node":
+                guard apiVersion == nil || apiVersion == "v1" else {
+                    self = unsupported("v1")
+                    return
+                }
+                self = .node(try Node(from: decoder))
             case let kind? where kind.hasSuffix("List"):
                 let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
                 guard container.contains(.items), try !container.decodeNil(forKey: .items) else {

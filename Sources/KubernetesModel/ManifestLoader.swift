@@ -94,6 +94,10 @@ public enum ManifestLoader {
             location.kind = "Endpoints"
             location.name = endpoints.metadata.objectName.description
             set.endpoints.append(Located(endpoints, at: location))
+        case .node(let node):
+            location.kind = "Node"
+            location.name = node.metadata.name
+            set.nodes.append(Located(node, at: location))
         case .list(let items):
             for (index, item) in items.enumerated() {
                 var itemLocation = location

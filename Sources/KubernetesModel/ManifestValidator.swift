@@ -10,9 +10,11 @@ public enum ManifestValidator {
         for service in set.services { validate(service, into: &problems) }
         for slice in set.endpointSlices { validate(slice, into: &problems, warnings: &warnings) }
         for endpoints in set.endpoints { validate(endpoints, into: &problems) }
+        for node in set.nodes { validate(node, into: &problems) }
         problems += duplicates(set.services.map { ($0.object.metadata.objectName, $0.location) })
         problems += duplicates(set.endpointSlices.map { ($0.object.metadata.objectName, $0.location) })
         problems += duplicates(set.endpoints.map { ($0.object.metadata.objectName, $0.location) })
+        problems += duplicates(set.nodes.map { ($0.object.metadata.objectName, $0.location) })
         return (problems, warnings)
     }
 
@@ -71,6 +73,7 @@ public enum ManifestValidator {
         if let timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds, !(1...86400).contains(timeout) {
             check.fail("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "must be 1-86400 seconds, not \(timeout)")
         }
+        if let port = spec.healthCheckNodePort, port != 0 { check.port(port, field: "spec.healthCheckNodePort") }
         check.oneOf(spec.externalTrafficPolicy, Self.trafficPolicies, field: "spec.externalTrafficPolicy")
         check.oneOf(spec.internalTrafficPolicy, Self.trafficPolicies, field: "spec.internalTrafficPolicy")
         for (index, range) in (spec.loadBalancerSourceRanges ?? []).enumerated() {
@@ -142,6 +145,21 @@ public enum ManifestValidator {
                 }
                 check.oneOf(port.protocol, Self.protocols, field: "\(field()).ports[\(portIndex)].protocol")
             }
+        }
+        problems += check.problems
+    }
+
+    private static func validate(_ located: Located<Node>, into problems: inout [ManifestProblem]) {
+        var check = Checker(location: located.location)
+        check.name(located.object.metadata)
+        let spec = located.object.spec
+        let ranges =
+            [(spec?.podCIDR, "spec.podCIDR")]
+            + (spec?.podCIDRs ?? []).enumerated().map {
+                ($1, "spec.podCIDRs[\($0)]")
+            }
+        for case (let range?, let field) in ranges where !range.isEmpty && IPNetwork(range) == nil {
+            check.fail(field, "'\(range)' is not a network in CIDR notation (10.244.1.0/24)")
         }
         problems += check.problems
     }

@@ -8,16 +8,19 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
     public var labels: [String: String]?
     public var annotations: [String: String]?
     public var resourceVersion: String?
+    /// Set once the object is being deleted (read for the proxy's own Node).
+    public var deletionTimestamp: String?
 
     public init(
         name: String? = nil, namespace: String? = nil, labels: [String: String]? = nil,
-        annotations: [String: String]? = nil, resourceVersion: String? = nil
+        annotations: [String: String]? = nil, resourceVersion: String? = nil, deletionTimestamp: String? = nil
     ) {
         self.name = name
         self.namespace = namespace
         self.labels = labels
         self.annotations = annotations
         self.resourceVersion = resourceVersion
+        self.deletionTimestamp = deletionTimestamp
     }
 }
 
@@ -90,6 +93,8 @@ public struct ServiceSpec: Codable, Sendable, Hashable {
     public var ipFamilies: [String]?
     public var externalName: String?
     public var loadBalancerSourceRanges: [String]?
+    /// The node port a load balancer probes for a LoadBalancer Service with externalTrafficPolicy `Local`.
+    public var healthCheckNodePort: Int?
 
     public init(
         type: String? = nil, clusterIP: String? = nil, clusterIPs: [String]? = nil, externalIPs: [String]? = nil,
@@ -192,18 +197,42 @@ public struct Endpoint: Codable, Sendable, Hashable {
     public var conditions: EndpointConditions?
     public var nodeName: String?
     public var zone: String?
+    public var hints: EndpointHints?
 
-    public init(addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil) {
+    public init(
+        addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil,
+        hints: EndpointHints? = nil
+    ) {
         self.addresses = addresses
         self.conditions = conditions
         self.nodeName = nodeName
+        self.hints = hints
     }
+}
+
+/// Where the EndpointSlice controller asks proxies to use an endpoint (topology-aware routing and
+/// `trafficDistribution`).
+public struct EndpointHints: Codable, Sendable, Hashable {
+    public var forZones: [HintName]?
+    public var forNodes: [HintName]?
+
+    public init(forZones: [HintName]? = nil, forNodes: [HintName]? = nil) {
+        self.forZones = forZones
+        self.forNodes = forNodes
+    }
+}
+
+/// One zone or node an endpoint is hinted for.
+public struct HintName: Codable, Sendable, Hashable {
+    public var name: String
+
+    public init(name: String) { self.name = name }
 }
 
 public struct EndpointConditions: Codable, Sendable, Hashable {
     /// A missing value means ready.
     public var ready: Bool?
-    /// A missing value means the same as `ready`.
+    /// A missing value means serving.
     public var serving: Bool?
     public var terminating: Bool?
 
@@ -213,8 +242,9 @@ public struct EndpointConditions: Codable, Sendable, Hashable {
         self.terminating = terminating
     }
 
+    // Missing conditions are read as kube-proxy reads them (pkg/proxy/endpointslicecache.go, Kubernetes 1.34).
     public var isReady: Bool { ready ?? true }
-    public var isServing: Bool { serving ?? isReady }
+    public var isServing: Bool { serving ?? true }
     public var isTerminating: Bool { terminating ?? false }
 }
 
@@ -261,5 +291,74 @@ public struct EndpointAddress: Codable, Sendable, Hashable {
     public init(ip: String, nodeName: String? = nil) {
         self.ip = ip
         self.nodeName = nodeName
+    }
+}
+
+/// A Node (`v1`): the proxy reads its own, for its zone, pod CIDRs and whether it is going away.
+public struct Node: Codable, Sendable, Hashable {
+    public var metadata: ObjectMeta
+    public var spec: NodeSpec?
+    public var status: NodeStatus?
+
+    public init(metadata: ObjectMeta, spec: NodeSpec? = nil, status: NodeStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
+        spec = try container.decodeIfPresent(NodeSpec.self, forKey: .spec)
+        status = try container.decodeIfPresent(NodeStatus.self, forKey: .status)
+    }
+
+    /// The well-known label that names the node's zone.
+    public static let zoneLabel = "topology.kubernetes.io/zone"
+    /// The taint the cluster autoscaler puts on a node it is about to remove.
+    public static let autoscalerDeletionTaint = "ToBeDeletedByClusterAutoscaler"
+
+    /// The node's zone, from its label.
+    public var zone: String? { metadata.labels?[Self.zoneLabel] }
+}
+
+public struct NodeSpec: Codable, Sendable, Hashable {
+    public var podCIDR: String?
+    public var podCIDRs: [String]?
+    public var taints: [Taint]?
+
+    public init(podCIDR: String? = nil, podCIDRs: [String]? = nil, taints: [Taint]? = nil) {
+        self.podCIDR = podCIDR
+        self.podCIDRs = podCIDRs
+        self.taints = taints
+    }
+}
+
+public struct NodeStatus: Codable, Sendable, Hashable {
+    public var addresses: [NodeAddress]?
+
+    public init(addresses: [NodeAddress]? = nil) { self.addresses = addresses }
+}
+
+/// One of a Node's addresses: `type` is `InternalIP`, `ExternalIP`, `Hostname`, ...
+public struct NodeAddress: Codable, Sendable, Hashable {
+    public var type: String
+    public var address: String
+
+    public init(type: String, address: String) {
+        self.type = type
+        self.address = address
+    }
+}
+
+public struct Taint: Codable, Sendable, Hashable {
+    public var key: String
+    public var value: String?
+    public var effect: String?
+
+    public init(key: String, value: String? = nil, effect: String? = nil) {
+        self.key = key
+        self.value = value
+        self.effect = effect
     }
 }

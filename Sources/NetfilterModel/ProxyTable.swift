@@ -6,6 +6,9 @@ public enum LocalTrafficDetection: Sendable, Hashable, CustomStringConvertible {
     /// Sources in these networks are inside the cluster (`ClusterCIDR`, and `NodeCIDR` with the Node's pod
     /// networks). A family without a network has no detection.
     case networks([IPNetwork])
+    /// Sources in the node's own pod networks, its Node's `spec.podCIDRs` (`NodeCIDR`). Until they are known,
+    /// a family's set is empty and all its ClusterIP traffic is masqueraded: replies always find their way back.
+    case nodePodNetworks
     /// Traffic that enters through this bridge comes from a pod (`BridgeInterface`).
     case bridgeInterface(String)
     /// Traffic that enters through an interface whose name starts so comes from a pod (`InterfaceNamePrefix`).
@@ -15,6 +18,7 @@ public enum LocalTrafficDetection: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .networks(let networks):
             networks.isEmpty ? "no cluster CIDR" : "sources in \(networks.map(\.description).joined(separator: ", "))"
+        case .nodePodNetworks: "sources in the Node's pod CIDRs"
         case .bridgeInterface(let name): "traffic entering through \(name)"
         case .interfaceNamePrefix(let prefix): "traffic entering through \(prefix)*"
         }
@@ -41,16 +45,14 @@ public struct MasqueradeRules: Sendable, Hashable {
         return "0x" + String(repeating: "0", count: 8 - hex.count) + hex
     }
 
-    /// The networks of a family whose sources are inside the cluster, when detection is by network.
-    public func localNetworks(_ family: NFTFamily) -> [IPNetwork]? {
-        guard case .networks(let networks) = localTraffic else { return nil }
-        return networks.filter { $0.family == family.addressFamily }
-    }
-
-    /// Whether ClusterIP traffic of a family is masqueraded from some sources (all of them, or those detected
-    /// as outside the cluster), as opposed to never.
-    public func masqueradesClusterTraffic(_ family: NFTFamily) -> Bool {
-        masqueradeAll || localNetworks(family).map { !$0.isEmpty } ?? true
+    /// The networks of a family whose sources are inside the cluster, when detection is by network: the cluster
+    /// CIDRs, or the node's pod networks.
+    public func localNetworks(_ family: NFTFamily, nodePodNetworks: [IPNetwork]) -> [IPNetwork] {
+        switch localTraffic {
+        case .networks(let networks): networks.filter { $0.family == family.addressFamily }
+        case .nodePodNetworks: nodePodNetworks.filter { $0.family == family.addressFamily }
+        case .bridgeInterface, .interfaceNamePrefix: []
+        }
     }
 }
 
@@ -90,6 +92,8 @@ public enum ProxyTable {
         public static let hairpin = "hairpin"
         /// The networks whose sources are inside the cluster (local traffic detection by network).
         public static let localNetworks = "local-networks"
+        /// Health-check node ports (`protocol . port`): let in on service addresses too, as kube-proxy does.
+        public static let healthCheckNodePorts = "health-check-node-ports"
     }
 
     /// The table for `family` with `rules`.
@@ -115,6 +119,9 @@ public enum ProxyTable {
                 name: SetName.serviceAddresses, fields: [address],
                 comment: "addresses bound on the dummy link"),
             NFTSet(
+                name: SetName.healthCheckNodePorts, fields: [.transportProtocol, .port],
+                comment: "health-check node ports load balancers probe"),
+            NFTSet(
                 name: SetName.firewallPorts, fields: [address, .transportProtocol, .port],
                 comment: "load-balancer IP ports with loadBalancerSourceRanges"),
             NFTSet(
@@ -131,19 +138,24 @@ public enum ProxyTable {
             clusterRules.append(
                 NFTRule("\(servicePort) @\(SetName.clusterIPs) \(markForMasquerade)", purpose: "ClusterIP traffic"))
         } else {
+            let byNetwork = {
+                sets.append(
+                    NFTSet(
+                        name: SetName.localNetworks, fields: [address], isInterval: true,
+                        comment: "networks of sources inside the cluster"))
+                clusterRules.append(
+                    NFTRule(
+                        "\(servicePort) @\(SetName.clusterIPs) \(ip) saddr != @\(SetName.localNetworks) "
+                            + markForMasquerade,
+                        purpose: "ClusterIP traffic from outside the cluster"))
+            }
             switch rules.localTraffic {
             case .networks(let networks):
-                if networks.contains(where: { $0.family == family.addressFamily }) {
-                    sets.append(
-                        NFTSet(
-                            name: SetName.localNetworks, fields: [address], isInterval: true,
-                            comment: "networks of sources inside the cluster"))
-                    clusterRules.append(
-                        NFTRule(
-                            "\(servicePort) @\(SetName.clusterIPs) \(ip) saddr != @\(SetName.localNetworks) "
-                                + markForMasquerade,
-                            purpose: "ClusterIP traffic from outside the cluster"))
-                }
+                // A family without a cluster CIDR has no detection, so no masquerade (kube-proxy's rule).
+                if networks.contains(where: { $0.family == family.addressFamily }) { byNetwork() }
+            case .nodePodNetworks:
+                // The rule stays whatever the Node says, so a change of its pod CIDRs changes elements only.
+                byNetwork()
             case .bridgeInterface(let name):
                 clusterRules.append(
                     NFTRule(
@@ -197,7 +209,8 @@ public enum ProxyTable {
                     NFTRule(
                         "ct state new \(ip) daddr @\(SetName.serviceAddresses) "
                             + "\(servicePort) != @\(SetName.clusterIPs) \(servicePort) != @\(SetName.externalIPs) "
-                            + "\(servicePort) != @\(SetName.externalIPsLocal) reject",
+                            + "\(servicePort) != @\(SetName.externalIPsLocal) "
+                            + "meta l4proto . th dport != @\(SetName.healthCheckNodePorts) reject",
                         purpose: "service addresses take only their Services' ports"),
                     NFTRule(
                         "\(servicePort) @\(SetName.firewallPorts) "

@@ -3,6 +3,7 @@ import Foundation
 import IPVSModel
 import NetfilterModel
 import Sync
+import Translation
 
 /// Where ipvs-proxy keeps what it owns, and the dummy link for service addresses.
 struct StateOptions: ParsableArguments {
@@ -33,9 +34,18 @@ struct NodeOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "An address NodePort services listen on (repeatable). Default: every address of the node's interfaces "
-                + "except loopback, link-local and the dummy link's.",
+                + "except loopback, link-local and the dummy link's (see --nodeport-addresses).",
             valueName: "address"))
     var nodeIP: [String] = []
+
+    @Option(
+        name: .customLong("nodeport-addresses"),
+        help: ArgumentHelp(
+            "As kube-proxy: networks whose node addresses take node ports (repeatable, or comma-separated), or "
+                + "'primary' for the node's primary address of each family (from its Node). Addresses added to the "
+                + "node later are followed.",
+            valueName: "cidrs|primary"))
+    var nodePortAddressFlags: [String] = []
 
     func validate() throws {
         do {
@@ -46,10 +56,30 @@ struct NodeOptions: ParsableArguments {
         for address in nodeIP where IPAddress(address) == nil {
             throw ValidationError("--node-ip: '\(address)' is not a valid IPv4 or IPv6 address")
         }
+        let texts = nodePortAddressTexts
+        if texts.contains("primary") && texts.count > 1 {
+            throw ValidationError("--nodeport-addresses: 'primary' stands alone, not with networks")
+        }
+        for text in texts where text != "primary" && IPNetwork(text) == nil {
+            throw ValidationError(
+                "--nodeport-addresses: '\(text)' is not a network in CIDR notation (192.168.0.0/24) or 'primary'")
+        }
+    }
+
+    private var nodePortAddressTexts: [String] {
+        nodePortAddressFlags.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
     }
 
     var validatedScheduler: Scheduler { (try? Scheduler(validating: scheduler)) ?? .roundRobin }
-    var nodeAddresses: [IPAddress] { nodeIP.compactMap(IPAddress.init) }
+
+    /// The node's addresses that take node ports.
+    var nodePortAddresses: NodePortAddressSelection {
+        NodePortAddressSelection(
+            addresses: nodeIP.compactMap(IPAddress.init),
+            networks: nodePortAddressTexts.compactMap(IPNetwork.init),
+            primary: nodePortAddressTexts == ["primary"])
+    }
 
     var resolvedNodeName: String {
         if let nodeName { return nodeName }
@@ -69,8 +99,8 @@ struct NetfilterOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "How traffic from inside the cluster is told apart: ClusterCIDR, NodeCIDR, BridgeInterface or "
-                + "InterfaceNamePrefix.",
+            "How traffic from inside the cluster is told apart: ClusterCIDR (--cluster-cidr), NodeCIDR (the "
+                + "Node's spec.podCIDRs), BridgeInterface or InterfaceNamePrefix.",
             valueName: "mode"))
     var detectLocalMode = "ClusterCIDR"
 
@@ -126,9 +156,7 @@ struct NetfilterOptions: ParsableArguments {
         case "ClusterCIDR", "":
             detection = .networks(networks)
         case "NodeCIDR":
-            throw ValidationError(
-                "--detect-local-mode NodeCIDR needs the Node's spec.podCIDRs, which ipvs-proxy does not read yet; "
-                    + "use ClusterCIDR with --cluster-cidr")
+            detection = .nodePodNetworks
         case "BridgeInterface":
             guard let name = podBridgeInterface, !name.isEmpty else {
                 throw ValidationError("--detect-local-mode BridgeInterface needs --pod-bridge-interface")

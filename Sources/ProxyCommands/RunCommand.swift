@@ -21,17 +21,21 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run as the node's service proxy: keep IPVS in step with the Kubernetes API or a manifest folder.",
         discussion: """
-            Watches Services and EndpointSlices, from the Kubernetes API (--kubeconfig, or in a pod the service \
-            account) or from the manifest files and folders given with --manifests, and keeps the kernel's IPVS \
-            table in step with them, within --min-sync-period of a change. While the API server is unreachable \
-            the kernel keeps the last good state. A full resync every --sync-period repairs \
-            changes others made to virtual servers ipvs-proxy owns; SIGHUP forces one. Removed TCP real servers \
-            with connections drain at weight 0 and are deleted once their last connection ends (checked every \
-            --drain-check-period). A file with a problem keeps its last good content in use; other files are \
-            unaffected. SIGTERM and SIGINT stop the daemon and leave the rules in place.
+            Watches Services, EndpointSlices and this node's Node (--node-name), from the Kubernetes API \
+            (--kubeconfig, or in a pod the service account) or from the manifest files and folders given with \
+            --manifests, and keeps the kernel's IPVS table, ipvs-proxy's nftables tables (masquerade, filtering, \
+            source ranges) and conntrack in step with them, within --min-sync-period of a change; node ports \
+            follow the node's addresses as they come and go. While the API server is unreachable the kernel keeps \
+            the last good state. A full resync every --sync-period repairs changes others made to virtual servers \
+            and tables ipvs-proxy owns; SIGHUP forces one. Removed TCP real servers with connections drain at \
+            weight 0 and are deleted once their last connection ends (checked every --drain-check-period). A file \
+            with a problem keeps its last good content in use; other files are unaffected. SIGTERM and SIGINT stop \
+            the daemon and leave the rules in place.
 
-            Serves /healthz and /livez (kube-proxy's JSON) on --healthz-bind-address and Prometheus metrics at \
-            /metrics on --metrics-bind-address. Durations are written as kube-proxy writes them: 500ms, 2s, 1m.
+            Serves /healthz and /livez (kube-proxy's JSON) on --healthz-bind-address, Prometheus metrics at \
+            /metrics on --metrics-bind-address, and a load balancer's probe on the health-check node port of each \
+            LoadBalancer Service with externalTrafficPolicy Local. Durations are written as kube-proxy writes \
+            them: 500ms, 2s, 1m.
             """
     )
 
@@ -142,10 +146,12 @@ struct RunCommand: AsyncParsableCommand {
         try requireNetworkAdministration()
         let lock: StateLock
         let syncer: Syncer
+        let addressMonitor: AddressMonitor
         do {
             lock = try StateLock(directory: state.stateDir)
             let kernel = try KernelAccess(namespace: namespace)
             syncer = kernel.syncer(state: state, netfilter: netfilter.settings)
+            addressMonitor = try AddressMonitor(networkNamespacePath: namespace.networkNamespacePath)
             var setup = KernelSetup()
             setup.strictARP = strictArp
             setup.tcpTimeout = tcpTimeout.duration
@@ -170,7 +176,7 @@ struct RunCommand: AsyncParsableCommand {
         configuration.syncPeriod = syncPeriod.duration
         configuration.minSyncPeriod = minSyncPeriod.duration
         configuration.drainCheckPeriod = drainCheckPeriod.duration
-        configuration.nodeIPs = node.nodeAddresses
+        configuration.nodePortAddresses = node.nodePortAddresses
         configuration.scheduler = node.validatedScheduler
         let metrics = ProxyMetrics()
         // kube-proxy's health timeout: twice the sync period.
@@ -185,7 +191,7 @@ struct RunCommand: AsyncParsableCommand {
                 logger.info("using the Kubernetes API", metadata: ["connection": "\(server)"])
                 let client = try KubernetesAPIClient(configuration: server)
                 apiClient = client
-                source = KubernetesAPISource(client: client, logger: logger)
+                source = KubernetesAPISource(client: client, nodeName: configuration.nodeName, logger: logger)
             } catch {
                 printError("\(error)")
                 throw ExitStatus.failure
@@ -193,11 +199,17 @@ struct RunCommand: AsyncParsableCommand {
         } else {
             source = ManifestFolderSource(paths: manifests, pollInterval: pollInterval.duration, logger: logger)
         }
+        let healthCheckPorts = HealthCheckPorts(
+            health: health, metrics: metrics, logger: logger, networkNamespacePath: namespace.networkNamespacePath)
         let loop = SyncLoop(
             syncer: syncer, source: source, configuration: configuration, metrics: metrics, health: health,
-            logger: logger, clock: ContinuousClock())
+            logger: logger, clock: ContinuousClock(), healthCheckPorts: healthCheckPorts)
 
-        var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop)]
+        let addressWatch = NodeAddressWatch(
+            monitor: addressMonitor, interfaces: syncer.addresses.connection, dummyLinkName: state.linkName,
+            logger: logger
+        ) { loop.nodeAddressesChanged() }
+        var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop), addressWatch]
         if let endpoint = HostPort(healthzBindAddress) {
             services.append(
                 HTTPEndpointServer(host: endpoint.host, port: endpoint.port, name: "healthz", logger: logger) { path in

@@ -14,7 +14,10 @@ struct SyncCommand: ParsableCommand {
             Reads Services, EndpointSlices and Endpoints from YAML or JSON files and folders (what `kubectl get \
             svc,endpointslices,endpoints -A -o yaml` prints works as is), turns them into virtual and real \
             servers as kube-proxy's IPVS mode does, and applies only the difference from the kernel's table, \
-            in one batch. Service addresses are bound to the dummy link.
+            in one batch. Service addresses are bound to the dummy link. Around IPVS it programs the netfilter \
+            half of kube-proxy's IPVS mode in its own nftables tables, ip and ip6 ipvs-proxy (masquerade, \
+            hairpin, filtering of service addresses, loadBalancerSourceRanges), in one transaction, and deletes \
+            stale UDP and SCTP flows from conntrack.
 
             Only virtual servers that ipvs-proxy created are changed or deleted; it records them under \
             --state-dir. A virtual server made by something else at a key a Service wants is reported and left \
@@ -101,10 +104,12 @@ struct SyncCommand: ParsableCommand {
             phases.append(("read table (while loading)", view.reading))
             let syncer = view.syncer
             let addresses = view.nodeAddresses
-            let context = NodeContext(
+            let ownNode = manifestSet.node(named: node.resolvedNodeName)
+            var context = NodeContext(
                 nodeName: node.resolvedNodeName,
-                nodeAddresses: node.nodeIP.isEmpty ? addresses.nodePortAddresses : node.nodeAddresses,
+                nodeAddresses: node.nodePortAddresses.select(from: addresses.nodePortAddresses, node: ownNode),
                 localAddresses: addresses.localAddresses, scheduler: node.validatedScheduler)
+            context.follow(ownNode)
             let desired: DesiredState
             do {
                 let translating = clock.now

@@ -4,16 +4,22 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// A response of the small HTTP endpoints (health, metrics).
+/// A response of the small HTTP endpoints (health, metrics, health-check node ports).
 package struct EndpointResponse: Sendable {
     package var status: HTTPResponseStatus
     package var contentType: String
     package var body: String
+    /// Headers beyond the content's type and length.
+    package var headers: [(name: String, value: String)]
 
-    package init(status: HTTPResponseStatus = .ok, contentType: String, body: String) {
+    package init(
+        status: HTTPResponseStatus = .ok, contentType: String, body: String,
+        headers: [(name: String, value: String)] = []
+    ) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.headers = headers
     }
 }
 
@@ -37,16 +43,13 @@ package struct HTTPEndpointServer: Service {
 
     package func run() async throws {
         let route = route
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                // The initializer runs on the channel's event loop: the handler never leaves it.
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(EndpointHandler(route: route))
-                }
+        let channel = try await Self.bootstrap { head in
+            guard head.method == .GET else {
+                return EndpointResponse(status: .methodNotAllowed, contentType: "text/plain", body: "only GET\n")
             }
-            .bind(host: host, port: port).get()
+            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
+            return route(path) ?? EndpointResponse(status: .notFound, contentType: "text/plain", body: "not found\n")
+        }.bind(host: host, port: port).get()
         logger.info("serving", metadata: ["endpoint": "\(name)", "address": "\(host):\(port)"])
         // Serve until the daemon shuts down gracefully (or is cancelled), then stop listening.
         try? await gracefulShutdown()
@@ -54,15 +57,30 @@ package struct HTTPEndpointServer: Service {
     }
 }
 
+extension HTTPEndpointServer {
+    /// A server bootstrap whose connections each get one answer from `respond`, then close.
+    static func bootstrap(respond: @escaping @Sendable (HTTPRequestHead) -> EndpointResponse) -> ServerBootstrap {
+        ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                // The initializer runs on the channel's event loop: the handler never leaves it.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(EndpointHandler(respond: respond))
+                }
+            }
+    }
+}
+
 private final class EndpointHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let route: @Sendable (String) -> EndpointResponse?
+    let respond: @Sendable (HTTPRequestHead) -> EndpointResponse
     private var request: HTTPRequestHead?
 
-    init(route: @escaping @Sendable (String) -> EndpointResponse?) {
-        self.route = route
+    init(respond: @escaping @Sendable (HTTPRequestHead) -> EndpointResponse) {
+        self.respond = respond
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -73,15 +91,12 @@ private final class EndpointHandler: ChannelInboundHandler {
             break
         case .end:
             guard let head = request else { return }
-            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
-            let response: EndpointResponse =
-                head.method != .GET
-                ? EndpointResponse(status: .methodNotAllowed, contentType: "text/plain", body: "only GET\n")
-                : route(path) ?? EndpointResponse(status: .notFound, contentType: "text/plain", body: "not found\n")
+            let response = respond(head)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: response.contentType)
             headers.add(name: "Content-Length", value: "\(response.body.utf8.count)")
             headers.add(name: "Connection", value: "close")
+            for (name, value) in response.headers { headers.add(name: name, value: value) }
             context.write(
                 wrapOutboundOut(
                     .head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),

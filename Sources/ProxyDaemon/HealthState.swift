@@ -1,12 +1,15 @@
 import Foundation
+import KubernetesModel
 import Synchronization
 
 /// What `/healthz` and `/livez` report, as kube-proxy does: when rules were last synced, and unhealthy
-/// (503) once a queued change has waited longer than the health timeout.
+/// (503) once a queued change has waited longer than the health timeout. `/healthz` also answers 503 while the
+/// node is not eligible for load-balancer traffic (pkg/proxy/healthcheck/proxy_health.go, Kubernetes 1.34).
 package final class HealthState: Sendable {
     private struct State {
         var lastUpdated: Date?
         var queuedSince: Date?
+        var nodeEligible = true
     }
 
     private let state = Mutex(State())
@@ -34,16 +37,38 @@ package final class HealthState: Sendable {
         }
     }
 
-    /// The response of `/healthz` (with `nodeEligible`) or `/livez`.
+    /// Follows the proxy's own Node: not eligible while it is being deleted or carries the cluster autoscaler's
+    /// deletion taint; eligible when there is no Node to go by.
+    package func follow(_ node: Node?) {
+        let eligible =
+            node.map { node in
+                node.metadata.deletionTimestamp == nil
+                    && !(node.spec?.taints ?? []).contains { $0.key == Node.autoscalerDeletionTaint }
+            } ?? true
+        state.withLock { $0.nodeEligible = eligible }
+    }
+
+    /// Whether every queued change reached the kernel within the health timeout (what a health-check node
+    /// port reports as `serviceProxyHealthy`; the node's eligibility is not part of it).
+    package func isHealthy(now: Date? = nil) -> Bool {
+        let now = now ?? currentTime()
+        let queuedSince = state.withLock { $0.queuedSince }
+        let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        return queuedSince.map { now.timeIntervalSince($0) <= limit } ?? true
+    }
+
+    /// The response of `/healthz` (with `nodeEligible`, which it also answers by) or `/livez`.
     package func response(now: Date? = nil, includeNodeEligible: Bool) -> EndpointResponse {
         let now = now ?? currentTime()
-        let (lastUpdated, queuedSince) = state.withLock { ($0.lastUpdated, $0.queuedSince) }
-        let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let healthy = queuedSince.map { now.timeIntervalSince($0) <= limit } ?? true
+        let (lastUpdated, nodeEligible) = state.withLock { ($0.lastUpdated, $0.nodeEligible) }
+        var healthy = isHealthy(now: now)
         var body =
             "{\"lastUpdated\": \"\(Self.goTime(lastUpdated ?? Date(timeIntervalSince1970: 0)))\", "
             + "\"currentTime\": \"\(Self.goTime(now))\""
-        if includeNodeEligible { body += ", \"nodeEligible\": true" }
+        if includeNodeEligible {
+            body += ", \"nodeEligible\": \(nodeEligible)"
+            healthy = healthy && nodeEligible
+        }
         body += "}"
         return EndpointResponse(
             status: healthy ? .ok : .serviceUnavailable, contentType: "application/json", body: body)

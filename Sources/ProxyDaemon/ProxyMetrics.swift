@@ -3,6 +3,7 @@ import IPVSModel
 import Metrics
 import Prometheus
 import Sync
+import Translation
 
 /// The daemon's metrics, with kube-proxy's names where kube-proxy has one, served as Prometheus text.
 package final class ProxyMetrics: Sendable {
@@ -48,9 +49,9 @@ package final class ProxyMetrics: Sendable {
 
     /// Counts a sync that completed: its kind, every kernel operation it sent (over all its attempts) by kind
     /// and result, its reads, and what is draining and blocked. A sync with refused operations counts as an
-    /// error.
+    /// error. The sync itself is counted last, so that a scrape that sees it counted sees all of it.
     func recordSync(_ report: SyncReport, full: Bool) {
-        syncCounter(full: full, failed: report.hasFailures).increment()
+        defer { syncCounter(full: full, failed: report.hasFailures).increment() }
         Metrics.Counter(label: "ipvs_proxy_table_reads_total", factory: factory).increment(by: report.table.fullReads)
         Metrics.Counter(label: "ipvs_proxy_real_server_reads_total", factory: factory)
             .increment(by: report.table.realServerReads)
@@ -81,6 +82,22 @@ package final class ProxyMetrics: Sendable {
         }
         Metrics.Counter(label: "ipvs_proxy_conntrack_flows_deleted_total", factory: factory)
             .increment(by: report.flows.deleted)
+    }
+
+    /// What translation found: the Services with a traffic policy `Local` that have endpoints but none on this
+    /// node, by policy (kube-proxy's gauge, despite its `_total` name).
+    func recordTranslation(_ desired: DesiredState) {
+        for policy in TrafficPolicyKind.allCases {
+            Metrics.Gauge(
+                label: "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+                dimensions: [("traffic_policy", policy.rawValue)], factory: factory
+            ).record(desired.servicesWithoutLocalEndpoints[policy]?.count ?? 0)
+        }
+    }
+
+    /// Counts a health-check node port that could not be opened (it is tried again at the next sync).
+    func recordHealthCheckPortFailure() {
+        Metrics.Counter(label: "ipvs_proxy_health_check_port_failures_total", factory: factory).increment()
     }
 
     /// Counts a sync that failed before it could report (the kernel or the ownership record failed).

@@ -23,8 +23,8 @@ package struct SyncLoopConfiguration: Sendable {
     package var drainCheckPeriod: Duration = .seconds(5)
     /// This node's name (for traffic policy Local).
     package var nodeName: String
-    /// Addresses for NodePort services; empty means every address of the node's interfaces.
-    package var nodeIPs: [IPAddress] = []
+    /// The node's addresses that take node ports; by default every address of its interfaces.
+    package var nodePortAddresses = NodePortAddressSelection()
     package var scheduler: Scheduler = .roundRobin
 
     package init(nodeName: String) {
@@ -46,6 +46,8 @@ where LoopClock.Duration == Duration {
         var version = 0
         var queuedAt: LoopClock.Instant?
         var fullRequested = false
+        /// The node's addresses changed: the next sync reads them again.
+        var addressesChanged = false
     }
 
     let syncer: Syncer
@@ -56,13 +58,17 @@ where LoopClock.Duration == Duration {
     let logger: Logger
     let clock: LoopClock
     let threadPool: NIOThreadPool
+    /// Opened and closed as translation finds health-check node ports.
+    let healthCheckPorts: HealthCheckPorts?
     private let pending = Mutex(Pending())
     private let doorbell = Doorbell()
 
     package init(
         syncer: Syncer, source: any ClusterSource, configuration: SyncLoopConfiguration, metrics: ProxyMetrics,
-        health: HealthState, logger: Logger, clock: LoopClock, threadPool: NIOThreadPool = .singleton
+        health: HealthState, logger: Logger, clock: LoopClock, threadPool: NIOThreadPool = .singleton,
+        healthCheckPorts: HealthCheckPorts? = nil
     ) {
+        self.healthCheckPorts = healthCheckPorts
         self.syncer = syncer
         self.source = source
         self.configuration = configuration
@@ -79,6 +85,13 @@ where LoopClock.Duration == Duration {
         doorbell.ring()
     }
 
+    /// Says that the node's addresses changed: the next sync, as soon as the pacing allows, reads them again
+    /// (node ports follow them).
+    package func nodeAddressesChanged() {
+        pending.withLock { $0.addressesChanged = true }
+        doorbell.ring()
+    }
+
     package func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
@@ -92,6 +105,7 @@ where LoopClock.Duration == Duration {
         } catch is CancellationError {
             // A graceful shutdown cancels the source mid-wait: that is how it is meant to end.
         }
+        healthCheckPorts?.stop()
         logger.info("stopped; the kernel's rules stay in place")
     }
 
@@ -119,7 +133,7 @@ where LoopClock.Duration == Duration {
         var nodeAddresses: NodeAddresses?
         while !Task.isCancelled {
             let queued = pending.withLock { $0 }
-            let changed = queued.version != syncedVersion
+            let changed = queued.version != syncedVersion || queued.addressesChanged
             let step = schedule.next(
                 now: clock.now, changed: changed, fullRequested: queued.fullRequested,
                 hasSnapshot: queued.snapshot != nil)
@@ -127,7 +141,12 @@ where LoopClock.Duration == Duration {
                 if case .wait(let deadline) = step { await doorbell.wait(until: deadline, on: clock) }
                 continue
             }
-            if full { pending.withLock { $0.fullRequested = false } }
+            pending.withLock {
+                if full { $0.fullRequested = false }
+                // Cleared before the sync reads the addresses: a change during it asks for another.
+                $0.addressesChanged = false
+            }
+            if queued.addressesChanged { nodeAddresses = nil }
             let started = clock.now
             var draining = false
             var succeeded = false
@@ -173,13 +192,19 @@ where LoopClock.Duration == Duration {
         let addresses = syncer.addresses
         let nodeAddresses =
             try known ?? NodeAddresses.discover(addresses.connection, excludingLink: addresses.linkName)
-        let context = NodeContext(
+        let ownNode = snapshot.node(named: configuration.nodeName)
+        let selection = configuration.nodePortAddresses
+        var context = NodeContext(
             nodeName: configuration.nodeName,
-            nodeAddresses: configuration.nodeIPs.isEmpty ? nodeAddresses.nodePortAddresses : configuration.nodeIPs,
+            nodeAddresses: selection.select(from: nodeAddresses.nodePortAddresses, node: ownNode),
             localAddresses: nodeAddresses.localAddresses, scheduler: configuration.scheduler)
+        context.follow(ownNode)
+        health.follow(ownNode)
         let (desired, skipped) = Translator.translateSkippingInvalid(snapshot, node: context)
         for problem in skipped { logger.error("skipped an invalid Service", metadata: ["problem": "\(problem)"]) }
         metrics.invalidObjects.increment(by: skipped.count)
+        metrics.recordTranslation(desired)
+        healthCheckPorts?.update(desired.healthChecks, on: selection.selectsAll ? nil : context.nodeAddresses)
         let report: SyncReport
         do {
             report = try syncer.sync(desired, options: SyncOptions(full: full, allowEmpty: true))

@@ -2,7 +2,7 @@ import KubernetesModel
 
 /// A complete view of the objects a source knows, delivered whenever it changes.
 package struct ClusterUpdate: Sendable {
-    /// Every Service, EndpointSlice and Endpoints object known now.
+    /// Every Service, EndpointSlice, Endpoints and Node object known now.
     package var snapshot: ManifestSet
     /// How many Services and endpoint objects (slices, Endpoints) changed since the previous update.
     package var serviceChanges: Int
@@ -27,7 +27,7 @@ package protocol ClusterSource: Sendable {
 
 /// Counts the objects that differ between two snapshots, by kind.
 enum SnapshotDifference {
-    static func count(from old: ManifestSet?, to new: ManifestSet) -> (services: Int, endpoints: Int) {
+    static func count(from old: ManifestSet?, to new: ManifestSet) -> (services: Int, endpoints: Int, nodes: Int) {
         let services = differences(
             old?.services.map { ($0.object.metadata.objectName, $0.object) } ?? [],
             new.services.map { ($0.object.metadata.objectName, $0.object) })
@@ -37,7 +37,10 @@ enum SnapshotDifference {
         let endpoints = differences(
             old?.endpoints.map { ($0.object.metadata.objectName, $0.object) } ?? [],
             new.endpoints.map { ($0.object.metadata.objectName, $0.object) })
-        return (services, slices + endpoints)
+        let nodes = differences(
+            old?.nodes.map { ($0.object.metadata.objectName, $0.object) } ?? [],
+            new.nodes.map { ($0.object.metadata.objectName, $0.object) })
+        return (services, slices + endpoints, nodes)
     }
 
     private static func differences<Object: Hashable>(

@@ -138,9 +138,9 @@ package final class KubernetesAPIClient: Sendable {
         return request
     }
 
-    /// Fetches one page of a list.
-    func listPage(_ path: String, limit: Int, continueToken: String?) async throws -> ListPage {
-        var query = "\(path)?limit=\(limit)"
+    /// Fetches one page of a list; `selector` is an escaped `labelSelector=` or `fieldSelector=` query.
+    func listPage(_ path: String, selector: String, limit: Int, continueToken: String?) async throws -> ListPage {
+        var query = "\(path)?\(selector)&limit=\(limit)"
         if let continueToken { query += "&continue=\(Self.escape(continueToken))" }
         let response = try await client.execute(request(query), timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
@@ -150,11 +150,11 @@ package final class KubernetesAPIClient: Sendable {
 
     /// Streams watch events from `resourceVersion` on; ends when the server closes the stream.
     func watch<Object>(
-        _ path: String, resourceVersion: String, timeoutSeconds: Int, of type: Object.Type,
+        _ path: String, selector: String, resourceVersion: String, timeoutSeconds: Int, of type: Object.Type,
         onEvents: ([WatchEvent<Object>]) async throws -> Void
     ) async throws {
         let query =
-            "\(path)?watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
+            "\(path)?\(selector)&watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
             + "&timeoutSeconds=\(timeoutSeconds)"
         let response = try await client.execute(request(query), timeout: .seconds(Int64(timeoutSeconds + 30)))
         guard response.status == .ok else {
@@ -185,7 +185,7 @@ package final class KubernetesAPIClient: Sendable {
             message: decoded?.message ?? String(buffer: body).prefix(200).description)
     }
 
-    private static func escape(_ value: String) -> String {
+    static func escape(_ value: String) -> String {
         value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
             ?? value
     }

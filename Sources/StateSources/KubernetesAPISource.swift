@@ -3,14 +3,18 @@ import KubernetesModel
 import Logging
 import Synchronization
 
-/// Services and EndpointSlices from a Kubernetes API server: listed, then watched from the list's resource
-/// version with bookmarks. An expired resource version (410) means a fresh list; a dropped connection or an
-/// error means a retry with exponential backoff, resuming the watch where it stopped. Nothing is delivered
-/// until both kinds have been listed once, and nothing while the server is unreachable, so the kernel keeps
-/// the last good state.
+/// Services, EndpointSlices and the proxy's own Node from a Kubernetes API server: listed, then watched from the
+/// list's resource version with bookmarks, Services and slices with kube-proxy's label selector (no
+/// `service-proxy-name`, no `headless`), the Node by its name. An expired resource version (410) means a fresh
+/// list; a dropped connection or an error means a retry with exponential backoff, resuming the watch where it
+/// stopped. Nothing is delivered until every kind has been listed once (the Node: or failed to list, so that a
+/// cluster without the RBAC for it still gets its Services), and nothing while the server is unreachable, so the
+/// kernel keeps the last good state.
 package struct KubernetesAPISource: ClusterSource {
     package let client: KubernetesAPIClient
     package let logger: Logger
+    /// The node whose Node object is watched.
+    package let nodeName: String
     package var pageSize = 500
     /// How long one watch request lasts before the server ends it (and it is started again).
     package var watchTimeoutSeconds = 300
@@ -18,8 +22,9 @@ package struct KubernetesAPISource: ClusterSource {
     package var initialBackoff: Duration = .milliseconds(500)
     package var maximumBackoff: Duration = .seconds(30)
 
-    package init(client: KubernetesAPIClient, logger: Logger) {
+    package init(client: KubernetesAPIClient, nodeName: String, logger: Logger) {
         self.client = client
+        self.nodeName = nodeName
         self.logger = logger
     }
 
@@ -31,6 +36,9 @@ package struct KubernetesAPISource: ClusterSource {
             }
             group.addTask {
                 try await inform(Resource<EndpointSlice>.endpointSlices, store: store, update: update)
+            }
+            group.addTask {
+                try await inform(Resource<Node>.node(named: nodeName), store: store, update: update)
             }
             try await group.next()
             group.cancelAll()
@@ -56,8 +64,8 @@ package struct KubernetesAPISource: ClusterSource {
                     if let ready = store.takeUpdate() { await update(ready) }
                 }
                 try await client.watch(
-                    resource.path, resourceVersion: resourceVersion!, timeoutSeconds: watchTimeoutSeconds,
-                    of: Object.self
+                    resource.path, selector: resource.selector, resourceVersion: resourceVersion!,
+                    timeoutSeconds: watchTimeoutSeconds, of: Object.self
                 ) { events in
                     for event in events { try apply(event, of: resource, to: store, resourceVersion: &resourceVersion) }
                     if let ready = store.takeUpdate() { await update(ready) }
@@ -72,6 +80,11 @@ package struct KubernetesAPISource: ClusterSource {
                 throw CancellationError()
             } catch {
                 failures += 1
+                if !resource.isRequired && resourceVersion == nil && failures == 1 {
+                    // Proxying goes on without it (and picks it up once a list succeeds).
+                    store.replace(resource.kind, with: [ObjectName: Object](), problems: [])
+                    if let ready = store.takeUpdate() { await update(ready) }
+                }
                 let delay = backoff(after: failures)
                 logger.warning(
                     "API server unreachable or refused; the kernel keeps its last good state",
@@ -90,7 +103,8 @@ package struct KubernetesAPISource: ClusterSource {
         var token: String?
         var version = ""
         repeat {
-            let page = try await client.listPage(resource.path, limit: pageSize, continueToken: token)
+            let page = try await client.listPage(
+                resource.path, selector: resource.selector, limit: pageSize, continueToken: token)
             for item in page.items {
                 switch resource.validated(item) {
                 case .success(let object): objects[object.metadata.objectName] = object
@@ -142,16 +156,32 @@ package protocol KubernetesObject: Decodable, Sendable, Hashable {
 
 extension Service: KubernetesObject {}
 extension EndpointSlice: KubernetesObject {}
+extension Node: KubernetesObject {}
 
 /// A resource the source informs on.
 struct Resource<Object: KubernetesObject>: Sendable {
     var kind: ObjectStore.Kind
     var path: String
+    /// A `labelSelector=` or `fieldSelector=` query, escaped.
+    var selector: String
+    /// Whether updates wait for a successful list of it.
+    var isRequired = true
 
-    static var services: Resource<Service> { Resource<Service>(kind: .service, path: "/api/v1/services") }
-    static var endpointSlices: Resource<EndpointSlice> {
-        Resource<EndpointSlice>(kind: .endpointSlice, path: "/apis/discovery.k8s.io/v1/endpointslices")
+    static var services: Resource<Service> {
+        Resource<Service>(kind: .service, path: "/api/v1/services", selector: labelSelector)
     }
+    static var endpointSlices: Resource<EndpointSlice> {
+        Resource<EndpointSlice>(
+            kind: .endpointSlice, path: "/apis/discovery.k8s.io/v1/endpointslices", selector: labelSelector)
+    }
+    static func node(named name: String) -> Resource<Node> {
+        Resource<Node>(
+            kind: .node, path: "/api/v1/nodes",
+            selector: "fieldSelector=" + KubernetesAPIClient.escape("metadata.name=\(name)"), isRequired: false)
+    }
+
+    /// kube-proxy's: objects labelled for another proxy or as headless are not the proxy's.
+    private static var labelSelector: String { "labelSelector=" + KubernetesAPIClient.escape(ProxyLabels.selector) }
 
     func location(_ name: String?) -> ObjectLocation {
         ObjectLocation(file: path, document: 1, kind: kind.rawValue, name: name)
@@ -173,8 +203,10 @@ struct Resource<Object: KubernetesObject>: Sendable {
         switch item {
         case .failure(_, let name, let field, let message):
             return .failure(ManifestProblem(at: location(name), field: field, message))
-        case .service(let service as Object), .endpointSlice(let service as Object):
-            return validated(service, name: service.metadata.objectName.description)
+        case .service(let object as Object), .endpointSlice(let object as Object):
+            return validated(object, name: object.metadata.objectName.description)
+        case .node(let node as Object):
+            return validated(node, name: node.metadata.name)
         default:
             return .failure(ManifestProblem(at: location(nil), "expected a \(kind.rawValue) in the list"))
         }
@@ -184,6 +216,7 @@ struct Resource<Object: KubernetesObject>: Sendable {
         var set = ManifestSet()
         if let service = object as? Service { set.services = [Located(service, at: location(name))] }
         if let slice = object as? EndpointSlice { set.endpointSlices = [Located(slice, at: location(name))] }
+        if let node = object as? Node { set.nodes = [Located(node, at: location(name))] }
         if let problem = ManifestValidator.validate(set).problems.first { return .failure(problem) }
         return .success(object)
     }
@@ -191,14 +224,16 @@ struct Resource<Object: KubernetesObject>: Sendable {
 
 /// The objects the source knows, and what changed since the last update it handed out.
 final class ObjectStore: Sendable {
-    enum Kind: String, Sendable {
+    enum Kind: String, Sendable, CaseIterable {
         case service = "Service"
         case endpointSlice = "EndpointSlice"
+        case node = "Node"
     }
 
     private struct State {
         var services: [ObjectName: Service] = [:]
         var slices: [ObjectName: EndpointSlice] = [:]
+        var nodes: [ObjectName: Node] = [:]
         var listed: Set<String> = []
         var serviceChanges = 0
         var endpointChanges = 0
@@ -221,6 +256,8 @@ final class ObjectStore: Sendable {
                 let new = objects.compactMapValues { $0 as? EndpointSlice }
                 state.endpointChanges += Self.differences(state.slices, new)
                 state.slices = new
+            case .node:
+                state.nodes = objects.compactMapValues { $0 as? Node }
             }
             state.listed.insert(kind.rawValue)
             state.problems += problems
@@ -241,6 +278,10 @@ final class ObjectStore: Sendable {
                 state.endpointChanges += 1
                 state.changed = true
             }
+            if let node = object as? Node, state.nodes[name] != node {
+                state.nodes[name] = node
+                state.changed = true
+            }
         }
     }
 
@@ -251,6 +292,8 @@ final class ObjectStore: Sendable {
                 if state.services.removeValue(forKey: name) != nil { state.serviceChanges += 1 }
             case .endpointSlice:
                 if state.slices.removeValue(forKey: name) != nil { state.endpointChanges += 1 }
+            case .node:
+                state.nodes[name] = nil
             }
             state.changed = true
         }
@@ -263,10 +306,10 @@ final class ObjectStore: Sendable {
         }
     }
 
-    /// The update to hand out, once both kinds were listed and something changed since the last one.
+    /// The update to hand out, once every kind was listed and something changed since the last one.
     func takeUpdate() -> ClusterUpdate? {
         state.withLock { state in
-            guard state.changed, state.listed.count == 2 else { return nil }
+            guard state.changed, state.listed.count == Kind.allCases.count else { return nil }
             var snapshot = ManifestSet()
             snapshot.services = state.services.values.map {
                 Located(
@@ -281,6 +324,10 @@ final class ObjectStore: Sendable {
                     at: ObjectLocation(
                         file: "/apis/discovery.k8s.io/v1/endpointslices", document: 1, kind: "EndpointSlice",
                         name: $0.metadata.objectName.description))
+            }
+            snapshot.nodes = state.nodes.values.map {
+                Located(
+                    $0, at: ObjectLocation(file: "/api/v1/nodes", document: 1, kind: "Node", name: $0.metadata.name))
             }
             let update = ClusterUpdate(
                 snapshot: snapshot, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,

@@ -44,7 +44,7 @@ package struct ManifestFolderSource: ClusterSource {
                 fingerprints = current
                 let snapshot = merge(files.compactMap { goodContent[$0] }, problems: &problems)
                 let changes = SnapshotDifference.count(from: previous, to: snapshot)
-                if previous == nil || changes.services + changes.endpoints > 0 || !problems.isEmpty {
+                if previous == nil || changes.services + changes.endpoints + changes.nodes > 0 || !problems.isEmpty {
                     previous = snapshot
                     await update(
                         ClusterUpdate(
@@ -64,6 +64,7 @@ package struct ManifestFolderSource: ClusterSource {
         var services: [ObjectName: ObjectLocation] = [:]
         var slices: [ObjectName: ObjectLocation] = [:]
         var endpoints: [ObjectName: ObjectLocation] = [:]
+        var nodes: [ObjectName: ObjectLocation] = [:]
         func keep<Object>(_ located: Located<Object>, _ name: ObjectName, in seen: inout [ObjectName: ObjectLocation])
             -> Bool
         {
@@ -78,6 +79,7 @@ package struct ManifestFolderSource: ClusterSource {
             merged.services += set.services.filter { keep($0, $0.object.metadata.objectName, in: &services) }
             merged.endpointSlices += set.endpointSlices.filter { keep($0, $0.object.metadata.objectName, in: &slices) }
             merged.endpoints += set.endpoints.filter { keep($0, $0.object.metadata.objectName, in: &endpoints) }
+            merged.nodes += set.nodes.filter { keep($0, $0.object.metadata.objectName, in: &nodes) }
             merged.warnings += set.warnings
         }
         return merged

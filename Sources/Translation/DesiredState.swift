@@ -77,6 +77,13 @@ package struct DesiredState: Sendable {
     package var warnings: [String] = []
     /// How many Services the state was translated from, those that need no virtual server included.
     package var serviceCount = 0
+    /// The node's pod networks, its Node's `spec.podCIDRs` (for `--detect-local-mode NodeCIDR`).
+    package var nodePodNetworks: [IPNetwork] = []
+    /// The health-check node ports load balancers probe (LoadBalancer Services with externalTrafficPolicy Local).
+    package var healthChecks: [ObjectName: HealthCheck] = [:]
+    /// Services with a traffic policy `Local` and endpoints in the cluster but none on this node, by the policy
+    /// that found none (kube-proxy's `kubeproxy_sync_proxy_rules_no_local_endpoints_total`).
+    package var servicesWithoutLocalEndpoints: [TrafficPolicyKind: Set<ObjectName>] = [:]
 
     package init() {}
 
@@ -84,10 +91,33 @@ package struct DesiredState: Sendable {
     package var realServerCount: Int { virtualServers.values.reduce(0) { $0 + $1.realServers.count } }
 }
 
+/// Which of a Service's traffic policies.
+package enum TrafficPolicyKind: String, Sendable, Hashable, CaseIterable {
+    case `internal`
+    case external
+}
+
+/// A health-check node port and what it answers.
+package struct HealthCheck: Sendable, Hashable {
+    package var port: UInt16
+    /// The distinct ready endpoint addresses on this node, per address family of the Service: the count its
+    /// listener of that family reports.
+    package var localEndpoints: [AddressFamily: Int]
+
+    package init(port: UInt16, localEndpoints: [AddressFamily: Int]) {
+        self.port = port
+        self.localEndpoints = localEndpoints
+    }
+}
+
 /// The facts about this node that translation needs.
 package struct NodeContext: Sendable {
-    /// The node's name, matched against endpoints' `nodeName` for traffic policy `Local`.
+    /// The node's name, matched against endpoints' `nodeName` for traffic policy `Local` and node hints.
     package var nodeName: String
+    /// The node's zone (its Node's `topology.kubernetes.io/zone` label), matched against zone hints.
+    package var zone: String?
+    /// The node's pod networks (its Node's `spec.podCIDRs`, or `spec.podCIDR`).
+    package var podNetworks: [IPNetwork] = []
     /// The addresses NodePort services listen on.
     package var nodeAddresses: [IPAddress]
     /// Every address on the node's own interfaces: an external or load-balancer IP among them needs no binding.
@@ -103,5 +133,14 @@ package struct NodeContext: Sendable {
         self.nodeAddresses = nodeAddresses
         self.localAddresses = localAddresses ?? Set(nodeAddresses)
         self.scheduler = scheduler
+    }
+}
+
+extension NodeContext {
+    /// Takes the node's zone and pod networks from its Node, when there is one.
+    package mutating func follow(_ node: Node?) {
+        zone = node?.zone
+        let ranges = node?.spec?.podCIDRs ?? [node?.spec?.podCIDR].compactMap { $0 }
+        podNetworks = ranges.compactMap(IPNetwork.init)
     }
 }

@@ -9,6 +9,9 @@ struct BackendEndpoint: Hashable {
     var isServing: Bool
     var isTerminating: Bool
     var nodeName: String?
+    /// The zones and nodes the EndpointSlice controller hinted it for; empty when it gave no hints.
+    var zoneHints: Set<String> = []
+    var nodeHints: Set<String> = []
 }
 
 /// The endpoints of every Service, indexed for translation: EndpointSlices first, and a Service's legacy
@@ -20,8 +23,11 @@ struct EndpointIndex {
     init(_ set: ManifestSet) {
         for located in set.endpointSlices {
             let slice = located.object
-            // A slice without the label has no Service, and FQDN slices cannot be proxied.
-            guard let serviceName = slice.serviceName, slice.addressType != "FQDN" else { continue }
+            // A slice without the label has no Service, FQDN slices cannot be proxied, and labelled ones are
+            // another proxy's or a headless Service's.
+            guard let serviceName = slice.serviceName, slice.addressType != "FQDN",
+                ProxyLabels.isForThisProxy(slice.metadata)
+            else { continue }
             let service = ObjectName(namespace: slice.metadata.namespace ?? "default", name: serviceName)
             slicesByService[service, default: []].append(slice)
         }
@@ -54,15 +60,16 @@ struct EndpointIndex {
                     }), let number = slicePort.port
                 else { continue }
                 for endpoint in slice.endpoints ?? [] {
+                    // kube-proxy proxies to an endpoint's first address only.
+                    guard let text = endpoint.addresses.first, let address = IPAddress(text) else { continue }
                     let conditions = endpoint.conditions ?? EndpointConditions()
-                    for text in endpoint.addresses {
-                        guard let address = IPAddress(text) else { continue }
-                        add(
-                            BackendEndpoint(
-                                address: address, port: UInt16(number), isReady: conditions.isReady,
-                                isServing: conditions.isServing, isTerminating: conditions.isTerminating,
-                                nodeName: endpoint.nodeName))
-                    }
+                    add(
+                        BackendEndpoint(
+                            address: address, port: UInt16(number), isReady: conditions.isReady,
+                            isServing: conditions.isServing, isTerminating: conditions.isTerminating,
+                            nodeName: endpoint.nodeName,
+                            zoneHints: Set((endpoint.hints?.forZones ?? []).map(\.name)),
+                            nodeHints: Set((endpoint.hints?.forNodes ?? []).map(\.name))))
                 }
             }
         } else if let endpoints = endpointsByService[service] {
@@ -89,24 +96,5 @@ struct EndpointIndex {
     private struct EndpointKey: Hashable {
         var address: IPAddress
         var port: UInt16
-    }
-}
-
-/// Chooses the endpoints that serve, as kube-proxy does.
-enum EndpointSelection {
-    /// Ready endpoints; when none is ready, the ones still serving while terminating; none otherwise.
-    static func serving(_ endpoints: [BackendEndpoint]) -> [BackendEndpoint] {
-        let ready = endpoints.filter(\.isReady)
-        return ready.isEmpty ? endpoints.filter { $0.isServing && $0.isTerminating } : ready
-    }
-
-    /// With traffic policy `Local`, the serving endpoints on this node; when there is none, all serving
-    /// endpoints (kube-proxy's IPVS mode does this so that local clients still reach the Service).
-    static func select(_ endpoints: [BackendEndpoint], local: Bool, nodeName: String) -> [BackendEndpoint] {
-        if local {
-            let onNode = serving(endpoints.filter { $0.nodeName == nodeName })
-            if !onNode.isEmpty { return onNode }
-        }
-        return serving(endpoints)
     }
 }

@@ -27,6 +27,7 @@ package enum Translator {
     ) -> (state: DesiredState, skipped: [ManifestProblem]) {
         var state = DesiredState()
         state.serviceCount = set.services.count
+        state.nodePodNetworks = node.podNetworks
         var problems: [ManifestProblem] = []
         let endpoints = EndpointIndex(set)
         // A stable order decides which Service wins when two want the same virtual server.
@@ -74,19 +75,20 @@ package enum Translator {
         into state: inout DesiredState
     ) {
         let spec = service.spec
-        guard spec.type != "ExternalName" else { return }
+        guard spec.type != "ExternalName", ProxyLabels.isForThisProxy(service.metadata) else { return }
         let clusterIPs = (spec.clusterIPs?.isEmpty == false ? spec.clusterIPs! : [spec.clusterIP].compactMap { $0 })
             .filter { $0 != "None" && !$0.isEmpty }.compactMap(IPAddress.init)
         // Headless (clusterIP None) and IP-less Services are resolved by DNS, not proxied.
         guard !clusterIPs.isEmpty else { return }
         let families = Set(clusterIPs.map(\.family))
         let name = service.metadata.objectName
-        let externalIPs = (spec.externalIPs ?? []).compactMap(IPAddress.init)
+        // kube-proxy runs one proxier per family: addresses of a family the Service does not have are ignored.
+        let externalIPs = (spec.externalIPs ?? []).compactMap(IPAddress.init).filter { families.contains($0.family) }
         let loadBalancerIPs =
             spec.type == "LoadBalancer"
             ? (service.status?.loadBalancer?.ingress ?? []).filter { $0.ipMode != "Proxy" }.compactMap {
                 $0.ip.flatMap(IPAddress.init)
-            } : []
+            }.filter { families.contains($0.family) } : []
         let hasNodePorts = spec.type == "NodePort" || spec.type == "LoadBalancer"
         let nodeAddresses = node.nodeAddresses.filter { families.contains($0.family) }
         let affinityTimeout: UInt32 =
@@ -95,14 +97,38 @@ package enum Translator {
         // kube-proxy sets this flag (IP_VS_SVC_F_SCHED2, "mh-port") with Maglev hashing; so does ipvs-proxy.
         let flags: ServiceFlags = scheduler == .maglevHashing ? .schedulerFlag2 : []
         let internalLocal = spec.internalTrafficPolicy == "Local"
-        let externalLocal = spec.externalTrafficPolicy == "Local"
+        let externalLocal = hasNodePorts && spec.externalTrafficPolicy == "Local"
         let sourceRanges = Self.sourceRanges(of: service)
+        let selectingNode = SelectingNode(name: node.nodeName, zone: node.zone)
+        var localReadyAddresses: Set<IPAddress> = []
 
         for port in spec.ports ?? [] {
             let transportProtocol = TransportProtocol(name: port.protocol ?? "TCP") ?? .tcp
             let portName = ServicePortName(
                 service: name, port: port.name.flatMap { $0.isEmpty ? nil : $0 } ?? "\(port.port)")
             let backends = endpoints.backends(of: name, port: port)
+            let nodePort = hasNodePorts ? port.nodePort.flatMap { $0 > 0 ? $0 : nil } : nil
+            for endpoint in backends where endpoint.isReady && endpoint.nodeName == node.nodeName {
+                localReadyAddresses.insert(endpoint.address)
+            }
+            var categoriesByFamily: [AddressFamily: EndpointCategories] = [:]
+            func categories(_ family: AddressFamily) -> EndpointCategories {
+                if let known = categoriesByFamily[family] { return known }
+                let policy = TrafficPolicy(
+                    internalLocal: internalLocal, externalLocal: externalLocal,
+                    externallyAccessible: nodePort != nil
+                        || (externalIPs + loadBalancerIPs).contains { $0.family == family })
+                let made = EndpointCategories(
+                    backends.filter { $0.address.family == family }, policy: policy, node: selectingNode)
+                if made.hasAnyEndpoints && made.local.isEmpty {
+                    if internalLocal { state.servicesWithoutLocalEndpoints[.internal, default: []].insert(name) }
+                    if externalLocal && policy.externallyAccessible {
+                        state.servicesWithoutLocalEndpoints[.external, default: []].insert(name)
+                    }
+                }
+                categoriesByFamily[family] = made
+                return made
+            }
 
             func add(_ address: IPAddress, port number: Int, kind: ServiceAddressKind) {
                 let key = VirtualServerKey.address(transportProtocol, address, port: UInt16(number))
@@ -113,9 +139,7 @@ package enum Translator {
                     return
                 }
                 let external = kind != .clusterIP
-                let selected = EndpointSelection.select(
-                    backends.filter { $0.address.family == address.family },
-                    local: external ? externalLocal : internalLocal, nodeName: node.nodeName)
+                let selected = categories(address.family).realServers(local: external ? externalLocal : internalLocal)
                 state.virtualServers[key] = DesiredVirtualServer(
                     server: VirtualServer(
                         key, scheduler: scheduler, flags: flags, persistenceTimeout: affinityTimeout),
@@ -140,9 +164,15 @@ package enum Translator {
                     if !node.localAddresses.contains(address) { state.serviceAddresses.insert(address) }
                 }
             }
-            if hasNodePorts, let nodePort = port.nodePort, nodePort > 0 {
+            if let nodePort {
                 for address in nodeAddresses { add(address, port: nodePort, kind: .nodePort) }
             }
+        }
+        // kube-proxy's NeedsHealthCheck: a LoadBalancer Service with externalTrafficPolicy Local.
+        if spec.type == "LoadBalancer", externalLocal, let port = spec.healthCheckNodePort, port > 0 {
+            var counts: [AddressFamily: Int] = [:]
+            for family in families { counts[family] = localReadyAddresses.filter { $0.family == family }.count }
+            state.healthChecks[name] = HealthCheck(port: UInt16(port), localEndpoints: counts)
         }
     }
 }

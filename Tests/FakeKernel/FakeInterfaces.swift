@@ -61,6 +61,16 @@ public final class FakeInterfaces: InterfaceConnection {
         state.withLock { $0.beforeNextBatch = look }
     }
 
+    /// Adds an address to a node interface (`eth0` unless said), as an administrator would.
+    public func add(_ address: IPAddress, on name: String = "eth0") {
+        state.withLock { state in
+            guard let link = state.links.first(where: { $0.name == name }) else { return }
+            state.addresses.append(
+                InterfaceAddress(
+                    linkIndex: link.index, address: address, prefixLength: address.family == .ipv4 ? 24 : 64))
+        }
+    }
+
     /// Removes an address behind the syncer's back.
     public func remove(_ address: IPAddress) {
         state.withLock { $0.addresses.removeAll { $0.address == address } }

@@ -74,6 +74,35 @@ struct DaemonTests {
         #expect(try reals(ipvs, web) == ["10.244.0.1:8080", "10.244.0.2:8080"])
     }
 
+    /// The daemon programs the netfilter half too, follows changes with set elements, and sets conntrack's TCP
+    /// timeouts in its namespace (the table's size only from the initial namespace: it says so).
+    @Test func theDaemonProgramsTheNetfilterHalfAndConntrackTimeouts() throws {
+        let namespace = try TestNamespace("daemon-nft")
+        let folder = try temporaryFolder("watched")
+        try write(service("web", clusterIP: "10.96.51.1", endpoints: ["10.244.0.1"]), to: folder, as: "web.yaml")
+        let daemon = try Daemon(
+            namespace: namespace, manifests: folder, arguments: ["--cluster-cidr", "10.244.0.0/16"])
+        defer { daemon.stop() }
+        func clusterIPs() throws -> String {
+            try namespace.exec(Tools.nft, ["list", "set", "ip", "ipvs-proxy", "cluster-ips"], allowFailure: true).output
+        }
+        #expect(
+            try eventually(timeoutSeconds: 20) { try clusterIPs().contains("10.96.51.1 . tcp . 80") ? true : nil }
+                == true, "\(daemon.output)")
+        try write(service("api", clusterIP: "10.96.51.2", endpoints: ["10.244.0.2"]), to: folder, as: "api.yaml")
+        #expect(
+            try eventually(timeoutSeconds: 20) { try clusterIPs().contains("10.96.51.2 . tcp . 80") ? true : nil }
+                == true)
+        func sysctl(_ name: String) throws -> String {
+            try namespace.exec("/bin/busybox", ["cat", "/proc/sys/net/netfilter/\(name)"]).output
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try sysctl("nf_conntrack_tcp_timeout_established") == "86400")
+        #expect(try sysctl("nf_conntrack_tcp_timeout_close_wait") == "3600")
+        #expect(daemon.output.contains("not in the initial network namespace: the conntrack table's size"))
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func outsideTamperingIsRepairedAtTheNextResyncAndForeignRulesAreLeftAlone() throws {
         let namespace = try TestNamespace("tamper")
         let ipvs = try namespace.ipvs()

@@ -248,7 +248,6 @@ struct NetfilterTests {
         let folder = try manifests([ServiceManifest(name: "web", clusterIPs: ["10.96.0.18"])])
         for (flags, message) in [
             (["--cluster-cidr", "10.244.0.0/33"], "--cluster-cidr: '10.244.0.0/33' is not a network"),
-            (["--detect-local-mode", "NodeCIDR"], "--detect-local-mode NodeCIDR needs the Node's spec.podCIDRs"),
             (["--detect-local-mode", "Bridge"], "--detect-local-mode: 'Bridge' is not"),
             (["--iptables-masquerade-bit", "32"], "--iptables-masquerade-bit: 32 is not a bit"),
         ] {

@@ -191,6 +191,19 @@ private let badInputs: [BadInput] = [
     BadInput(
         name: "duplicate service port", content: service(spec: "  ports:\n  - port: 80\n  - port: 80\n"),
         expected: "spec.ports[1]: duplicate port 80/TCP: spec.ports[0] has it already"),
+    BadInput(
+        name: "healthCheckNodePort above 65535",
+        content: service(spec: "  type: LoadBalancer\n  healthCheckNodePort: 70000\n  ports:\n  - port: 80\n"),
+        expected: "(Service shop/web): spec.healthCheckNodePort: must be a port number 1-65535, not 70000"),
+    BadInput(
+        name: "a Node's pod CIDR is not a network",
+        content:
+            "apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec:\n  podCIDRs: [10.244.1.0/24, 10.244.2.0]\n",
+        expected: "document 1 (Node node-a): spec.podCIDRs[1]: '10.244.2.0' is not a network in CIDR notation"),
+    BadInput(
+        name: "a Node's taint without a key",
+        content: "apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec:\n  taints: [{effect: NoSchedule}]\n",
+        expected: "document 1 (Node node-a): spec.taints[0].key: missing: this field is required"),
 ]
 
 @Suite("Bad input is refused with a message naming file, document and field", .timeLimit(.minutes(2)))

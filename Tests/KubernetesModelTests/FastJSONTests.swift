@@ -22,7 +22,14 @@ private func expectSame(_ text: String, _ comment: Comment? = nil) {
     #expect(fast.services.map(\.location) == full.services.map(\.location), comment)
     #expect(fast.endpointSlices.map(\.object) == full.endpointSlices.map(\.object), comment)
     #expect(fast.endpoints.map(\.object) == full.endpoints.map(\.object), comment)
+    #expect(fast.nodes.map(\.object) == full.nodes.map(\.object), comment)
     #expect(fastProblems == fullProblems, comment)
+}
+
+/// A hand-written API response (Tests/Fixtures/hand-written).
+private func handWritten(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/hand-written/\(name)").path
 }
 
 @Suite("The fast JSON decoder agrees with Foundation's", .timeLimit(.minutes(2)))
@@ -64,6 +71,21 @@ struct FastJSONTests {
         }
     }
 
+    /// The Node list the daemon reads (hand-written in the API server's shape), both ways alike, with the zone,
+    /// pod CIDRs and addresses the proxy uses.
+    @Test func onANodeList() throws {
+        let text = try String(contentsOfFile: handWritten("list-nodes.json"), encoding: .utf8)
+        let page = try #require(FastManifestDecoder.decodeListPage(text))
+        guard case .node(let node) = try #require(page.items.first) else {
+            Issue.record("not a Node: \(page.items)")
+            return
+        }
+        #expect(node.zone == "zone-a")
+        #expect(node.spec?.podCIDRs == ["10.244.1.0/24", "fd00:244:1::/64"])
+        #expect(node.status?.addresses?.first == NodeAddress(type: "InternalIP", address: "192.168.60.10"))
+        expectSame(text)
+    }
+
     /// A page the fast decoder cannot vouch for is read by `JSONDecoder`, with the same result.
     @Test(arguments: [
         #"{"items":[{"metadata":{"name":"a","namespace":"x"},"spec":{"clusterIP":"10.0.0.1"}}],"kind":"ServiceList","metadata":{"resourceVersion":"7","continue":"abc"}}"#,
@@ -90,6 +112,9 @@ struct FastJSONTests {
         #"{"apiVersion":"v1","items":[{"kind":"Service","metadata":{"name":"a"}},{"kind":"Deployment","spec":{"replicas":2,"ports":"x"}}],"kind":"List"}"#,
         #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":null,"serving":true}}],"ports":[{"port":null}]}"#,
         #"{"kind":"Endpoints","metadata":{"name":"e"},"subsets":[{"addresses":[{"ip":"1.2.3.4"}],"notReadyAddresses":null,"ports":[{"port":5}]}]}"#,
+        #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"hints":{"forZones":[{"name":"a"}],"forNodes":null}}]}"#,
+        #"{"kind":"Node","apiVersion":"v1","metadata":{"name":"n","deletionTimestamp":"2026-11-25T16:00:00Z"},"spec":{"taints":[{"key":"k","effect":"NoSchedule","timeAdded":null}]},"status":{"addresses":null}}"#,
+        #"{"kind":"Service","metadata":{"name":"lb"},"spec":{"type":"LoadBalancer","healthCheckNodePort":32000}}"#,
         // Keys of ignored values are not read, so neither escapes nor repeats in them matter (managedFields
         // has keys like "k:{\"port\":80}").
         #"{"kind":"Service","metadata":{"name":"a","managedFields":[{"f:x":{"k:{\"p\":1}":{},"f:x":1}}]}}"#,
@@ -110,6 +135,9 @@ struct FastJSONTests {
         #"[1,2]"#,
         #"{"kind":"Service","metadata":{"name":"a"}} trailing"#,
         #"{"kind":"Service","metadata":{"name":"a","labels":{"x":1}}}"#,
+        // A Node's spec or status read before its kind was known was read as a Service's.
+        #"{"spec":{"podCIDR":"10.0.0.0/24"},"kind":"Node","metadata":{"name":"n"}}"#,
+        #"{"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.1"}]},"kind":"Node","metadata":{"name":"n"}}"#,
         // Found by fuzzing (Tests/Fuzz/Crashes/manifest): decoders disagreed on these.
         #"{"kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":080}]}}"#,
         #"{"kind":"Service","metadata":{"name":"a","name":"b"}}"#,

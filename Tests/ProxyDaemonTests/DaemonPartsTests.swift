@@ -1,4 +1,6 @@
 import Foundation
+import IPVSModel
+import KubernetesModel
 import Testing
 
 @testable import ProxyCommands
@@ -56,6 +58,29 @@ struct HealthStateTests {
         let livez = health.response(now: Date(timeIntervalSince1970: 1_795_622_401), includeNodeEligible: false)
         #expect(!livez.body.contains("nodeEligible"))
     }
+
+    /// kube-proxy's rule: a Node being deleted, or tainted by the cluster autoscaler, is not eligible for
+    /// load-balancer traffic; `/healthz` says so with a 503, `/livez` does not care.
+    @Test func aNodeGoingAwayIsNotEligible() throws {
+        let health = HealthState(timeout: .seconds(60))
+        let now = Date(timeIntervalSince1970: 1_795_000_000)
+        health.synced(at: now)
+        var node = Node(metadata: ObjectMeta(name: "node-a"), spec: NodeSpec(taints: [Taint(key: "dedicated")]))
+        health.follow(node)
+        #expect(health.response(now: now, includeNodeEligible: true).status == .ok)
+        node.spec?.taints?.append(Taint(key: Node.autoscalerDeletionTaint, value: "1764079812", effect: "NoSchedule"))
+        health.follow(node)
+        let tainted = health.response(now: now, includeNodeEligible: true)
+        #expect(tainted.status == .serviceUnavailable)
+        #expect(tainted.body.hasSuffix(#""nodeEligible": false}"#))
+        #expect(health.response(now: now, includeNodeEligible: false).status == .ok)
+        #expect(health.isHealthy(now: now))
+        health.follow(Node(metadata: ObjectMeta(name: "node-a", deletionTimestamp: "2026-11-25T16:00:00Z")))
+        #expect(health.response(now: now, includeNodeEligible: true).status == .serviceUnavailable)
+        // No Node to go by: eligible.
+        health.follow(nil)
+        #expect(health.response(now: now, includeNodeEligible: true).status == .ok)
+    }
 }
 
 @Suite("Doorbell", .timeLimit(.minutes(2)))
@@ -108,5 +133,38 @@ struct RunDefaultsTests {
         #expect(endpoint.port == 10249)
         #expect(HostPort("10249") == nil)
         #expect(HostPort("127.0.0.1:70000") == nil)
+    }
+}
+
+@Suite("Conntrack sizing", .timeLimit(.minutes(2)))
+struct ConntrackSizingTests {
+    @Test func theTableIsSizedPerCPUWithAFloorAndTheHashToAQuarter() {
+        let sizing = ConntrackSizing()
+        #expect(sizing.maximum(cpus: 2) == 131072)
+        #expect(sizing.maximum(cpus: 8) == 262144)
+        #expect(
+            sizing.sizeSettings(cpus: 8, currentHashSize: 16384).map { "\($0.0)=\($0.1)" } == [
+                "net/netfilter/nf_conntrack_max=262144", "/sys/module/nf_conntrack/parameters/hashsize=65536",
+            ])
+        // A hash already large enough is left alone; 0 per core leaves the size alone altogether.
+        #expect(sizing.sizeSettings(cpus: 8, currentHashSize: 70000).count == 1)
+        #expect(ConntrackSizing(maxPerCore: 0).sizeSettings(cpus: 8, currentHashSize: 1).isEmpty)
+        #expect(
+            sizing.timeoutSysctls.map { "\($0.0)=\($0.1)" } == [
+                "net/netfilter/nf_conntrack_tcp_timeout_established=86400",
+                "net/netfilter/nf_conntrack_tcp_timeout_close_wait=3600",
+            ])
+        #expect(ConntrackSizing(tcpEstablishedTimeout: .zero, tcpCloseWaitTimeout: .zero).timeoutSysctls.isEmpty)
+    }
+}
+
+@Suite("Following the node's addresses", .timeLimit(.minutes(2)))
+struct NodeAddressWatchTests {
+    @Test func onlyChangesOffTheDummyLinkOrLostAnnouncementsConcernTheNode() {
+        #expect(!NodeAddressWatch.concernsTheNode(.changed(links: [7, 7, 7]), dummyLinkIndex: 7))
+        #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7, 2]), dummyLinkIndex: 7))
+        // No dummy link yet: every change is the node's.
+        #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLinkIndex: nil))
+        #expect(NodeAddressWatch.concernsTheNode(.lost, dummyLinkIndex: 7))
     }
 }

@@ -22,12 +22,16 @@ final class FakeSource: ClusterSource {
 
     /// Delivers `count` ClusterIP Services (10.96.0.1, ...), each with one slice of `endpoints`.
     func send(services count: Int, endpoints: [String] = ["10.244.0.1", "10.244.0.2"]) {
+        send(json: generated(services: count, endpoints: endpoints), changes: count)
+    }
+
+    /// Delivers the objects of a JSON manifest.
+    func send(json: String, changes: Int = 1) {
         var set = ManifestSet()
         var problems: [ManifestProblem] = []
-        ManifestLoader.decode(
-            generated(services: count, endpoints: endpoints), file: "test", into: &set, problems: &problems)
+        ManifestLoader.decode(json, file: "test", into: &set, problems: &problems)
         precondition(problems.isEmpty, "\(problems)")
-        continuation.yield(ClusterUpdate(snapshot: set, serviceChanges: count, endpointChanges: count))
+        continuation.yield(ClusterUpdate(snapshot: set, serviceChanges: changes, endpointChanges: changes))
     }
 
     func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
@@ -213,6 +217,32 @@ struct SyncLoopTests {
                 try await node.settled(&sleeps, wakingAt: seconds(30))
                 #expect(node.ipvs.current[service]?.realServers.map(\.server.address) == [IPAddress("10.244.0.1")!])
                 #expect(node.incrementalSyncs == 3)
+            }
+        }
+    }
+
+    /// An address that appears on the node gets node ports at the next sync the pacing allows, without a full
+    /// resync; the loop reads the node's addresses only when told they changed.
+    @Test func aNodeAddressChangeIsFollowedWithinTheMinimumPeriod() async throws {
+        try await withTemporaryFolder("addresses") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            let service =
+                #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"np","namespace":"gen"},"spec":{"type":"NodePort","clusterIP":"10.96.0.9","ports":[{"port":80,"nodePort":30080}]}}"#
+            let newAddress = IPAddress("192.168.1.11")!
+            try await node.running { sleeps in
+                node.source.send(json: service)
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                let reads = node.interfaces.addressReads
+                #expect(node.ipvs.current[.address(.tcp, IPAddress("192.168.1.10")!, port: 30080)] != nil)
+
+                node.interfaces.add(newAddress)
+                node.loop.nodeAddressesChanged()
+                try await node.settled(&sleeps, wakingAt: seconds(1))
+                node.clock.advance(by: .seconds(1))
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                #expect(node.ipvs.current[.address(.tcp, newAddress, port: 30080)] != nil)
+                #expect(node.fullSyncs == 1)
+                #expect(node.interfaces.addressReads > reads)
             }
         }
     }

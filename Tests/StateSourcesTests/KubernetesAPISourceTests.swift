@@ -6,11 +6,19 @@ import Testing
 
 @testable import StateSources
 
-/// The server's answers for a normal cluster: the recorded lists, and watches that stay open.
+/// kube-proxy's label selector (no `service-proxy-name`, no `headless` label), as it goes on the wire.
+private let labelSelector =
+    "labelSelector=%21service.kubernetes.io%2Fservice-proxy-name%2C%21service.kubernetes.io%2Fheadless"
+/// The first list of Services.
+private let serviceList = "/api/v1/services?\(labelSelector)&limit=500"
+
+/// The server's answers for a normal cluster: the recorded lists, the hand-written Node, and watches that stay
+/// open.
 @Sendable private func recordedCluster(_ uri: String, _ count: Int) -> FakeResponse {
     switch FakeAPIServer.kind(of: uri) {
     case "/api/v1/services": .full(status: .ok, body: recorded("list-services.json"))
     case "/apis/discovery.k8s.io/v1/endpointslices": .full(status: .ok, body: recorded("list-endpointslices.json"))
+    case "/api/v1/nodes": .full(status: .ok, body: handWritten("list-nodes.json"))
     default: .hold(lines: [])
     }
 }
@@ -43,7 +51,7 @@ private final class Harness: @unchecked Sendable {
     }
 
     func run(pageSize: Int = 500) {
-        var source = KubernetesAPISource(client: client, logger: Logger(label: "test"))
+        var source = KubernetesAPISource(client: client, nodeName: "node-a", logger: Logger(label: "test"))
         source.pageSize = pageSize
         source.initialBackoff = .milliseconds(10)
         let updates = updates
@@ -83,11 +91,12 @@ private func expectWatches(
 ) {
     #expect(
         requests.contains(
-            "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=\(services)&timeoutSeconds=300"),
+            "/api/v1/services?\(labelSelector)&watch=1&allowWatchBookmarks=true&resourceVersion=\(services)"
+                + "&timeoutSeconds=300"),
         sourceLocation: sourceLocation)
     #expect(
         requests.contains {
-            $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?watch=1")
+            $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?\(labelSelector)&watch=1")
                 && $0.contains("resourceVersion=\(endpointSlices)")
         }, sourceLocation: sourceLocation)
 }
@@ -103,7 +112,7 @@ struct KubernetesAPISourceTests {
         #expect(harness.updates.withLock { $0.first?.serviceChanges } == 10)
         // Both were listed with the bearer token and then watched from the list's resource version.
         try await Task.sleep(for: .milliseconds(300))
-        #expect(harness.server.requests.contains("/api/v1/services?limit=500"))
+        #expect(harness.server.requests.contains(serviceList))
         expectWatches(harness.server.requests, services: 225, endpointSlices: 225)
         await harness.finish()
     }
@@ -125,8 +134,8 @@ struct KubernetesAPISourceTests {
                     && service(set, "promo") == nil && slice(set, "promo-w3j5d") == nil
             })
         #expect(snapshot.services.count == 10)
-        let updates = harness.updates.withLock { $0 }
-        #expect(updates.contains { service($0.snapshot, "promo") != nil }, "promo was added before it was deleted")
+        // (Whether an update showed promo between its ADDED and DELETED depends on how the stream was cut into
+        // reads: both may be applied before one update. aDroppedConnectionResumesTheWatchWhereItStopped sees it.)
         // After the stream ended, the next watch starts at the last bookmark.
         try await Task.sleep(for: .milliseconds(300))
         expectWatches(harness.server.requests, services: 232, endpointSlices: 234)
@@ -142,11 +151,11 @@ struct KubernetesAPISourceTests {
         }
         harness.run()
         _ = try #require(try await harness.latest { $0.services.count == 10 })
-        for _ in 0..<100 where harness.server.requests.filter({ $0 == "/api/v1/services?limit=500" }).count < 2 {
+        for _ in 0..<100 where harness.server.requests.filter({ $0 == serviceList }).count < 2 {
             try await Task.sleep(for: .milliseconds(50))
         }
         let requests = harness.server.requests
-        #expect(requests.filter { $0 == "/api/v1/services?limit=500" }.count == 2)
+        #expect(requests.filter { $0 == serviceList }.count == 2)
         await harness.finish()
     }
 
@@ -167,9 +176,10 @@ struct KubernetesAPISourceTests {
         let requests = harness.server.requests
         #expect(
             requests.contains(
-                "/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=228&timeoutSeconds=300"))
+                "/api/v1/services?\(labelSelector)&watch=1&allowWatchBookmarks=true&resourceVersion=228"
+                    + "&timeoutSeconds=300"))
         // Resumed, not relisted.
-        #expect(requests.filter { $0 == "/api/v1/services?limit=500" }.count == 1)
+        #expect(requests.filter { $0 == serviceList }.count == 1)
         await harness.finish()
     }
 
@@ -190,16 +200,51 @@ struct KubernetesAPISourceTests {
         #expect(snapshot.services.count == 10)
         let lists = harness.server.requests.filter { FakeAPIServer.kind(of: $0) == "/api/v1/services" }
         #expect(lists.count == 4)
-        #expect(lists[0] == "/api/v1/services?limit=3")
-        #expect(lists[1].hasPrefix("/api/v1/services?limit=3&continue="))
-        #expect(lists[3] == "/api/v1/services?limit=3")
+        #expect(lists[0] == "/api/v1/services?\(labelSelector)&limit=3")
+        #expect(lists[1].hasPrefix("/api/v1/services?\(labelSelector)&limit=3&continue="))
+        #expect(lists[3] == "/api/v1/services?\(labelSelector)&limit=3")
+        await harness.finish()
+    }
+
+    @Test func theOwnNodeIsListedByNameAndItsChangesFollowed() async throws {
+        let harness = try Harness { uri, count in
+            switch (FakeAPIServer.kind(of: uri), count) {
+            case ("/api/v1/nodes watch", 0): .stream(lines: handWrittenLines("watch-nodes.jsonl"))
+            default: recordedCluster(uri, count)
+            }
+        }
+        harness.run()
+        let first = try #require(try await harness.latest { !$0.nodes.isEmpty })
+        #expect(first.node(named: "node-a")?.zone == "zone-a")
+        #expect(first.node(named: "node-a")?.spec?.podCIDRs == ["10.244.1.0/24", "fd00:244:1::/64"])
+        let tainted = try #require(
+            try await harness.latest { $0.node(named: "node-a")?.spec?.taints?.isEmpty == false })
+        #expect(tainted.node(named: "node-a")?.spec?.taints?.first?.key == Node.autoscalerDeletionTaint)
+        #expect(harness.server.requests.contains("/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a&limit=500"))
+        await harness.finish()
+    }
+
+    /// Without the RBAC to read Nodes, Services are still proxied (and the Node list is retried).
+    @Test func aNodeListThatIsRefusedDoesNotHoldBackTheServices() async throws {
+        let harness = try Harness { uri, count in
+            FakeAPIServer.kind(of: uri) == "/api/v1/nodes"
+                ? .full(status: .forbidden, body: recorded("forbidden-403.json")) : recordedCluster(uri, count)
+        }
+        harness.run()
+        let snapshot = try #require(try await harness.latest { $0.services.count == 10 })
+        #expect(snapshot.nodes.isEmpty)
+        for _ in 0..<100 where harness.server.requests.filter({ $0.hasPrefix("/api/v1/nodes") }).count < 2 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(harness.server.requests.filter { $0.hasPrefix("/api/v1/nodes") }.count >= 2)
         await harness.finish()
     }
 
     @Test func aServerSignedByAnotherCAIsRefused() async throws {
         let harness = try Harness(caFile: "tls/other-ca.pem", respond: recordedCluster)
         await #expect(throws: (any Error).self) {
-            _ = try await harness.client.listPage("/api/v1/services", limit: 10, continueToken: nil)
+            _ = try await harness.client.listPage(
+                "/api/v1/services", selector: labelSelector, limit: 10, continueToken: nil)
         }
         #expect(harness.server.requests.isEmpty)
         await harness.finish()
@@ -210,7 +255,8 @@ struct KubernetesAPISourceTests {
         let harness = try Harness { _, _ in .full(status: HTTPResponseStatus(statusCode: status), body: recorded(file))
         }
         let error = try await #require(throws: APIError.self) {
-            _ = try await harness.client.listPage("/api/v1/services", limit: 10, continueToken: nil)
+            _ = try await harness.client.listPage(
+                "/api/v1/services", selector: labelSelector, limit: 10, continueToken: nil)
         }
         #expect(error.status == status)
         #expect(error.reason == reason)

@@ -153,8 +153,11 @@ struct NetfilterPartTests {
             add(.address(.tcp, IPAddress("192.0.2.31")!, port: 80), .externalIP, local: true)
             add(.address(.tcp, IPAddress("192.168.1.10")!, port: 32276), .nodePort, local: false)
             add(.address(.udp, IPAddress("192.168.1.10")!, port: 32277), .nodePort, local: true)
+            desired.healthChecks[service.service] = HealthCheck(port: 32000, localEndpoints: [.ipv4: 1])
             _ = try node.syncer.sync(desired)
             let table = try #require(node.nftables.table(of: .ip))
+            #expect(table.elements[Name.healthCheckNodePorts] == [element("tcp . 32000")])
+            #expect(node.nftables.table(of: .ip6)?.elements[Name.healthCheckNodePorts] ?? [] == [])
             #expect(table.elements[Name.externalIPs] == [element("192.0.2.30 . tcp . 80")])
             #expect(table.elements[Name.externalIPsLocal] == [element("192.0.2.31 . tcp . 80")])
             #expect(table.elements[Name.nodePorts] == [element("tcp . 32276")])
@@ -184,6 +187,26 @@ struct NetfilterPartTests {
             _ = try node.syncer.sync(cluster(services: 1))
             #expect(node.nftables.table(of: .ip)?.elements[Name.localNetworks] == [element("10.244.0.0/16")])
             #expect(node.nftables.table(of: .ip6)?.elements[Name.localNetworks] == [element("fd00:10:244::/64")])
+        }
+    }
+
+    /// NodeCIDR: the Node's pod networks are data, so a Node that changes them changes elements, not rules.
+    @Test func nodeCIDRDetectionFollowsTheNodesPodNetworks() throws {
+        try withTemporaryFolder("nft-nodecidr") { folder in
+            let node = FakeNode(
+                folder: folder, netfilter: NetfilterSettings(rules: MasqueradeRules(localTraffic: .nodePodNetworks)))
+            var desired = cluster(services: 1)
+            _ = try node.syncer.sync(desired)
+            // Not known yet: an empty set, so every ClusterIP flow is masqueraded.
+            #expect(node.nftables.table(of: .ip)?.elements[Name.localNetworks] ?? [] == [])
+            let skeleton = node.nftables.table(of: .ip)?.skeleton
+            #expect(skeleton?.sets[Name.localNetworks] != nil)
+            desired.nodePodNetworks = ["10.244.1.0/24", "fd00:244:1::/80"].compactMap(IPNetwork.init)
+            let report = try node.syncer.sync(desired)
+            #expect(node.nftables.table(of: .ip)?.elements[Name.localNetworks] == [element("10.244.1.0/24")])
+            #expect(node.nftables.table(of: .ip6)?.elements[Name.localNetworks] == [element("fd00:244:1::/80")])
+            #expect(node.nftables.table(of: .ip)?.skeleton == skeleton)
+            #expect(report.nftables.elementsAdded == 2)
         }
     }
 

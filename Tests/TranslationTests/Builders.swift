@@ -67,3 +67,12 @@ extension DesiredState {
         virtualServers[key]?.realServers.map(\.key.description).sorted()
     }
 }
+
+/// A ready endpoint with topology hints.
+func hinted(_ address: String, node: String? = nil, zones: [String] = [], nodes: [String] = []) -> Endpoint {
+    var endpoint = ready(address, node: node)
+    endpoint.hints = EndpointHints(
+        forZones: zones.isEmpty ? nil : zones.map(HintName.init),
+        forNodes: nodes.isEmpty ? nil : nodes.map(HintName.init))
+    return endpoint
+}

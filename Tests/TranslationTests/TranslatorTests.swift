@@ -194,15 +194,6 @@ struct TranslatorTests {
         #expect(state.reals(tcp("10.96.0.10", 443)) == ["10.244.1.20:8443", "10.244.2.21:8443"])
     }
 
-    @Test func localPolicyWithNoLocalEndpointFallsBackToAll() throws {
-        let service = makeService("web", internalTrafficPolicy: "Local")
-        let slice = makeSlice("web-1", service: "web", endpoints: [ready("10.244.2.6", node: "node-b")])
-        #expect(
-            try translate(manifest(services: [service], slices: [slice])).reals(tcp("10.96.0.10", 80)) == [
-                "10.244.2.6:8080"
-            ])
-    }
-
     @Test func internalTrafficPolicyLocalKeepsClusterIPToLocalEndpoints() throws {
         let service = makeService("web", internalTrafficPolicy: "Local")
         let slice = makeSlice(

@@ -70,7 +70,12 @@ enum FastManifestDecoder {
         var apiVersion: String?
         var metadata: ObjectMeta?
         var spec: ServiceSpec?
+        var nodeSpec: NodeSpec?
+        // A spec or status met before the object's kind is read as a Service's; a Node's then needs the full
+        // decoder.
+        var readBeforeKind = false
         var status: ServiceStatus?
+        var nodeStatus: NodeStatus?
         var addressType: String?
         var endpoints: [Endpoint]?
         var ports: [EndpointPort]?
@@ -84,16 +89,24 @@ enum FastManifestDecoder {
             } else if key == "metadata" {
                 metadata = try scanner.takeNull() ? nil : try objectMeta(&scanner)
             } else if key == "spec" {
-                // Only a Service's spec is read; another kind's is skipped once the kind is known.
-                if let known = kind ?? defaultKind, known != "Service" {
+                // Only a Service's and a Node's spec are read; another kind's is skipped once the kind is known.
+                switch kind ?? defaultKind {
+                case "Node"?:
+                    nodeSpec = try scanner.takeNull() ? nil : try self.nodeSpec(&scanner)
+                case let known? where known != "Service":
                     try scanner.skip()
-                } else {
+                case let known:
+                    readBeforeKind = readBeforeKind || known == nil
                     spec = try scanner.takeNull() ? nil : try serviceSpec(&scanner)
                 }
             } else if key == "status" {
-                if let known = kind ?? defaultKind, known != "Service" {
+                switch kind ?? defaultKind {
+                case "Node"?:
+                    nodeStatus = try scanner.takeNull() ? nil : try self.nodeStatus(&scanner)
+                case let known? where known != "Service":
                     try scanner.skip()
-                } else {
+                case let known:
+                    readBeforeKind = readBeforeKind || known == nil
                     status = try scanner.takeNull() ? nil : try serviceStatus(&scanner)
                 }
             } else if key == "addressType" {
@@ -138,6 +151,9 @@ enum FastManifestDecoder {
         case "Endpoints":
             guard apiVersion == nil || apiVersion == "v1", let metadata else { throw Mismatch() }
             return .endpoints(Endpoints(metadata: metadata, subsets: subsets))
+        case "Node":
+            guard apiVersion == nil || apiVersion == "v1", !readBeforeKind else { throw Mismatch() }
+            return .node(Node(metadata: metadata ?? ObjectMeta(), spec: nodeSpec, status: nodeStatus))
         case let listKind? where listKind.hasSuffix("List"):
             return .list(items ?? [])
         case nil:
@@ -169,6 +185,8 @@ enum FastManifestDecoder {
                 meta.annotations = try scanner.stringMap()
             } else if key == "resourceVersion" {
                 meta.resourceVersion = try scanner.optionalString()
+            } else if key == "deletionTimestamp" {
+                meta.deletionTimestamp = try scanner.optionalString()
             } else {
                 try scanner.skip()
             }
@@ -203,6 +221,8 @@ enum FastManifestDecoder {
                 spec.externalName = try scanner.optionalString()
             } else if key == "loadBalancerSourceRanges" {
                 spec.loadBalancerSourceRanges = try scanner.strings()
+            } else if key == "healthCheckNodePort" {
+                spec.healthCheckNodePort = try scanner.optionalInt()
             } else {
                 try scanner.skip()
             }
@@ -290,6 +310,7 @@ enum FastManifestDecoder {
         var conditions: EndpointConditions?
         var nodeName: String?
         var zone: String?
+        var hints: EndpointHints?
         try scanner.object { scanner, key throws(Mismatch) in
             if key == "addresses" {
                 guard let list = try scanner.strings() else { throw Mismatch() }
@@ -313,14 +334,99 @@ enum FastManifestDecoder {
                 nodeName = try scanner.optionalString()
             } else if key == "zone" {
                 zone = try scanner.optionalString()
+            } else if key == "hints" {
+                hints = try scanner.takeNull() ? nil : try endpointHints(&scanner)
             } else {
                 try scanner.skip()
             }
         }
         guard let addresses else { throw Mismatch() }
-        var endpoint = Endpoint(addresses: addresses, conditions: conditions, nodeName: nodeName)
+        var endpoint = Endpoint(addresses: addresses, conditions: conditions, nodeName: nodeName, hints: hints)
         endpoint.zone = zone
         return endpoint
+    }
+
+    private static func endpointHints(_ scanner: inout JSONScanner) throws(Mismatch) -> EndpointHints {
+        var hints = EndpointHints()
+        try scanner.object { scanner, key throws(Mismatch) in
+            if key == "forZones" {
+                hints.forZones = try scanner.takeNull() ? nil : try list(&scanner, hintName)
+            } else if key == "forNodes" {
+                hints.forNodes = try scanner.takeNull() ? nil : try list(&scanner, hintName)
+            } else {
+                try scanner.skip()
+            }
+        }
+        return hints
+    }
+
+    private static func hintName(_ scanner: inout JSONScanner) throws(Mismatch) -> HintName {
+        var name: String?
+        try scanner.object { scanner, key throws(Mismatch) in
+            if key == "name" { name = try scanner.string() } else { try scanner.skip() }
+        }
+        guard let name else { throw Mismatch() }
+        return HintName(name: name)
+    }
+
+    private static func nodeSpec(_ scanner: inout JSONScanner) throws(Mismatch) -> NodeSpec {
+        var spec = NodeSpec()
+        try scanner.object { scanner, key throws(Mismatch) in
+            if key == "podCIDR" {
+                spec.podCIDR = try scanner.optionalString()
+            } else if key == "podCIDRs" {
+                spec.podCIDRs = try scanner.strings()
+            } else if key == "taints" {
+                spec.taints = try scanner.takeNull() ? nil : try list(&scanner, taint)
+            } else {
+                try scanner.skip()
+            }
+        }
+        return spec
+    }
+
+    private static func nodeStatus(_ scanner: inout JSONScanner) throws(Mismatch) -> NodeStatus {
+        var status = NodeStatus()
+        try scanner.object { scanner, key throws(Mismatch) in
+            guard key == "addresses" else { return try scanner.skip() }
+            status.addresses = try scanner.takeNull() ? nil : try list(&scanner, nodeAddress)
+        }
+        return status
+    }
+
+    private static func nodeAddress(_ scanner: inout JSONScanner) throws(Mismatch) -> NodeAddress {
+        var type: String?
+        var address: String?
+        try scanner.object { scanner, key throws(Mismatch) in
+            if key == "type" {
+                type = try scanner.string()
+            } else if key == "address" {
+                address = try scanner.string()
+            } else {
+                try scanner.skip()
+            }
+        }
+        guard let type, let address else { throw Mismatch() }
+        return NodeAddress(type: type, address: address)
+    }
+
+    private static func taint(_ scanner: inout JSONScanner) throws(Mismatch) -> Taint {
+        var key: String?
+        var taint = Taint(key: "")
+        try scanner.object { scanner, name throws(Mismatch) in
+            if name == "key" {
+                key = try scanner.string()
+            } else if name == "value" {
+                taint.value = try scanner.optionalString()
+            } else if name == "effect" {
+                taint.effect = try scanner.optionalString()
+            } else {
+                try scanner.skip()
+            }
+        }
+        guard let key else { throw Mismatch() }
+        taint.key = key
+        return taint
     }
 
     private static func endpointPort(_ scanner: inout JSONScanner) throws(Mismatch) -> EndpointPort {

@@ -207,8 +207,16 @@ package struct NFTablesPart: KernelPart {
             insert(SetElement(.address(address)), into: Name.serviceAddresses, family: address.family)
         }
         for family in NFTFamily.allCases {
-            for network in rules.localNetworks(family) ?? [] {
+            for network in rules.localNetworks(family, nodePodNetworks: desired.nodePodNetworks) {
                 insert(SetElement(.network(network)), into: Name.localNetworks, family: family.addressFamily)
+            }
+        }
+        for check in desired.healthChecks.values {
+            let proto = UInt8(truncatingIfNeeded: TransportProtocol.tcp.rawValue)
+            for family in check.localEndpoints.keys {
+                insert(
+                    SetElement(.transportProtocol(proto), .port(check.port)), into: Name.healthCheckNodePorts,
+                    family: family)
             }
         }
         for virtual in desired.virtualServers.values {

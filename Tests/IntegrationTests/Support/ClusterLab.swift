@@ -118,6 +118,8 @@ struct ServiceManifest {
     var loadBalancerIPs: [String] = []
     var sourceRanges: [String] = []
     var externalTrafficPolicy = "Cluster"
+    var internalTrafficPolicy = "Cluster"
+    var healthCheckNodePort: Int?
     /// Endpoints as (address, node name).
     var endpoints: [(IPAddress, String)] = []
 
@@ -134,6 +136,7 @@ struct ServiceManifest {
               clusterIPs: [\(clusterIPs.joined(separator: ", "))]
               ipFamilyPolicy: \(clusterIPs.count > 1 ? "PreferDualStack" : "SingleStack")
               externalTrafficPolicy: \(externalTrafficPolicy)
+              internalTrafficPolicy: \(internalTrafficPolicy)
               ports:
               - name: p
                 port: \(port)
@@ -142,6 +145,7 @@ struct ServiceManifest {
 
             """
         if let nodePort { spec += "    nodePort: \(nodePort)\n" }
+        if let healthCheckNodePort { spec += "  healthCheckNodePort: \(healthCheckNodePort)\n" }
         if !externalIPs.isEmpty { spec += "  externalIPs: [\(externalIPs.joined(separator: ", "))]\n" }
         if !sourceRanges.isEmpty { spec += "  loadBalancerSourceRanges: [\(sourceRanges.joined(separator: ", "))]\n" }
         if !loadBalancerIPs.isEmpty {

@@ -1,0 +1,56 @@
+import IPVS
+import IPVSModel
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Sync
+
+/// Follows the kernel's announcements of address changes and tells the sync loop when a node address came or
+/// went, so that node ports follow within the loop's pacing instead of at the next full resync. Changes on the
+/// dummy link (the proxy's own binds) are not the node's: they are ignored, or every sync would cause another.
+package struct NodeAddressWatch: ServiceLifecycle.Service {
+    let monitor: AddressMonitor
+    let interfaces: any InterfaceConnection
+    let dummyLinkName: String
+    let logger: Logger
+    let onChange: @Sendable () -> Void
+    let threadPool: NIOThreadPool
+
+    package init(
+        monitor: AddressMonitor, interfaces: any InterfaceConnection, dummyLinkName: String, logger: Logger,
+        threadPool: NIOThreadPool = .singleton, onChange: @escaping @Sendable () -> Void
+    ) {
+        self.monitor = monitor
+        self.interfaces = interfaces
+        self.dummyLinkName = dummyLinkName
+        self.logger = logger
+        self.threadPool = threadPool
+        self.onChange = onChange
+    }
+
+    package func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    // Blocking, so on the thread pool; a short wait lets cancellation through.
+                    let announcement = try await threadPool.runIfActive { [monitor] in
+                        try monitor.wait(timeout: .milliseconds(500))
+                    }
+                    guard let announcement else { continue }
+                    // Looked up each time: the dummy link may be made (or made again) after the watch starts.
+                    let dummy = try interfaces.link(named: dummyLinkName)?.index
+                    if Self.concernsTheNode(announcement, dummyLinkIndex: dummy) { onChange() }
+                } catch {
+                    logger.warning("could not follow address changes", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+
+    /// Whether an announcement may be about an address of a link other than the dummy link.
+    static func concernsTheNode(_ announcement: AddressAnnouncement, dummyLinkIndex: Int32?) -> Bool {
+        guard case .changed(let links) = announcement else { return true }
+        return links.contains { $0 != dummyLinkIndex }
+    }
+}
