@@ -87,6 +87,7 @@ private struct Decoded: Equatable {
     var services: [Located<Service>]
     var endpointSlices: [Located<EndpointSlice>]
     var endpoints: [Located<Endpoints>]
+    var nodes: [Located<Node>]
     var problems: [ManifestProblem]
 
     init(_ text: String, fastJSON: Bool) {
@@ -96,6 +97,7 @@ private struct Decoded: Equatable {
         services = set.services
         endpointSlices = set.endpointSlices
         endpoints = set.endpoints
+        nodes = set.nodes
         self.problems = problems
     }
 
@@ -104,12 +106,13 @@ private struct Decoded: Equatable {
         set.services = services
         set.endpointSlices = endpointSlices
         set.endpoints = endpoints
+        set.nodes = nodes
         return set
     }
 
     var summary: String {
         "\(services.count) Services, \(endpointSlices.count) EndpointSlices, \(endpoints.count) Endpoints, "
-            + "problems: \(problems.map(\.description))"
+            + "\(nodes.count) Nodes, problems: \(problems.map(\.description))"
     }
 
     static func == (a: Decoded, b: Decoded) -> Bool {
@@ -117,7 +120,7 @@ private struct Decoded: Equatable {
             x.map(\.object) == y.map(\.object) && x.map(\.location) == y.map(\.location)
         }
         return same(a.services, b.services) && same(a.endpointSlices, b.endpointSlices)
-            && same(a.endpoints, b.endpoints) && a.problems == b.problems
+            && same(a.endpoints, b.endpoints) && same(a.nodes, b.nodes) && a.problems == b.problems
     }
 }
 
@@ -162,6 +165,7 @@ private func difference(_ fast: Decoded, _ full: Decoded) -> String {
     return first(fast.services, full.services, "Service")
         ?? first(fast.endpointSlices, full.endpointSlices, "EndpointSlice")
         ?? first(fast.endpoints, full.endpoints, "Endpoints")
+        ?? first(fast.nodes, full.nodes, "Node")
         ?? "fast path: \(fast.summary); JSONDecoder: \(full.summary)"
 }
 
