@@ -14,25 +14,28 @@ package struct NodeAddressWatch: ServiceLifecycle.Service {
     let dummyLinkName: String
     let logger: Logger
     let onChange: @Sendable () -> Void
-    let threadPool: NIOThreadPool
 
     package init(
         monitor: AddressMonitor, interfaces: any InterfaceConnection, dummyLinkName: String, logger: Logger,
-        threadPool: NIOThreadPool = .singleton, onChange: @escaping @Sendable () -> Void
+        onChange: @escaping @Sendable () -> Void
     ) {
         self.monitor = monitor
         self.interfaces = interfaces
         self.dummyLinkName = dummyLinkName
         self.logger = logger
-        self.threadPool = threadPool
         self.onChange = onChange
     }
 
     package func run() async throws {
+        // A thread of its own: waiting on the socket must not hold up syncs on the shared pool (one thread on a
+        // one-CPU node).
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        defer { threadPool.shutdownGracefully { _ in } }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    // Blocking, so on the thread pool; a short wait lets cancellation through.
+                    // A short wait lets cancellation through.
                     let announcement = try await threadPool.runIfActive { [monitor] in
                         try monitor.wait(timeout: .milliseconds(500))
                     }
