@@ -104,3 +104,36 @@ extension SetElement {
         }
     }
 }
+
+/// A set's elements in brief: how many, and the sum of their texts' 64-bit FNV-1a hashes, which does not depend
+/// on their order. Two sets with the same digest are taken to hold the same elements, so a set can be found
+/// unchanged without comparing (or even reading) its elements.
+public struct ElementsDigest: Sendable, Hashable, CustomStringConvertible {
+    public var count: Int
+    public var sum: UInt64
+
+    public init(count: Int, sum: UInt64) {
+        self.count = count
+        self.sum = sum
+    }
+
+    public init(_ elements: some Collection<SetElement>) {
+        count = elements.count
+        sum = elements.reduce(0) { $0 &+ Self.hash($1.text) }
+    }
+
+    /// No elements.
+    public static let empty = ElementsDigest(count: 0, sum: 0)
+
+    /// One element's share of the sum: the 64-bit FNV-1a hash of its text's UTF-8 bytes.
+    public static func hash(_ text: some StringProtocol) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+
+    public var description: String { "\(count) \(sum)" }
+}

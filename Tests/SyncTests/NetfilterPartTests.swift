@@ -290,7 +290,21 @@ struct NFTablesLedgerTests {
             try NFTablesLedger(directory: folder).save(state)
             let loaded = NFTablesLedger(directory: folder).load()
             #expect(loaded == state)
+            // Each set's digest is read at once; its elements, from their lines, when asked for.
+            #expect(loaded?.tables[.ip]?.digests[Name.clusterIPs]?.count == 2)
+            #expect(
+                loaded?.tables[.ip]?.elements(of: Name.clusterIPs)
+                    == [element("10.96.0.1 . tcp . 80"), element("10.96.0.2 . udp . 53")])
+            #expect(loaded?.tables[.ip6]?.elements(of: Name.clusterIPs) == [])
             let file = (folder as NSString).appendingPathComponent("nftables.state")
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            // A set cut short is not trusted; nor is the first format (its sets carry no digest).
+            try Data(text.replacingOccurrences(of: "10.96.0.2 . udp . 53\n", with: "").utf8)
+                .write(to: URL(fileURLWithPath: file))
+            #expect(NFTablesLedger(directory: folder).load() == nil)
+            try Data("ipvs-proxy nftables state 1\ngeneration 42\ntable ip 0123456789abcdef\n".utf8)
+                .write(to: URL(fileURLWithPath: file))
+            #expect(NFTablesLedger(directory: folder).load() == nil)
             let attributes = try FileManager.default.attributesOfItem(atPath: file)
             #expect((attributes[.posixPermissions] as? Int) == 0o600)
             try Data("garbage".utf8).write(to: URL(fileURLWithPath: file))

@@ -37,37 +37,62 @@ package final class NFTablesLedger: Sendable {
         cached.withLock { $0 = .some(nil) }
     }
 
-    private static let header = "ipvs-proxy nftables state 1"
+    private static let header = "ipvs-proxy nftables state 2"
 
-    /// One line per fact: `generation N`, `table FAMILY DIGEST`, then `FAMILY SET ELEMENT` per element.
+    /// `generation N`, then per table `table FAMILY DIGEST`, and per set with elements `set FAMILY NAME COUNT SUM`
+    /// (its ``ElementsDigest``) followed by its COUNT elements, one a line.
     static func render(_ state: NFTablesPart.State) -> String {
-        var lines = [header, "generation \(state.generation ?? 0)"]
+        var text = header + "\ngeneration \(state.generation ?? 0)\n"
         for (family, table) in state.tables.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            lines.append("table \(family) \(table.skeletonDigest)")
-            for (set, elements) in table.elements.sorted(by: { $0.key < $1.key }) {
-                lines += elements.sorted().map { "\(family) \(set) \($0.text)" }
+            text += "table \(family) \(table.skeletonDigest)\n"
+            for set in table.setNames {
+                let digest = table.digests[set] ?? .empty
+                text += "set \(family) \(set) \(digest.count) \(digest.sum)\n"
+                text += table.lines(of: set) + "\n"
             }
         }
-        return lines.joined(separator: "\n") + "\n"
+        return text
     }
 
+    /// Reads the tables back, each set's elements left as lines until they are needed.
     static func parse(_ text: String) -> NFTablesPart.State? {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: true)[...]
-        guard lines.popFirst() == Substring(header), let generationLine = lines.popFirst(),
-            generationLine.hasPrefix("generation "), let generation = UInt32(generationLine.dropFirst(11))
+        var rest = Substring(text)
+        func line() -> Substring? {
+            guard let end = rest.utf8.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            defer { rest = rest[rest.index(after: end)...] }
+            return rest[..<end]
+        }
+        guard line() == Substring(header), let generationLine = line(), generationLine.hasPrefix("generation "),
+            let generation = UInt32(generationLine.dropFirst(11))
         else { return nil }
-        var tables: [NFTFamily: NFTablesPart.TableState] = [:]
-        for line in lines {
-            let words = line.split(separator: " ", maxSplits: 2)
-            guard words.count == 3 else { return nil }
-            if words[0] == "table" {
-                guard let family = NFTFamily(rawValue: String(words[1])) else { return nil }
-                tables[family] = NFTablesPart.TableState(skeletonDigest: String(words[2]), elements: [:])
+        var tables: [NFTFamily: (digest: String, sets: [String: (digest: ElementsDigest, lines: Substring)])] = [:]
+        var current: NFTFamily?
+        while let next = line() {
+            let words = next.split(separator: " ")
+            if words.count == 3, words[0] == "table", let family = NFTFamily(rawValue: String(words[1])) {
+                tables[family] = (String(words[2]), [:])
+                current = family
+            } else if words.count == 5, words[0] == "set", let family = current, words[1] == family.rawValue,
+                let count = Int(words[3]), count > 0, let sum = UInt64(words[4])
+            {
+                // The set's lines, taken whole, read only if a plan needs them; their digest is checked now (a
+                // pass over the bytes, without making elements).
+                let start = rest.startIndex
+                var check: UInt64 = 0
+                for _ in 0..<count {
+                    guard let element = line() else { return nil }
+                    check = check &+ ElementsDigest.hash(element)
+                }
+                guard check == sum else { return nil }
+                let block = rest.base[start..<rest.startIndex].dropLast()
+                tables[family]?.sets[String(words[2])] = (ElementsDigest(count: count, sum: sum), block)
             } else {
-                guard let family = NFTFamily(rawValue: String(words[0])), tables[family] != nil else { return nil }
-                tables[family]?.elements[String(words[1]), default: []].insert(SetElement(text: String(words[2])))
+                return nil
             }
         }
-        return NFTablesPart.State(tables: tables, generation: generation)
+        guard rest.isEmpty else { return nil }
+        return NFTablesPart.State(
+            tables: tables.mapValues { NFTablesPart.TableState(skeletonDigest: $0.digest, keptSets: $0.sets) },
+            generation: generation)
     }
 }

@@ -26,16 +26,69 @@ package struct NFTablesPart: KernelPart {
     }
 
     /// The tables of one family as they are in the kernel.
+    ///
+    /// Two table states are equal when their skeletons and every set's ``ElementsDigest`` are: a set is found
+    /// unchanged without comparing its elements, and a table kept in the ledger leaves each set's elements unread
+    /// (as the lines of the file) until a plan needs them, because its digest differs from what is wanted.
     package struct TableState: Sendable, Hashable {
         /// The digest of the table's skeleton (``TableSkeleton/digest``).
         package var skeletonDigest: String
-        package var elements: [String: Set<SetElement>]
+        /// A digest of each set's elements (sets without elements left out).
+        package private(set) var digests: [String: ElementsDigest]
+        /// Each set's elements: known, or the ledger's lines, one element a line.
+        private var contents: [String: Contents]
         /// Elements a listing showed that ipvs-proxy cannot name: the table is rewritten.
         package var hasUnreadableElements = false
 
+        private enum Contents: Sendable {
+            case known(Set<SetElement>)
+            case lines(Substring)
+        }
+
         package init(skeletonDigest: String, elements: [String: Set<SetElement>]) {
             self.skeletonDigest = skeletonDigest
-            self.elements = elements
+            let nonEmpty = elements.filter { !$0.value.isEmpty }
+            digests = nonEmpty.mapValues(ElementsDigest.init)
+            contents = nonEmpty.mapValues(Contents.known)
+        }
+
+        /// A table as the ledger kept it: per set, its digest and its elements' lines.
+        init(skeletonDigest: String, keptSets: [String: (digest: ElementsDigest, lines: Substring)]) {
+            self.skeletonDigest = skeletonDigest
+            digests = keptSets.mapValues(\.digest)
+            contents = keptSets.mapValues { Contents.lines($0.lines) }
+        }
+
+        /// The elements of one set.
+        package func elements(of set: String) -> Set<SetElement> {
+            switch contents[set] {
+            case .known(let elements): elements
+            case .lines(let lines): Set(lines.split(separator: "\n").map { SetElement(text: String($0)) })
+            case nil: []
+            }
+        }
+
+        /// The names of the sets that hold elements.
+        package var setNames: [String] { digests.keys.sorted() }
+
+        /// One set's elements as the ledger writes them, one a line.
+        func lines(of set: String) -> Substring {
+            switch contents[set] {
+            case .known(let elements): Substring(elements.map(\.text).sorted().joined(separator: "\n"))
+            case .lines(let lines): lines
+            case nil: ""
+            }
+        }
+
+        package static func == (lhs: TableState, rhs: TableState) -> Bool {
+            lhs.skeletonDigest == rhs.skeletonDigest && lhs.digests == rhs.digests
+                && lhs.hasUnreadableElements == rhs.hasUnreadableElements
+        }
+
+        package func hash(into hasher: inout Hasher) {
+            hasher.combine(skeletonDigest)
+            hasher.combine(digests)
+            hasher.combine(hasUnreadableElements)
         }
     }
 
@@ -120,7 +173,8 @@ package struct NFTablesPart: KernelPart {
             let table = ProxyTable.make(family, rules: rules)
             let elements = wanted[family] ?? [:]
             let digest = table.skeleton.digest
-            after[family] = TableState(skeletonDigest: digest, elements: elements)
+            let wantedTable = TableState(skeletonDigest: digest, elements: elements)
+            after[family] = wantedTable
             guard let current = observed.tables[family], current.skeletonDigest == digest,
                 !current.hasUnreadableElements
             else {
@@ -129,13 +183,12 @@ package struct NFTablesPart: KernelPart {
             }
             var deleting: [String: Set<SetElement>] = [:]
             var adding: [String: Set<SetElement>] = [:]
-            for set in table.sets {
-                let have = current.elements[set.name] ?? []
+            // Only a set whose digest differs is compared element by element.
+            for set in table.sets where current.digests[set.name] != wantedTable.digests[set.name] {
+                let have = current.elements(of: set.name)
                 let want = elements[set.name] ?? []
-                if have != want {
-                    deleting[set.name] = have.subtracting(want)
-                    adding[set.name] = want.subtracting(have)
-                }
+                deleting[set.name] = have.subtracting(want)
+                adding[set.name] = want.subtracting(have)
             }
             if !deleting.isEmpty || !adding.isEmpty {
                 transaction.steps.append(.changeElements(table, deleting: deleting, adding: adding))
