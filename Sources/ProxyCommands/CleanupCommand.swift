@@ -21,6 +21,11 @@ struct CleanupCommand: ParsableCommand {
     var dryRun = false
 
     func run() throws {
+        try Self.cleanUp(state: state, namespace: namespace, dryRun: dryRun)
+    }
+
+    /// Removes what ipvs-proxy owns (also `run --cleanup`, kube-proxy's flag) and says what went.
+    static func cleanUp(state: StateOptions, namespace: NamespaceOptions, dryRun: Bool) throws {
         try requireNetworkAdministration()
         try reportingFailures {
             let lock = try StateLock(directory: state.stateDir)

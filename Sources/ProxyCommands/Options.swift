@@ -19,6 +19,7 @@ struct StateOptions: ParsableArguments {
 /// What translation needs to know about the node.
 struct NodeOptions: ParsableArguments {
     @Option(
+        name: [.long, .customLong("ipvs-scheduler")],
         help: ArgumentHelp(
             "The IPVS scheduler of every virtual server (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, "
                 + "mh, twos). A Service's ipvs-proxy.io/scheduler annotation overrides it.",
@@ -26,8 +27,10 @@ struct NodeOptions: ParsableArguments {
     var scheduler = "rr"
 
     @Option(
+        name: [.long, .customLong("hostname-override")],
         help: ArgumentHelp(
-            "This node's name, matched against endpoints' nodeName for traffic policy Local. Default: the host name.",
+            "This node's name: its Node, and endpoints' nodeName for traffic policy Local. Default: the host name, "
+                + "lower-cased (as kube-proxy's).",
             valueName: "name"))
     var nodeName: String?
 
@@ -82,8 +85,14 @@ struct NodeOptions: ParsableArguments {
     }
 
     var resolvedNodeName: String {
-        if let nodeName { return nodeName }
-        return ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
+        Self.nodeName(override: nodeName, hostName: ProcessInfo.processInfo.hostName)
+    }
+
+    /// kube-proxy's rule (`GetHostname` in k8s.io/component-helpers/node/util, Kubernetes 1.34): the override,
+    /// or the host name; trimmed and lower-cased either way.
+    static func nodeName(override: String?, hostName: String) -> String {
+        let name = (override.flatMap { $0.isEmpty ? nil : $0 } ?? hostName).trimmingCharacters(in: .whitespaces)
+        return name.lowercased()
     }
 }
 

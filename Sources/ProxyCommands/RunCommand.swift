@@ -59,10 +59,13 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var state: StateOptions
     @OptionGroup var namespace: NamespaceOptions
 
-    @Option(help: ArgumentHelp("The longest time between full resyncs.", valueName: "duration"))
+    @Option(
+        name: [.long, .customLong("ipvs-sync-period")],
+        help: ArgumentHelp("The longest time between full resyncs.", valueName: "duration"))
     var syncPeriod = GoDuration(.seconds(30))
 
     @Option(
+        name: [.long, .customLong("ipvs-min-sync-period")],
         help: ArgumentHelp(
             "The shortest time between two syncs; changes within it are applied together.", valueName: "duration"))
     var minSyncPeriod = GoDuration(.seconds(1))
@@ -75,16 +78,24 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How often manifest files are checked for changes.", valueName: "duration"))
     var pollInterval = GoDuration(.milliseconds(200))
 
-    @Flag(help: "Set arp_ignore=1 and arp_announce=2 so service addresses are not announced by ARP.")
+    @Flag(
+        name: [.long, .customLong("ipvs-strict-arp")],
+        help: "Set arp_ignore=1 and arp_announce=2 so service addresses are not announced by ARP.")
     var strictArp = false
 
-    @Option(help: ArgumentHelp("The IPVS TCP idle timeout (0 leaves the kernel's).", valueName: "duration"))
+    @Option(
+        name: [.long, .customLong("ipvs-tcp-timeout")],
+        help: ArgumentHelp("The IPVS TCP idle timeout (0 leaves the kernel's).", valueName: "duration"))
     var tcpTimeout = GoDuration(.zero)
 
-    @Option(help: ArgumentHelp("The IPVS TCP FIN_WAIT timeout (0 leaves the kernel's).", valueName: "duration"))
+    @Option(
+        name: [.long, .customLong("ipvs-tcpfin-timeout")],
+        help: ArgumentHelp("The IPVS TCP FIN_WAIT timeout (0 leaves the kernel's).", valueName: "duration"))
     var tcpfinTimeout = GoDuration(.zero)
 
-    @Option(help: ArgumentHelp("The IPVS UDP timeout (0 leaves the kernel's).", valueName: "duration"))
+    @Option(
+        name: [.long, .customLong("ipvs-udp-timeout")],
+        help: ArgumentHelp("The IPVS UDP timeout (0 leaves the kernel's).", valueName: "duration"))
     var udpTimeout = GoDuration(.zero)
 
     @Option(
@@ -117,7 +128,40 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The lowest level of log messages printed: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(
+        name: [.customShort("v"), .customLong("v")],
+        help: ArgumentHelp(
+            "kube-proxy's log verbosity, in place of --log-level: up to 2 info, 3 and 4 debug, 5 and more trace.",
+            valueName: "level"))
+    var verbosity: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "kube-proxy's flag: the API server's URL, in place of the kubeconfig's (or the in-cluster) server.",
+            valueName: "url"))
+    var master: String?
+
+    @Option(help: ArgumentHelp("kube-proxy's flag: only ipvs (the default) is accepted.", valueName: "mode"))
+    var proxyMode = "ipvs"
+
+    @Flag(
+        help: ArgumentHelp(
+            "kube-proxy's flag: remove what ipvs-proxy owns, as the cleanup command does, and exit (kube-proxy's "
+                + "--cleanup flushes every IPVS rule; this leaves what others made)."))
+    var cleanup = false
+
+    /// The level to log at: -v when given, else --log-level.
+    var effectiveLogLevel: Logger.Level {
+        guard let verbosity else { return logLevel }
+        return verbosity <= 2 ? .info : verbosity <= 4 ? .debug : .trace
+    }
+
     func validate() throws {
+        if !["ipvs", ""].contains(proxyMode) {
+            throw ValidationError(
+                "--proxy-mode: '\(proxyMode)' is not supported: ipvs-proxy is kube-proxy's IPVS mode only")
+        }
+        if let verbosity, verbosity < 0 { throw ValidationError("-v: \(verbosity) is below 0") }
         if !manifests.isEmpty && kubeconfig != nil {
             throw ValidationError("Give either --manifests or --kubeconfig, not both.")
         }
@@ -136,7 +180,11 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = logLevel
+        if cleanup {
+            try CleanupCommand.cleanUp(state: state, namespace: namespace, dryRun: false)
+            return
+        }
+        let level = effectiveLogLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -185,9 +233,7 @@ struct RunCommand: AsyncParsableCommand {
         var apiClient: KubernetesAPIClient?
         if manifests.isEmpty {
             do {
-                let server =
-                    try kubeconfig.map { try APIServerConfiguration.kubeconfig(at: $0, context: context) }
-                    ?? APIServerConfiguration.inCluster()
+                let server = try apiServer()
                 logger.info("using the Kubernetes API", metadata: ["connection": "\(server)"])
                 let client = try KubernetesAPIClient(configuration: server)
                 apiClient = client
@@ -242,6 +288,24 @@ struct RunCommand: AsyncParsableCommand {
         try await group.run()
         try await apiClient?.shutdown()
         withExtendedLifetime(lock) {}
+    }
+}
+
+extension RunCommand {
+    /// The API server to watch: the kubeconfig's, else the in-cluster service account's, with `--master` in
+    /// place of its server when given; with `--master` alone (no kubeconfig, not in a pod), that URL with no
+    /// credentials, as kube-proxy does.
+    func apiServer() throws -> APIServerConfiguration {
+        var server: APIServerConfiguration
+        if let kubeconfig {
+            server = try APIServerConfiguration.kubeconfig(at: kubeconfig, context: context)
+        } else if let master, (try? APIServerConfiguration.inCluster()) == nil {
+            return APIServerConfiguration(server: master)
+        } else {
+            server = try APIServerConfiguration.inCluster()
+        }
+        if let master { server.server = master }
+        return server
     }
 }
 

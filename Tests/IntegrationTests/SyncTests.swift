@@ -128,8 +128,10 @@ struct SyncCommandTests {
         #expect(!rules.contains { $0.contains("10.105.23.164:80 -r 10.244") })
         #expect(rules.contains("-a -t 10.105.23.164:9090 -r 10.244.1.5:9100 -m -w 1"))
 
-        let cleanup = try proxy("cleanup")
+        // kube-proxy's way to ask for it (`cleanup` does the same; the other tests use that).
+        let cleanup = try proxy("run", "--cleanup")
         #expect(cleanup.status == 0, "\(cleanup.error)")
+        #expect(cleanup.output.contains("virtual servers: "), "\(cleanup.output)")
         #expect(try namespace.ipvsadmRules() == foreignRules)
         #expect(try namespace.interfaces().link(named: "kube-ipvs0") == nil)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import IPVSModel
 import KubernetesModel
+import TestSupport
 import Testing
 
 @testable import ProxyCommands
@@ -120,11 +121,64 @@ struct RunDefaultsTests {
         (["-f", "/tmp", "--kubeconfig", "/x"], "Give either --manifests or --kubeconfig, not both."),
         (["--scheduler", "fastest"], "--scheduler: unknown IPVS scheduler 'fastest'"),
         (["--node-ip", "10.0.0.300"], "--node-ip: '10.0.0.300' is not a valid IPv4 or IPv6 address"),
+        (["--proxy-mode", "iptables"], "--proxy-mode: 'iptables' is not supported"),
+        (["--ipvs-scheduler", "fastest"], "unknown IPVS scheduler 'fastest'"),
+        (["--v=-1"], "-v: -1 is below 0"),
     ])
     func badFlagsAreUsageErrors(_ arguments: [String], _ message: String) throws {
         let error = try #require(throws: (any Error).self) { try IPVSProxyCommand.parseAsRoot(["run"] + arguments) }
         #expect(IPVSProxyCommand.exitCode(for: error) == .validationFailure)
         #expect(IPVSProxyCommand.fullMessage(for: error).contains(message))
+    }
+
+    /// kube-proxy's names for the same settings, as its DaemonSets and unit files pass them.
+    @Test func kubeProxysFlagNamesSetTheSameSettings() throws {
+        let command = try RunCommand.parse([
+            "-f", "/tmp", "--ipvs-scheduler", "lc", "--hostname-override", " Node-A.Example ", "--ipvs-sync-period",
+            "45s", "--ipvs-min-sync-period", "2s", "--ipvs-strict-arp", "--ipvs-tcp-timeout", "10m",
+            "--ipvs-tcpfin-timeout", "20s", "--ipvs-udp-timeout", "5s", "--proxy-mode", "ipvs", "--v=4",
+            "--master", "https://10.0.0.1:6443",
+        ])
+        #expect(command.node.validatedScheduler == .leastConnection)
+        #expect(command.node.resolvedNodeName == "node-a.example")
+        #expect(command.syncPeriod.description == "45s")
+        #expect(command.minSyncPeriod.description == "2s")
+        #expect(command.strictArp)
+        #expect(command.tcpTimeout.duration == .seconds(600))
+        #expect(command.tcpfinTimeout.description == "20s")
+        #expect(command.udpTimeout.description == "5s")
+        #expect(command.effectiveLogLevel == .debug)
+        #expect(try RunCommand.parse(["-f", "/tmp", "-v", "2"]).effectiveLogLevel == .info)
+        #expect(try RunCommand.parse(["-f", "/tmp", "--log-level", "warning"]).effectiveLogLevel == .warning)
+        #expect(
+            try SyncCommand.parse(["-f", "/tmp", "--ipvs-scheduler", "sh"]).node.validatedScheduler == .sourceHashing)
+    }
+
+    /// kube-proxy's default node name: the host name, whole and lower-cased.
+    @Test func theNodeNameIsTheLowerCasedHostName() {
+        #expect(NodeOptions.nodeName(override: nil, hostName: "Worker-1.Cluster.Local") == "worker-1.cluster.local")
+        #expect(NodeOptions.nodeName(override: "", hostName: "worker-1") == "worker-1")
+    }
+
+    /// `--master` takes the place of the kubeconfig's server; alone, it is the server, without credentials.
+    @Test func masterReplacesTheServer() throws {
+        try withTemporaryFolder("master") { folder in
+            let kubeconfig = (folder as NSString).appendingPathComponent("kubeconfig")
+            try Data(
+                """
+                apiVersion: v1
+                kind: Config
+                clusters: [{name: c, cluster: {server: "https://cp.example:6443"}}]
+                users: [{name: u, user: {token: secret}}]
+                contexts: [{name: x, context: {cluster: c, user: u}}]
+                current-context: x
+                """.utf8
+            ).write(to: URL(fileURLWithPath: kubeconfig))
+            let viaFile = try RunCommand.parse(["--kubeconfig", kubeconfig, "--master", "https://10.0.0.1:6443"])
+            #expect(try viaFile.apiServer().server == "https://10.0.0.1:6443")
+            #expect(try viaFile.apiServer().bearerToken == "secret")
+            #expect(try RunCommand.parse(["--kubeconfig", kubeconfig]).apiServer().server == "https://cp.example:6443")
+        }
     }
 
     @Test func hostPortsAcceptIPv6InBrackets() throws {

@@ -20,7 +20,7 @@ struct ProxyRun {
     func run(_ arguments: [String]) throws -> CommandResult {
         let command = arguments.first ?? ""
         var full = arguments
-        if ["sync", "cleanup", "show"].contains(command) {
+        if ["sync", "cleanup", "show", "run"].contains(command) {
             full += ["--netns", namespace.path, "--state-dir", stateDirectory]
         }
         return try IntegrationTests.run(Tools.ipvsProxy, full, allowFailure: true)
