@@ -82,6 +82,7 @@ let package = Package(
                 "Sync",
                 "StateSources",
                 "ProxyDaemon",
+                "ProxyConfiguration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,6 +111,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
+        ),
+        // kube-proxy's configuration file (KubeProxyConfiguration v1alpha1): strict decoding with kube-proxy's defaults.
+        .target(
+            name: "ProxyConfiguration",
+            dependencies: ["IPVSModel", "InternetAddress", .product(name: "Yams", package: "Yams")]
         ),
         // The node daemon: the sync loop, kernel settings, health and metrics endpoints.
         .target(
@@ -153,8 +159,8 @@ let package = Package(
         .testTarget(
             name: "ProxyDaemonTests",
             dependencies: [
-                "ProxyDaemon", "ProxyCommands", "FakeKernel", "TestSupport", "Sync", "IPVSModel", "KubernetesModel",
-                "StateSources",
+                "ProxyDaemon", "ProxyCommands", "ProxyConfiguration", "FakeKernel", "TestSupport", "Sync", "IPVSModel",
+                "KubernetesModel", "StateSources",
                 "Translation", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,6 +177,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .testTarget(name: "ProxyConfigurationTests", dependencies: ["ProxyConfiguration"]),
         .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport", "TestSupport"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(

@@ -69,7 +69,7 @@ struct NodeOptions: ParsableArguments {
         }
     }
 
-    private var nodePortAddressTexts: [String] {
+    var nodePortAddressTexts: [String] {
         nodePortAddressFlags.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
     }

@@ -3,6 +3,7 @@ import Foundation
 import IPVS
 import IPVSModel
 import Logging
+import ProxyConfiguration
 import ProxyDaemon
 import ServiceLifecycle
 import StateSources
@@ -38,6 +39,14 @@ struct RunCommand: AsyncParsableCommand {
             them: 500ms, 2s, 1m.
             """
     )
+
+    @Option(
+        help: ArgumentHelp(
+            "kube-proxy's configuration file (KubeProxyConfiguration v1alpha1, YAML or JSON). Its values are used "
+                + "and kube-proxy's other flags ignored, except --hostname-override and the logging flags; "
+                + "ipvs-proxy's own flags still apply. Unknown fields are refused.",
+            valueName: "file"))
+    var config: String?
 
     @Option(
         name: [.customShort("f"), .long],
@@ -119,6 +128,26 @@ struct RunCommand: AsyncParsableCommand {
             "How long a TCP connection in CLOSE_WAIT stays tracked (0 leaves the kernel's).", valueName: "duration"))
     var conntrackTcpTimeoutCloseWait = GoDuration(.seconds(3600))
 
+    @Flag(help: "Set nf_conntrack_tcp_be_liberal, so out-of-window TCP packets are not marked INVALID.")
+    var conntrackTcpBeLiberal = false
+
+    @Option(help: ArgumentHelp("The conntrack UDP timeout (0 leaves the kernel's).", valueName: "duration"))
+    var conntrackUdpTimeout = GoDuration.zero
+
+    @Option(help: ArgumentHelp("The conntrack UDP stream timeout (0 leaves the kernel's).", valueName: "duration"))
+    var conntrackUdpTimeoutStream = GoDuration.zero
+
+    @Option(
+        help: ArgumentHelp(
+            "The daemon's oom_score_adj, -1000 to 1000 (kube-proxy's default keeps it among the last killed).",
+            valueName: "score"))
+    var oomScoreAdj = -999
+
+    @Flag(
+        help:
+            "Exit when the healthz or metrics address cannot be bound (otherwise that endpoint is logged and skipped).")
+    var bindAddressHardFail = false
+
     @Option(help: ArgumentHelp("Where /healthz and /livez are served (empty: not served).", valueName: "host:port"))
     var healthzBindAddress = "0.0.0.0:10256"
 
@@ -127,6 +156,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "The lowest level of log messages printed: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+
+    @Option(help: ArgumentHelp("kube-proxy's log format: text, or json (one JSON object per line)."))
+    var loggingFormat: LoggingFormat?
 
     @Option(
         name: [.customShort("v"), .customLong("v")],
@@ -171,6 +203,9 @@ struct RunCommand: AsyncParsableCommand {
         where !value.isEmpty && HostPort(value) == nil {
             throw ValidationError("\(flag): '\(value)' is not host:port")
         }
+        if !(-1000...1000).contains(oomScoreAdj) {
+            throw ValidationError("--oom-score-adj: \(oomScoreAdj) is not within -1000 to 1000")
+        }
         if conntrackMaxPerCore < 0 || conntrackMin < 0 {
             throw ValidationError("--conntrack-max-per-core and --conntrack-min must be 0 or more")
         }
@@ -184,13 +219,34 @@ struct RunCommand: AsyncParsableCommand {
             try CleanupCommand.cleanUp(state: state, namespace: namespace, dryRun: false)
             return
         }
+        let resolved: Resolved
+        do {
+            resolved = try self.resolved()
+        } catch {
+            printError("\(error)")
+            throw ExitStatus.badInput
+        }
+        try await resolved.command.runDaemon(configuration: resolved.configuration, warnings: resolved.warnings)
+    }
+
+    /// Runs the daemon with kube-proxy's flags already resolved against the configuration file.
+    private func runDaemon(configuration kubeProxyConfiguration: KubeProxyConfiguration, warnings: [String])
+        async throws
+    {
         let level = effectiveLogLevel
+        let format = loggingFormat ?? .text
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, level: level)
+            }
         }
         let logger = Logger(label: "ipvs-proxy")
+        for warning in warnings { logger.warning("\(warning)") }
         try requireNetworkAdministration()
         let lock: StateLock
         let syncer: Syncer
@@ -209,6 +265,10 @@ struct RunCommand: AsyncParsableCommand {
                 maxPerCore: conntrackMaxPerCore, minimum: conntrackMin,
                 tcpEstablishedTimeout: conntrackTcpTimeoutEstablished.duration,
                 tcpCloseWaitTimeout: conntrackTcpTimeoutCloseWait.duration)
+            setup.conntrack.tcpBeLiberal = conntrackTcpBeLiberal
+            setup.conntrack.udpTimeout = conntrackUdpTimeout.duration
+            setup.conntrack.udpStreamTimeout = conntrackUdpTimeoutStream.duration
+            setup.oomScoreAdjustment = oomScoreAdj
             try setup.apply(
                 settings: KernelSettings(networkNamespacePath: namespace.networkNamespacePath), ipvs: kernel.ipvs,
                 inInitialNamespace: namespace.networkNamespacePath == nil, logger: logger)
@@ -256,21 +316,33 @@ struct RunCommand: AsyncParsableCommand {
             logger: logger
         ) { loop.nodeAddressesChanged() }
         var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop), addressWatch]
+        let hardFail = bindAddressHardFail
         if let endpoint = HostPort(healthzBindAddress) {
             services.append(
-                HTTPEndpointServer(host: endpoint.host, port: endpoint.port, name: "healthz", logger: logger) { path in
+                HTTPEndpointServer(
+                    host: endpoint.host, port: endpoint.port, name: "healthz", logger: logger, hardFail: hardFail
+                ) { path in
                     switch path {
-                    case "/healthz": health.response(includeNodeEligible: true)
-                    case "/livez": health.response(includeNodeEligible: false)
+                    case "/healthz": metrics.counting(health.response(includeNodeEligible: true), probe: .healthz)
+                    case "/livez": metrics.counting(health.response(includeNodeEligible: false), probe: .livez)
                     default: nil
                     }
                 })
         }
         if let endpoint = HostPort(metricsBindAddress) {
+            let configz = kubeProxyConfiguration.configzBody
             services.append(
-                HTTPEndpointServer(host: endpoint.host, port: endpoint.port, name: "metrics", logger: logger) { path in
-                    path == "/metrics"
-                        ? EndpointResponse(contentType: "text/plain; version=0.0.4", body: metrics.render()) : nil
+                HTTPEndpointServer(
+                    host: endpoint.host, port: endpoint.port, name: "metrics", logger: logger, hardFail: hardFail
+                ) { path in
+                    switch path {
+                    case "/metrics": EndpointResponse(contentType: "text/plain; version=0.0.4", body: metrics.render())
+                    // kube-proxy's answers: its mode as plain text, component-base's bare healthz, its configuration.
+                    case "/proxyMode": EndpointResponse(contentType: "text/plain; charset=utf-8", body: "ipvs")
+                    case "/healthz": EndpointResponse(contentType: "text/plain; charset=utf-8", body: "ok")
+                    case "/configz": EndpointResponse(contentType: "application/json", body: configz)
+                    default: nil
+                    }
                 })
         }
         logger.info(
@@ -319,22 +391,5 @@ struct SignalService: ServiceLifecycle.Service {
                 loop.requestFullSync()
             }
         }
-    }
-}
-
-/// `host:port`, with IPv6 hosts in brackets.
-struct HostPort {
-    var host: String
-    var port: Int
-
-    init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        self.host = host
-        self.port = port
     }
 }

@@ -29,11 +29,16 @@ package struct HTTPEndpointServer: Service {
     package let port: Int
     package let name: String
     package let logger: Logger
+    /// Whether a failure to listen ends the daemon (kube-proxy's `bindAddressHardFail`), or is logged and the
+    /// daemon goes on without this endpoint.
+    package let hardFail: Bool
     let route: @Sendable (String) -> EndpointResponse?
 
     package init(
-        host: String, port: Int, name: String, logger: Logger, route: @escaping @Sendable (String) -> EndpointResponse?
+        host: String, port: Int, name: String, logger: Logger, hardFail: Bool = true,
+        route: @escaping @Sendable (String) -> EndpointResponse?
     ) {
+        self.hardFail = hardFail
         self.host = host
         self.port = port
         self.name = name
@@ -43,13 +48,23 @@ package struct HTTPEndpointServer: Service {
 
     package func run() async throws {
         let route = route
-        let channel = try await Self.bootstrap { head in
-            guard head.method == .GET else {
-                return EndpointResponse(status: .methodNotAllowed, contentType: "text/plain", body: "only GET\n")
-            }
-            let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
-            return route(path) ?? EndpointResponse(status: .notFound, contentType: "text/plain", body: "not found\n")
-        }.bind(host: host, port: port).get()
+        let channel: any Channel
+        do {
+            channel = try await Self.bootstrap { head in
+                guard head.method == .GET else {
+                    return EndpointResponse(status: .methodNotAllowed, contentType: "text/plain", body: "only GET\n")
+                }
+                let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "")
+                return route(path)
+                    ?? EndpointResponse(status: .notFound, contentType: "text/plain", body: "not found\n")
+            }.bind(host: host, port: port).get()
+        } catch  where !hardFail {
+            logger.error(
+                "cannot listen; going on without this endpoint",
+                metadata: ["endpoint": "\(name)", "address": "\(host):\(port)", "error": "\(error)"])
+            try? await gracefulShutdown()
+            return
+        }
         logger.info("serving", metadata: ["endpoint": "\(name)", "address": "\(host):\(port)"])
         // Serve until the daemon shuts down gracefully (or is cancelled), then stop listening.
         try? await gracefulShutdown()

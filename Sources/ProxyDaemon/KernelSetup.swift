@@ -12,6 +12,8 @@ package struct KernelSetup: Sendable {
     package var udpTimeout: Duration = .zero
     /// The conntrack table's size and TCP timeouts.
     package var conntrack = ConntrackSizing()
+    /// The daemon's own `oom_score_adj`; `nil` leaves it.
+    package var oomScoreAdjustment: Int?
 
     package init() {}
 
@@ -49,6 +51,15 @@ package struct KernelSetup: Sendable {
                 "not in the initial network namespace: the conntrack table's size (nf_conntrack_max, hash size) is left as it is"
             )
         }
+        if let oomScoreAdjustment {
+            do {
+                try "\(oomScoreAdjustment)".write(
+                    toFile: "/proc/self/oom_score_adj", atomically: false, encoding: .utf8)
+            } catch {
+                logger.warning(
+                    "could not set oom_score_adj", metadata: ["value": "\(oomScoreAdjustment)", "error": "\(error)"])
+            }
+        }
         for (name, value) in sysctls {
             do {
                 try settings.set(name, to: value)
@@ -74,6 +85,11 @@ package struct ConntrackSizing: Sendable {
     /// 0 leaves the kernel's timeout.
     package var tcpEstablishedTimeout: Duration = .seconds(86400)
     package var tcpCloseWaitTimeout: Duration = .seconds(3600)
+    /// Accept out-of-window TCP packets instead of marking them INVALID.
+    package var tcpBeLiberal = false
+    /// 0 leaves the kernel's timeout.
+    package var udpTimeout: Duration = .zero
+    package var udpStreamTimeout: Duration = .zero
 
     package init(
         maxPerCore: Int = 32768, minimum: Int = 131072, tcpEstablishedTimeout: Duration = .seconds(86400),
@@ -103,7 +119,7 @@ package struct ConntrackSizing: Sendable {
         return settings
     }
 
-    /// The TCP timeouts, in the proxy's network namespace.
+    /// The TCP and UDP timeouts and TCP liberal mode, in the proxy's network namespace.
     package var timeoutSysctls: [(String, String)] {
         var settings: [(String, String)] = []
         if tcpEstablishedTimeout > .zero {
@@ -113,6 +129,13 @@ package struct ConntrackSizing: Sendable {
         if tcpCloseWaitTimeout > .zero {
             settings.append(
                 ("net/netfilter/nf_conntrack_tcp_timeout_close_wait", "\(tcpCloseWaitTimeout.components.seconds)"))
+        }
+        if tcpBeLiberal { settings.append(("net/netfilter/nf_conntrack_tcp_be_liberal", "1")) }
+        if udpTimeout > .zero {
+            settings.append(("net/netfilter/nf_conntrack_udp_timeout", "\(udpTimeout.components.seconds)"))
+        }
+        if udpStreamTimeout > .zero {
+            settings.append(("net/netfilter/nf_conntrack_udp_timeout_stream", "\(udpStreamTimeout.components.seconds)"))
         }
         return settings
     }

@@ -1,50 +1,147 @@
 import Foundation
 import IPVSModel
-import Metrics
 import Prometheus
 import Sync
 import Translation
 
-/// The daemon's metrics, with kube-proxy's names where kube-proxy has one, served as Prometheus text.
+/// The daemon's metrics, with kube-proxy's names and meanings where kube-proxy has one (pkg/proxy/metrics,
+/// Kubernetes 1.34), served as Prometheus text.
+///
+/// Every metric is registered with its help text when the daemon starts, and every series whose labels are known
+/// in advance is created then, so that the first scrape shows all of them (counters and gauges at 0).
 package final class ProxyMetrics: Sendable {
-    package let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
+    package let registry = PrometheusCollectorRegistry()
 
-    let syncDuration: Metrics.Timer
-    let networkProgrammingDuration: Metrics.Timer
-    let lastSyncTimestamp: Metrics.Gauge
-    let lastQueuedTimestamp: Metrics.Gauge
-    let serviceChanges: Metrics.Counter
-    let endpointChanges: Metrics.Counter
-    let invalidObjects: Metrics.Counter
-    let virtualServers: Metrics.Gauge
-    let realServers: Metrics.Gauge
-    let drainingRealServers: Metrics.Gauge
-    let blockedVirtualServers: Metrics.Gauge
+    let syncDuration: DurationHistogram
+    let networkProgrammingDuration: DurationHistogram
+    let lastSyncTimestamp: Gauge
+    let lastQueuedTimestamp: Gauge
+    let serviceChanges: Counter
+    let endpointChanges: Counter
+    let serviceChangesPending: Gauge
+    let endpointChangesPending: Gauge
+    let invalidObjects: Counter
+    let virtualServers: Gauge
+    let realServers: Gauge
+    let drainingRealServers: Gauge
+    let blockedVirtualServers: Gauge
+    let tableReads: Counter
+    let realServerReads: Counter
+    let nftablesReads: Counter
+    let flowsDeleted: Counter
+    let healthCheckPortFailures: Counter
+    private let syncs: [String: Counter]
+    private let operations: [String: Counter]
+    private let nftablesTransactions: [String: Counter]
+    private let nftablesElements: [String: Counter]
+    private let noLocalEndpoints: [TrafficPolicyKind: Gauge]
+    private let probes: [String: Counter]
+
+    /// kube-proxy's buckets for a sync: 1 ms doubling to about 16 s (`ExponentialBuckets(0.001, 2, 15)`).
+    static let syncBuckets = (0..<15).map { Duration.microseconds(1000 << $0) }
+    /// kube-proxy's buckets for network programming: 0.25 s and 0.5 s, then every second to 59 s, every 5 s to
+    /// 115 s, every 30 s to 5 min.
+    static let networkProgrammingBuckets: [Duration] =
+        [.milliseconds(250), .milliseconds(500)] + (1...59).map { .seconds($0) }
+        + (0..<12).map { .seconds(60 + 5 * $0) } + (0..<7).map { .seconds(120 + 30 * $0) }
+
+    /// The kernel operations counted by kind.
+    static let operationKinds = TableOperation.Kind.allCases.map(\.rawValue) + ["bind-address", "unbind-address"]
 
     package init() {
-        registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        // kube-proxy's buckets: 1 ms doubling to about 16 s.
-        let syncBuckets = (0..<15).map { Duration.microseconds(1000 << $0) }
-        factory.durationHistogramBuckets = [
-            "kubeproxy_sync_proxy_rules_duration_seconds": syncBuckets,
-            "kubeproxy_network_programming_duration_seconds": syncBuckets,
-        ]
-        self.factory = factory
-        syncDuration = Metrics.Timer(label: "kubeproxy_sync_proxy_rules_duration_seconds", factory: factory)
-        networkProgrammingDuration = Metrics.Timer(
-            label: "kubeproxy_network_programming_duration_seconds", factory: factory)
-        lastSyncTimestamp = Metrics.Gauge(label: "kubeproxy_sync_proxy_rules_last_timestamp_seconds", factory: factory)
-        lastQueuedTimestamp = Metrics.Gauge(
-            label: "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", factory: factory)
-        serviceChanges = Metrics.Counter(label: "kubeproxy_sync_proxy_rules_service_changes_total", factory: factory)
-        endpointChanges = Metrics.Counter(label: "kubeproxy_sync_proxy_rules_endpoint_changes_total", factory: factory)
-        invalidObjects = Metrics.Counter(label: "ipvs_proxy_invalid_objects_total", factory: factory)
-        virtualServers = Metrics.Gauge(label: "ipvs_proxy_virtual_servers", factory: factory)
-        realServers = Metrics.Gauge(label: "ipvs_proxy_real_servers", factory: factory)
-        drainingRealServers = Metrics.Gauge(label: "ipvs_proxy_real_servers_draining", factory: factory)
-        blockedVirtualServers = Metrics.Gauge(label: "ipvs_proxy_virtual_servers_blocked", factory: factory)
+        let registry = registry
+        func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
+            registry.makeCounter(name: name, labels: labels, help: help)
+        }
+        func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
+            registry.makeGauge(name: name, labels: labels, help: help)
+        }
+        syncDuration = registry.makeDurationHistogram(
+            name: "kubeproxy_sync_proxy_rules_duration_seconds", labels: [], buckets: Self.syncBuckets,
+            help: "SyncProxyRules latency in seconds")
+        networkProgrammingDuration = registry.makeDurationHistogram(
+            name: "kubeproxy_network_programming_duration_seconds", labels: [],
+            buckets: Self.networkProgrammingBuckets, help: "In Cluster Network Programming Latency in seconds")
+        lastSyncTimestamp = gauge(
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "The last time proxy rules were successfully synced")
+        lastQueuedTimestamp = gauge(
+            "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", "The last time a sync of proxy rules was queued"
+        )
+        serviceChanges = counter(
+            "kubeproxy_sync_proxy_rules_service_changes_total", "Cumulative proxy rules Service changes")
+        endpointChanges = counter(
+            "kubeproxy_sync_proxy_rules_endpoint_changes_total", "Cumulative proxy rules Endpoint changes")
+        serviceChangesPending = gauge(
+            "kubeproxy_sync_proxy_rules_service_changes_pending", "Pending proxy rules Service changes")
+        endpointChangesPending = gauge(
+            "kubeproxy_sync_proxy_rules_endpoint_changes_pending", "Pending proxy rules Endpoint changes")
+        noLocalEndpoints = Dictionary(
+            uniqueKeysWithValues: TrafficPolicyKind.allCases.map {
+                (
+                    $0,
+                    gauge(
+                        "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+                        "Number of services with a Local traffic policy and no endpoints",
+                        [("traffic_policy", $0.rawValue)])
+                )
+            })
+        probes = Dictionary(
+            uniqueKeysWithValues: ["healthz", "livez"].flatMap { probe in
+                ["200", "503"].map { code in
+                    (
+                        "\(probe) \(code)",
+                        counter(
+                            "kubeproxy_proxy_\(probe)_total", "Cumulative proxy \(probe) HTTP status", [("code", code)])
+                    )
+                }
+            })
+        invalidObjects = counter("ipvs_proxy_invalid_objects_total", "Objects skipped as invalid")
+        virtualServers = gauge("ipvs_proxy_virtual_servers", "IPVS virtual servers programmed")
+        realServers = gauge("ipvs_proxy_real_servers", "IPVS real servers wanted")
+        drainingRealServers = gauge(
+            "ipvs_proxy_real_servers_draining", "Real servers at weight 0 waiting for their last connection")
+        blockedVirtualServers = gauge(
+            "ipvs_proxy_virtual_servers_blocked", "Wanted virtual servers held by something ipvs-proxy does not own")
+        tableReads = counter(
+            "ipvs_proxy_table_reads_total", "Dumps of the whole IPVS table (full resyncs, retries after a race)")
+        realServerReads = counter("ipvs_proxy_real_server_reads_total", "Reads of one virtual server's real servers")
+        nftablesReads = counter("ipvs_proxy_nftables_reads_total", "Listings of ipvs-proxy's nftables tables")
+        flowsDeleted = counter("ipvs_proxy_conntrack_flows_deleted_total", "Stale UDP and SCTP flows deleted")
+        healthCheckPortFailures = counter(
+            "ipvs_proxy_health_check_port_failures_total", "Health-check node ports that could not be opened")
+        var syncs: [String: Counter] = [:]
+        for mode in ["full", "incremental"] {
+            for result in ["success", "error"] {
+                syncs["\(mode) \(result)"] = counter(
+                    "ipvs_proxy_syncs_total", "Syncs by mode and result", [("mode", mode), ("result", result)])
+            }
+        }
+        self.syncs = syncs
+        var operations: [String: Counter] = [:]
+        for kind in Self.operationKinds {
+            for result in ["success", "error"] {
+                operations["\(kind) \(result)"] = counter(
+                    "ipvs_proxy_kernel_operations_total", "Kernel writes by kind and result",
+                    [("operation", kind), ("result", result)])
+            }
+        }
+        self.operations = operations
+        nftablesTransactions = Dictionary(
+            uniqueKeysWithValues: ["success", "error"].map {
+                (
+                    $0,
+                    counter("ipvs_proxy_nftables_transactions_total", "nftables transactions sent", [("result", $0)])
+                )
+            })
+        nftablesElements = Dictionary(
+            uniqueKeysWithValues: ["add", "delete"].map {
+                (
+                    $0,
+                    counter(
+                        "ipvs_proxy_nftables_elements_total", "nftables set elements added and deleted",
+                        [("operation", $0)])
+                )
+            })
     }
 
     /// Counts a sync that completed: its kind, every kernel operation it sent (over all its attempts) by kind
@@ -52,52 +149,38 @@ package final class ProxyMetrics: Sendable {
     /// error. The sync itself is counted last, so that a scrape that sees it counted sees all of it.
     func recordSync(_ report: SyncReport, full: Bool) {
         defer { syncCounter(full: full, failed: report.hasFailures).increment() }
-        Metrics.Counter(label: "ipvs_proxy_table_reads_total", factory: factory).increment(by: report.table.fullReads)
-        Metrics.Counter(label: "ipvs_proxy_real_server_reads_total", factory: factory)
-            .increment(by: report.table.realServerReads)
+        tableReads.increment(by: Int64(report.table.fullReads))
+        realServerReads.increment(by: Int64(report.table.realServerReads))
         for result in report.operationResults {
-            if result.succeeded > 0 { operationCounter(result.kind, "success").increment(by: result.succeeded) }
-            if result.refused > 0 { operationCounter(result.kind, "error").increment(by: result.refused) }
+            operations["\(result.kind) success"]?.increment(by: Int64(result.succeeded))
+            operations["\(result.kind) error"]?.increment(by: Int64(result.refused))
         }
-        drainingRealServers.record(report.table.draining.count)
-        blockedVirtualServers.record(report.table.blocked.count)
+        drainingRealServers.set(Int64(report.table.draining.count))
+        blockedVirtualServers.set(Int64(report.table.blocked.count))
         let nftables = report.nftables
         if !nftables.transactions.isEmpty {
-            Metrics.Counter(
-                label: "ipvs_proxy_nftables_transactions_total",
-                dimensions: [("result", nftables.failures.isEmpty ? "success" : "error")], factory: factory
-            ).increment(by: nftables.transactions.count)
+            nftablesTransactions[nftables.failures.isEmpty ? "success" : "error"]?
+                .increment(by: Int64(nftables.transactions.count))
         }
         if nftables.failures.isEmpty {
-            for (operation, count) in [("add", nftables.elementsAdded), ("delete", nftables.elementsDeleted)]
-            where count > 0 {
-                Metrics.Counter(
-                    label: "ipvs_proxy_nftables_elements_total", dimensions: [("operation", operation)],
-                    factory: factory
-                ).increment(by: count)
-            }
+            nftablesElements["add"]?.increment(by: Int64(nftables.elementsAdded))
+            nftablesElements["delete"]?.increment(by: Int64(nftables.elementsDeleted))
         }
-        if nftables.listed {
-            Metrics.Counter(label: "ipvs_proxy_nftables_reads_total", factory: factory).increment()
-        }
-        Metrics.Counter(label: "ipvs_proxy_conntrack_flows_deleted_total", factory: factory)
-            .increment(by: report.flows.deleted)
+        if nftables.listed { nftablesReads.increment() }
+        flowsDeleted.increment(by: Int64(report.flows.deleted))
     }
 
     /// What translation found: the Services with a traffic policy `Local` that have endpoints but none on this
     /// node, by policy (kube-proxy's gauge, despite its `_total` name).
     func recordTranslation(_ desired: DesiredState) {
-        for policy in TrafficPolicyKind.allCases {
-            Metrics.Gauge(
-                label: "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
-                dimensions: [("traffic_policy", policy.rawValue)], factory: factory
-            ).record(desired.servicesWithoutLocalEndpoints[policy]?.count ?? 0)
+        for (policy, gauge) in noLocalEndpoints {
+            gauge.set(Int64(desired.servicesWithoutLocalEndpoints[policy]?.count ?? 0))
         }
     }
 
     /// Counts a health-check node port that could not be opened (it is tried again at the next sync).
     func recordHealthCheckPortFailure() {
-        Metrics.Counter(label: "ipvs_proxy_health_check_port_failures_total", factory: factory).increment()
+        healthCheckPortFailures.increment()
     }
 
     /// Counts a sync that failed before it could report (the kernel or the ownership record failed).
@@ -105,21 +188,34 @@ package final class ProxyMetrics: Sendable {
         syncCounter(full: full, failed: true).increment()
     }
 
-    private func syncCounter(full: Bool, failed: Bool) -> Metrics.Counter {
-        Metrics.Counter(
-            label: "ipvs_proxy_syncs_total",
-            dimensions: [("mode", full ? "full" : "incremental"), ("result", failed ? "error" : "success")],
-            factory: factory)
+    /// The probes kube-proxy counts by answer (`kubeproxy_proxy_healthz_total`, `kubeproxy_proxy_livez_total`).
+    package enum Probe: String, Sendable {
+        case healthz
+        case livez
     }
 
-    private func operationCounter(_ kind: String, _ result: String) -> Metrics.Counter {
-        Metrics.Counter(
-            label: "ipvs_proxy_kernel_operations_total", dimensions: [("operation", kind), ("result", result)],
-            factory: factory)
+    /// Counts a probe's answer by its status code, and passes the answer on.
+    package func counting(_ response: EndpointResponse, probe: Probe) -> EndpointResponse {
+        let code = "\(response.status.code)"
+        let counter =
+            probes["\(probe.rawValue) \(code)"]
+            ?? registry.makeCounter(
+                name: "kubeproxy_proxy_\(probe.rawValue)_total", labels: [("code", code)],
+                help: "Cumulative proxy \(probe.rawValue) HTTP status")
+        counter.increment()
+        return response
+    }
+
+    private func syncCounter(full: Bool, failed: Bool) -> Counter {
+        syncs["\(full ? "full" : "incremental") \(failed ? "error" : "success")"]!
     }
 
     /// Every metric in the Prometheus text format.
     package func render() -> String {
         registry.emitToString()
     }
+}
+
+extension DurationHistogram {
+    func record(nanoseconds: Int64) { record(.nanoseconds(nanoseconds)) }
 }

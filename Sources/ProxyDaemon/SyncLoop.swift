@@ -48,6 +48,11 @@ where LoopClock.Duration == Duration {
         var fullRequested = false
         /// The node's addresses changed: the next sync reads them again.
         var addressesChanged = false
+        /// Changes received and not yet in the kernel (kube-proxy's `*_changes_pending`).
+        var serviceChanges = 0
+        var endpointChanges = 0
+        /// When the changes not yet in the kernel were made, by the endpoint slices' trigger-time annotations.
+        var triggerTimes: [Date] = []
     }
 
     let syncer: Syncer
@@ -113,17 +118,23 @@ where LoopClock.Duration == Duration {
         for problem in update.problems {
             logger.error("skipped an invalid object", metadata: ["problem": "\(problem)"])
         }
-        metrics.invalidObjects.increment(by: update.problems.count)
-        metrics.serviceChanges.increment(by: update.serviceChanges)
-        metrics.endpointChanges.increment(by: update.endpointChanges)
-        metrics.lastQueuedTimestamp.record(Date().timeIntervalSince1970)
+        metrics.invalidObjects.increment(by: Int64(update.problems.count))
+        metrics.serviceChanges.increment(by: Int64(update.serviceChanges))
+        metrics.endpointChanges.increment(by: Int64(update.endpointChanges))
+        metrics.lastQueuedTimestamp.set(Date().timeIntervalSince1970)
         health.queued()
         let now = clock.now
-        pending.withLock {
+        let (services, endpoints) = pending.withLock {
             $0.snapshot = update.snapshot
             $0.version += 1
             if $0.queuedAt == nil { $0.queuedAt = now }
+            $0.serviceChanges += update.serviceChanges
+            $0.endpointChanges += update.endpointChanges
+            $0.triggerTimes += update.lastChangeTriggerTimes
+            return ($0.serviceChanges, $0.endpointChanges)
         }
+        metrics.serviceChangesPending.set(Int64(services))
+        metrics.endpointChangesPending.set(Int64(endpoints))
         doorbell.ring()
     }
 
@@ -159,14 +170,16 @@ where LoopClock.Duration == Duration {
                 draining = !result.report.table.draining.isEmpty
                 succeeded = true
                 syncedVersion = queued.version
-                let applied = clock.now
                 let nothingNewer = pending.withLock { state -> Bool in
                     if state.version == queued.version { state.queuedAt = nil }
+                    // What this sync carried is in the kernel; what arrived during it is still pending.
+                    state.serviceChanges -= queued.serviceChanges
+                    state.endpointChanges -= queued.endpointChanges
+                    state.triggerTimes.removeFirst(queued.triggerTimes.count)
                     return state.version == queued.version
                 }
-                if let queuedAt = queued.queuedAt, changed {
-                    metrics.networkProgrammingDuration.recordNanoseconds(queuedAt.duration(to: applied).nanoseconds)
-                }
+                metrics.lastSyncTimestamp.set(Date().timeIntervalSince1970)
+                recordProgrammed(queued)
                 if nothingNewer { health.synced() }
             } catch {
                 logger.error("sync failed; retrying at the next full resync", metadata: ["error": "\(error)"])
@@ -177,8 +190,20 @@ where LoopClock.Duration == Duration {
             // The objects replaced by this sync (the previous snapshot, its translation, the parse's scratch)
             // are freed by now, but glibc keeps freed heap for reuse: tens of MB at 10,000 Services.
             if changed { FreeMemory.returnToKernel() }
-            metrics.syncDuration.recordNanoseconds(started.duration(to: finished).nanoseconds)
-            metrics.lastSyncTimestamp.record(Date().timeIntervalSince1970)
+            metrics.syncDuration.record(started.duration(to: finished))
+        }
+    }
+
+    /// After a successful sync: what is still pending, and for each change it carried that says when it was
+    /// made, the time from then to now (kube-proxy's network programming latency, measured as kube-proxy
+    /// measures it: from the EndpointSlice's trigger time, on the API server's clock, to the rules' sync).
+    private func recordProgrammed(_ carried: Pending) {
+        let (services, endpoints) = pending.withLock { ($0.serviceChanges, $0.endpointChanges) }
+        metrics.serviceChangesPending.set(Int64(services))
+        metrics.endpointChangesPending.set(Int64(endpoints))
+        let now = Date()
+        for triggered in carried.triggerTimes {
+            metrics.networkProgrammingDuration.record(.milliseconds(Int64(now.timeIntervalSince(triggered) * 1000)))
         }
     }
 
@@ -202,7 +227,7 @@ where LoopClock.Duration == Duration {
         health.follow(ownNode)
         let (desired, skipped) = Translator.translateSkippingInvalid(snapshot, node: context)
         for problem in skipped { logger.error("skipped an invalid Service", metadata: ["problem": "\(problem)"]) }
-        metrics.invalidObjects.increment(by: skipped.count)
+        metrics.invalidObjects.increment(by: Int64(skipped.count))
         metrics.recordTranslation(desired)
         healthCheckPorts?.update(desired.healthChecks, on: selection.selectsAll ? nil : context.nodeAddresses)
         let report: SyncReport
@@ -213,8 +238,8 @@ where LoopClock.Duration == Duration {
             throw error
         }
         metrics.recordSync(report, full: full)
-        metrics.virtualServers.record(desired.virtualServers.count - report.table.blocked.count)
-        metrics.realServers.record(desired.realServerCount)
+        metrics.virtualServers.set(Int64(desired.virtualServers.count - report.table.blocked.count))
+        metrics.realServers.set(Int64(desired.realServerCount))
         log(report, full: full, desired: desired)
         return SyncResult(report: report, nodeAddresses: nodeAddresses)
     }

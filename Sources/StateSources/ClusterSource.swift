@@ -1,3 +1,4 @@
+import Foundation
 import KubernetesModel
 
 /// A complete view of the objects a source knows, delivered whenever it changes.
@@ -9,12 +10,19 @@ package struct ClusterUpdate: Sendable {
     package var endpointChanges: Int
     /// Objects the source skipped as invalid in this update (the last good version stays in use).
     package var problems: [ManifestProblem]
+    /// When the changed EndpointSlices were changed, from their `endpoints.kubernetes.io/last-change-trigger-time`
+    /// annotations (kube-proxy's start of network programming), for changes made after the source started.
+    package var lastChangeTriggerTimes: [Date]
 
-    package init(snapshot: ManifestSet, serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = []) {
+    package init(
+        snapshot: ManifestSet, serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = [],
+        lastChangeTriggerTimes: [Date] = []
+    ) {
         self.snapshot = snapshot
         self.serviceChanges = serviceChanges
         self.endpointChanges = endpointChanges
         self.problems = problems
+        self.lastChangeTriggerTimes = lastChangeTriggerTimes
     }
 }
 
@@ -52,5 +60,19 @@ enum SnapshotDifference {
         for (name, object) in after where before[name] != object { count += 1 }
         for name in before.keys where after[name] == nil { count += 1 }
         return count
+    }
+}
+
+/// The EndpointSlice annotation the EndpointSlice controller sets to when the change behind the slice's last
+/// update happened (kube-proxy reads it for `kubeproxy_network_programming_duration_seconds`).
+enum LastChangeTrigger {
+    static let annotation = "endpoints.kubernetes.io/last-change-trigger-time"
+
+    /// The slice's trigger time, if it has a valid one.
+    static func time(of slice: EndpointSlice) -> Date? {
+        guard let text = slice.metadata.annotations?[annotation] else { return nil }
+        // RFC 3339, as Go's time.RFC3339Nano writes it: fractional seconds when there are any.
+        return (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
+            ?? (try? Date.ISO8601FormatStyle().parse(text))
     }
 }

@@ -238,10 +238,19 @@ final class ObjectStore: Sendable {
         var serviceChanges = 0
         var endpointChanges = 0
         var problems: [ManifestProblem] = []
+        var triggerTimes: [Date] = []
         var changed = false
     }
 
     private let state = Mutex(State())
+    /// Trigger times before this are of changes made before the source started: kube-proxy skips them too.
+    private let started = Date()
+
+    /// Keeps a changed slice's trigger time. A deleted slice's is not kept: it dates its last update, not its
+    /// deletion (kube-proxy's rule).
+    private func recordTrigger(of slice: EndpointSlice, in state: inout State) {
+        if let time = LastChangeTrigger.time(of: slice), time > started { state.triggerTimes.append(time) }
+    }
 
     func replace<Object: KubernetesObject>(
         _ kind: Kind, with objects: [ObjectName: Object], problems: [ManifestProblem]
@@ -255,6 +264,7 @@ final class ObjectStore: Sendable {
             case .endpointSlice:
                 let new = objects.compactMapValues { $0 as? EndpointSlice }
                 state.endpointChanges += Self.differences(state.slices, new)
+                for (name, slice) in new where state.slices[name] != slice { recordTrigger(of: slice, in: &state) }
                 state.slices = new
             case .node:
                 state.nodes = objects.compactMapValues { $0 as? Node }
@@ -276,6 +286,7 @@ final class ObjectStore: Sendable {
             if let slice = object as? EndpointSlice, state.slices[name] != slice {
                 state.slices[name] = slice
                 state.endpointChanges += 1
+                recordTrigger(of: slice, in: &state)
                 state.changed = true
             }
             if let node = object as? Node, state.nodes[name] != node {
@@ -331,7 +342,8 @@ final class ObjectStore: Sendable {
             }
             let update = ClusterUpdate(
                 snapshot: snapshot, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,
-                problems: state.problems)
+                problems: state.problems, lastChangeTriggerTimes: state.triggerTimes)
+            state.triggerTimes = []
             state.serviceChanges = 0
             state.endpointChanges = 0
             state.problems = []

@@ -5,6 +5,7 @@ import TestSupport
 import Testing
 
 @testable import ProxyCommands
+@testable import ProxyConfiguration
 @testable import ProxyDaemon
 
 @Suite("Durations as kube-proxy writes them", .timeLimit(.minutes(2)))

@@ -21,17 +21,19 @@ final class FakeSource: ClusterSource {
     }
 
     /// Delivers `count` ClusterIP Services (10.96.0.1, ...), each with one slice of `endpoints`.
-    func send(services count: Int, endpoints: [String] = ["10.244.0.1", "10.244.0.2"]) {
-        send(json: generated(services: count, endpoints: endpoints), changes: count)
+    func send(services count: Int, endpoints: [String] = ["10.244.0.1", "10.244.0.2"], triggeredAt: [Date] = []) {
+        send(json: generated(services: count, endpoints: endpoints), changes: count, triggeredAt: triggeredAt)
     }
 
     /// Delivers the objects of a JSON manifest.
-    func send(json: String, changes: Int = 1) {
+    func send(json: String, changes: Int = 1, triggeredAt: [Date] = []) {
         var set = ManifestSet()
         var problems: [ManifestProblem] = []
         ManifestLoader.decode(json, file: "test", into: &set, problems: &problems)
         precondition(problems.isEmpty, "\(problems)")
-        continuation.yield(ClusterUpdate(snapshot: set, serviceChanges: changes, endpointChanges: changes))
+        continuation.yield(
+            ClusterUpdate(
+                snapshot: set, serviceChanges: changes, endpointChanges: changes, lastChangeTriggerTimes: triggeredAt))
     }
 
     func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
@@ -132,17 +134,32 @@ struct SyncLoopTests {
                 #expect(node.ipvs.current.count == 2)
                 #expect(node.fullSyncs == 1)
 
+                #expect(node.metric("kubeproxy_sync_proxy_rules_service_changes_pending") == 0)
+                let lastSynced = node.metric("kubeproxy_sync_proxy_rules_last_timestamp_seconds")
+                #expect(lastSynced > 0)
+
+                // Changes made 2 s ago by their slices' trigger times (on the API server's clock).
+                let triggered = Date().addingTimeInterval(-2)
                 for count in 3...5 {
-                    node.source.send(services: count)
+                    node.source.send(services: count, triggeredAt: [triggered])
                     // Not yet: the loop waits out the minimum period since the last sync.
                     try await node.settled(&sleeps, wakingAt: seconds(1))
                     #expect(node.ipvs.current.count == 2)
                 }
+                // Pending, as kube-proxy counts them: every change received and not yet in the kernel.
+                #expect(node.metric("kubeproxy_sync_proxy_rules_service_changes_pending") == 12)
+                #expect(node.metric("kubeproxy_sync_proxy_rules_endpoint_changes_pending") == 12)
+                #expect(node.metric("kubeproxy_sync_proxy_rules_last_timestamp_seconds") == lastSynced)
                 node.clock.advance(by: .seconds(1))
                 try await node.settled(&sleeps, wakingAt: seconds(30))
                 #expect(node.ipvs.current.count == 5)
                 #expect(node.incrementalSyncs == 1)
-                #expect(node.metric("kubeproxy_network_programming_duration_seconds_count") == 2)
+                #expect(node.metric("kubeproxy_sync_proxy_rules_service_changes_pending") == 0)
+                #expect(node.metric("kubeproxy_sync_proxy_rules_endpoint_changes_pending") == 0)
+                // One observation per trigger time, each at least the 2 s since its change: none in the 1 s bucket.
+                #expect(node.metric("kubeproxy_network_programming_duration_seconds_count") == 3)
+                #expect(node.metric(#"kubeproxy_network_programming_duration_seconds_bucket{le="1.0"}"#) == 0)
+                #expect(node.metric(#"kubeproxy_network_programming_duration_seconds_bucket{le="3.0"}"#) == 3)
             }
         }
     }

@@ -264,3 +264,40 @@ struct KubernetesAPISourceTests {
         await harness.finish()
     }
 }
+
+@Suite("The API source's trigger times", .timeLimit(.minutes(2)))
+struct LastChangeTriggerTests {
+    private func slice(_ name: String, triggeredAt time: String?) -> EndpointSlice {
+        EndpointSlice(
+            metadata: ObjectMeta(
+                name: name, namespace: "default",
+                annotations: time.map { [LastChangeTrigger.annotation: $0] }),
+            addressType: "IPv4", endpoints: [], ports: [])
+    }
+
+    @Test func aChangeMadeAfterTheStartIsTimedAndAnOlderOrDeletedOneIsNot() throws {
+        let store = ObjectStore()
+        store.replace(.service, with: [ObjectName: Service](), problems: [])
+        store.replace(.node, with: [ObjectName: Node](), problems: [])
+        let old = slice("old", triggeredAt: "2020-01-01T00:00:00Z")
+        store.replace(.endpointSlice, with: [old.metadata.objectName: old], problems: [])
+        #expect(store.takeUpdate()?.lastChangeTriggerTimes == [])
+
+        let later = Date().addingTimeInterval(1)
+        let text = later.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        store.upsert(.endpointSlice, slice("new", triggeredAt: text))
+        let times = try #require(store.takeUpdate()?.lastChangeTriggerTimes)
+        #expect(times.count == 1)
+        #expect(abs((times.first ?? .distantPast).timeIntervalSince(later)) < 0.001)
+
+        store.remove(.endpointSlice, ObjectName(namespace: "default", name: "new"))
+        #expect(store.takeUpdate()?.lastChangeTriggerTimes == [])
+    }
+
+    @Test func kubernetesSpellingsParse() {
+        #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: "2024-05-01T10:20:30Z")) != nil)
+        #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: "2024-05-01T10:20:30.123456789Z")) != nil)
+        #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: "yesterday")) == nil)
+        #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: nil)) == nil)
+    }
+}

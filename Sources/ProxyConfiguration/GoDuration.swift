@@ -1,5 +1,5 @@
 /// A duration written as kube-proxy (Go's `time.ParseDuration`) writes it: `500ms`, `2s`, `1m30s`, `1.5h`.
-package struct GoDuration: Sendable, Hashable, CustomStringConvertible {
+package struct GoDuration: Sendable, Hashable, Comparable, CustomStringConvertible {
     package let duration: Duration
 
     package init(_ duration: Duration) { self.duration = duration }
@@ -58,4 +58,12 @@ package struct GoDuration: Sendable, Hashable, CustomStringConvertible {
         }
         return text
     }
+}
+
+extension GoDuration {
+    package static func < (lhs: GoDuration, rhs: GoDuration) -> Bool { lhs.duration < rhs.duration }
+
+    package static func seconds(_ value: Int64) -> GoDuration { GoDuration(.seconds(value)) }
+
+    package static let zero = GoDuration(.zero)
 }
