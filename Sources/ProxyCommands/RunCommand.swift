@@ -297,7 +297,9 @@ struct RunCommand: AsyncParsableCommand {
                 logger.info("using the Kubernetes API", metadata: ["connection": "\(server)"])
                 let client = try KubernetesAPIClient(configuration: server)
                 apiClient = client
-                source = KubernetesAPISource(client: client, nodeName: configuration.nodeName, logger: logger)
+                var apiSource = KubernetesAPISource(client: client, nodeName: configuration.nodeName, logger: logger)
+                apiSource.reachability = { health.sourceReachable($0) }
+                source = apiSource
             } catch {
                 printError("\(error)")
                 throw ExitStatus.failure

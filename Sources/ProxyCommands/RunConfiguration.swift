@@ -16,7 +16,7 @@ extension RunCommand {
     }
 
     /// Reads `--config` when given and combines it with the flags.
-    /// - Throws: ``ConfigurationError`` for a bad file (exit 2).
+    /// - Throws: ``ConfigurationFileError`` for a bad file (exit 2).
     func resolved() throws -> Resolved {
         guard let config else {
             return Resolved(command: self, configuration: flagConfiguration, warnings: [])

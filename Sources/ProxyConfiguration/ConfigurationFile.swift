@@ -7,29 +7,29 @@ extension KubeProxyConfiguration {
     /// kube-proxy decodes v1alpha1 leniently: it logs unknown and duplicate fields and goes on, so a misspelled
     /// field silently keeps its default. A proxy that takes over a node's traffic should not guess, so this
     /// refuses them, naming the field's path (`ipvs.schedular`).
-    /// - Throws: ``ConfigurationError`` naming the file and the field.
-    package static func load(path: String) throws(ConfigurationError) -> KubeProxyConfiguration {
+    /// - Throws: ``ConfigurationFileError`` naming the file and the field.
+    package static func load(path: String) throws(ConfigurationFileError) -> KubeProxyConfiguration {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigurationError(file: path, path: "", reason: "cannot be read: \(error.localizedDescription)")
+            throw ConfigurationFileError(file: path, path: "", reason: "cannot be read: \(error.localizedDescription)")
         }
         return try decode(text, file: path)
     }
 
     /// Decodes a configuration document; `file` names it in errors.
-    package static func decode(_ text: String, file: String) throws(ConfigurationError) -> KubeProxyConfiguration {
+    package static func decode(_ text: String, file: String) throws(ConfigurationFileError) -> KubeProxyConfiguration {
         let root = try compose(text, file: file)
         var reader = try FieldReader(root, file: file, path: "")
         let apiVersion = try reader.string("apiVersion")
         let kind = try reader.string("kind")
         guard kind == Self.kind else {
-            throw ConfigurationError(
+            throw ConfigurationFileError(
                 file: file, path: "kind", reason: "is \(kind.map { "'\($0)'" } ?? "missing"), not '\(Self.kind)'")
         }
         guard apiVersion == Self.apiVersion else {
-            throw ConfigurationError(
+            throw ConfigurationFileError(
                 file: file, path: "apiVersion",
                 reason: "is \(apiVersion.map { "'\($0)'" } ?? "missing"), not '\(Self.apiVersion)' (the only version "
                     + "kube-proxy reads)")
@@ -42,7 +42,7 @@ extension KubeProxyConfiguration {
 
     /// The document's root node. Yams refuses duplicate fields without saying where they are nested; the
     /// duplicate is then renamed and the document read again, so that the walk names its path.
-    private static func compose(_ text: String, file: String) throws(ConfigurationError) -> Node? {
+    private static func compose(_ text: String, file: String) throws(ConfigurationFileError) -> Node? {
         var text = text
         var duplicates: [String: String] = [:]
         for _ in 0..<100 {
@@ -50,23 +50,23 @@ extension KubeProxyConfiguration {
                 // One document only: Yams refuses a second one.
                 let root = try Yams.compose(yaml: text)
                 if let root, let (path, name) = Self.renamedDuplicate(in: root, duplicates) {
-                    throw ConfigurationError(file: file, path: path, reason: "'\(name)' is given twice")
+                    throw ConfigurationFileError(file: file, path: path, reason: "'\(name)' is given twice")
                 }
                 return root
-            } catch let error as ConfigurationError {
+            } catch let error as ConfigurationFileError {
                 throw error
             } catch YamlError.duplicatedKeysInMapping(let keys, let context) {
                 let marker = "ipvs-proxy-duplicate-\(duplicates.count)-"
                 guard let key = keys.first, let renamed = rename(at: context.mark, in: text, prefix: marker) else {
-                    throw ConfigurationError(file: file, path: "", reason: "a field is given twice: \(keys)")
+                    throw ConfigurationFileError(file: file, path: "", reason: "a field is given twice: \(keys)")
                 }
                 duplicates[marker + key] = key
                 text = renamed
             } catch {
-                throw ConfigurationError(file: file, path: "", reason: "is not YAML or JSON: \(error)")
+                throw ConfigurationFileError(file: file, path: "", reason: "is not YAML or JSON: \(error)")
             }
         }
-        throw ConfigurationError(file: file, path: "", reason: "has too many duplicate fields")
+        throw ConfigurationFileError(file: file, path: "", reason: "has too many duplicate fields")
     }
 
     /// Prefixes the key that starts at `mark` (1-based line and column).
@@ -106,7 +106,7 @@ extension KubeProxyConfiguration {
 
 extension KubeProxyConfiguration {
     /// Reads every field of the root; absent, null and zero values keep kube-proxy's defaults.
-    fileprivate mutating func read(_ root: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ root: inout FieldReader) throws(ConfigurationFileError) {
         featureGates = try root.booleanMap("featureGates") ?? featureGates
         var client = try root.nested("clientConnection")
         try clientConnection.read(&client)
@@ -122,7 +122,7 @@ extension KubeProxyConfiguration {
         showHiddenMetricsForVersion = try root.string("showHiddenMetricsForVersion") ?? ""
         if let mode = try root.nonEmptyString("mode") {
             guard mode == "ipvs" else {
-                throw ConfigurationError(
+                throw ConfigurationFileError(
                     file: root.file, path: "mode",
                     reason: "\"\(mode)\" is not supported: ipvs-proxy is kube-proxy's ipvs mode only (give ipvs, or "
                         + "leave it empty)")
@@ -161,7 +161,7 @@ extension Optional where Wrapped == GoDuration {
 }
 
 extension KubeProxyConfiguration.ClientConnection {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         kubeconfig = try reader.string("kubeconfig") ?? ""
         acceptContentTypes = try reader.string("acceptContentTypes") ?? ""
         contentType = try reader.nonEmptyString("contentType") ?? contentType
@@ -172,10 +172,10 @@ extension KubeProxyConfiguration.ClientConnection {
 }
 
 extension KubeProxyConfiguration.Logging {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         format = try reader.nonEmptyString("format") ?? format
         guard ["text", "json"].contains(format) else {
-            throw ConfigurationError(
+            throw ConfigurationFileError(
                 file: reader.file, path: reader.fieldPath("format"), reason: "'\(format)' is not text or json")
         }
         flushFrequency = try reader.durationOrNanoseconds("flushFrequency").or(flushFrequency)
@@ -204,7 +204,7 @@ extension KubeProxyConfiguration.Logging {
 }
 
 extension KubeProxyConfiguration.IPTables {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         masqueradeBit = try reader.integer("masqueradeBit", as: Int32.self) ?? masqueradeBit
         masqueradeAll = try reader.bool("masqueradeAll") ?? false
         localhostNodePorts = try reader.bool("localhostNodePorts") ?? localhostNodePorts
@@ -215,7 +215,7 @@ extension KubeProxyConfiguration.IPTables {
 }
 
 extension KubeProxyConfiguration.IPVS {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         syncPeriod = try reader.duration("syncPeriod").or(syncPeriod)
         minSyncPeriod = try reader.duration("minSyncPeriod") ?? .zero
         scheduler = try reader.string("scheduler") ?? ""
@@ -229,7 +229,7 @@ extension KubeProxyConfiguration.IPVS {
 }
 
 extension KubeProxyConfiguration.NFTables {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         masqueradeBit = try reader.integer("masqueradeBit", as: Int32.self) ?? masqueradeBit
         masqueradeAll = try reader.bool("masqueradeAll") ?? false
         syncPeriod = try reader.duration("syncPeriod").or(syncPeriod)
@@ -239,7 +239,7 @@ extension KubeProxyConfiguration.NFTables {
 }
 
 extension KubeProxyConfiguration.Winkernel {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         networkName = try reader.string("networkName") ?? ""
         sourceVip = try reader.string("sourceVip") ?? ""
         enableDSR = try reader.bool("enableDSR") ?? false
@@ -250,7 +250,7 @@ extension KubeProxyConfiguration.Winkernel {
 }
 
 extension KubeProxyConfiguration.Conntrack {
-    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationError) {
+    fileprivate mutating func read(_ reader: inout FieldReader) throws(ConfigurationFileError) {
         maxPerCore = try reader.integer("maxPerCore", as: Int32.self) ?? maxPerCore
         min = try reader.integer("min", as: Int32.self) ?? min
         tcpEstablishedTimeout = try reader.duration("tcpEstablishedTimeout") ?? tcpEstablishedTimeout

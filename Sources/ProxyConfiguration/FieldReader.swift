@@ -11,7 +11,7 @@ struct FieldReader {
     private let fields: [(name: String, value: Node)]
     private var read: Set<String> = []
 
-    init(_ node: Node?, file: String, path: String) throws(ConfigurationError) {
+    init(_ node: Node?, file: String, path: String) throws(ConfigurationFileError) {
         self.file = file
         self.path = path
         guard let node, node.null == nil else {
@@ -19,13 +19,13 @@ struct FieldReader {
             return
         }
         guard case .mapping(let mapping) = node else {
-            throw ConfigurationError(
+            throw ConfigurationFileError(
                 file: file, path: path, reason: "must be a mapping of fields, not \(node.kindName)")
         }
         var fields: [(String, Node)] = []
         for (key, value) in mapping {
             guard case .scalar = key, let name = key.string else {
-                throw ConfigurationError(file: file, path: path, reason: "a field's name must be a string")
+                throw ConfigurationFileError(file: file, path: path, reason: "a field's name must be a string")
             }
             fields.append((name, value))
         }
@@ -34,8 +34,8 @@ struct FieldReader {
 
     func fieldPath(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
 
-    private func problem(_ name: String, _ reason: String) -> ConfigurationError {
-        ConfigurationError(file: file, path: fieldPath(name), reason: reason)
+    private func problem(_ name: String, _ reason: String) -> ConfigurationFileError {
+        ConfigurationFileError(file: file, path: fieldPath(name), reason: reason)
     }
 
     /// The field's value node; `nil` when absent or null.
@@ -46,7 +46,7 @@ struct FieldReader {
     }
 
     /// A scalar that Go would unmarshal into a string: a quoted or plain string, never a number or a bool.
-    mutating func string(_ name: String) throws(ConfigurationError) -> String? {
+    mutating func string(_ name: String) throws(ConfigurationFileError) -> String? {
         guard let node = value(name) else { return nil }
         guard case .scalar(let scalar) = node, node.tagName == .str || scalar.style != .plain else {
             throw problem(name, "must be a string, not \(node.kindName)")
@@ -55,11 +55,11 @@ struct FieldReader {
     }
 
     /// A string that is empty when zero.
-    mutating func nonEmptyString(_ name: String) throws(ConfigurationError) -> String? {
+    mutating func nonEmptyString(_ name: String) throws(ConfigurationFileError) -> String? {
         try string(name).flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    mutating func bool(_ name: String) throws(ConfigurationError) -> Bool? {
+    mutating func bool(_ name: String) throws(ConfigurationFileError) -> Bool? {
         guard let node = value(name) else { return nil }
         guard case .scalar = node, node.tagName == .bool, let value = node.bool else {
             throw problem(name, "must be true or false, not \(node.kindName)")
@@ -68,7 +68,7 @@ struct FieldReader {
     }
 
     /// A whole number within `Value`'s range.
-    mutating func integer<Value: FixedWidthInteger>(_ name: String, as: Value.Type) throws(ConfigurationError)
+    mutating func integer<Value: FixedWidthInteger>(_ name: String, as: Value.Type) throws(ConfigurationFileError)
         -> Value?
     {
         guard let node = value(name) else { return nil }
@@ -81,7 +81,7 @@ struct FieldReader {
         return value
     }
 
-    mutating func number(_ name: String) throws(ConfigurationError) -> Double? {
+    mutating func number(_ name: String) throws(ConfigurationFileError) -> Double? {
         guard let node = value(name) else { return nil }
         guard case .scalar = node, node.tagName == .int || node.tagName == .float, let value = node.float else {
             throw problem(name, "must be a number, not \(node.kindName)")
@@ -90,7 +90,7 @@ struct FieldReader {
     }
 
     /// A duration written as Go writes it (`30s`, `1m30s`); negative durations are refused.
-    mutating func duration(_ name: String) throws(ConfigurationError) -> GoDuration? {
+    mutating func duration(_ name: String) throws(ConfigurationFileError) -> GoDuration? {
         guard let text = try string(name) else { return nil }
         if text.isEmpty { return nil }
         guard let duration = GoDuration(text) else {
@@ -100,7 +100,7 @@ struct FieldReader {
     }
 
     /// A duration, or a whole number of nanoseconds (component-base's `TimeOrMetaDuration`).
-    mutating func durationOrNanoseconds(_ name: String) throws(ConfigurationError) -> GoDuration? {
+    mutating func durationOrNanoseconds(_ name: String) throws(ConfigurationFileError) -> GoDuration? {
         if let node = fields.first(where: { $0.name == name })?.value, node.tagName == .int, let nanoseconds = node.int
         {
             read.insert(name)
@@ -111,7 +111,7 @@ struct FieldReader {
     }
 
     /// A resource quantity (`0`, `64Ki`), as written.
-    mutating func quantity(_ name: String) throws(ConfigurationError) -> String? {
+    mutating func quantity(_ name: String) throws(ConfigurationFileError) -> String? {
         guard let node = value(name) else { return nil }
         guard case .scalar(let scalar) = node, node.tagName != .bool,
             scalar.string.range(
@@ -124,7 +124,7 @@ struct FieldReader {
     }
 
     /// A list of strings; an empty list reads as `nil`.
-    mutating func strings(_ name: String) throws(ConfigurationError) -> [String]? {
+    mutating func strings(_ name: String) throws(ConfigurationFileError) -> [String]? {
         guard let items = try sequence(name) else { return nil }
         var strings: [String] = []
         for (index, item) in items.enumerated() {
@@ -137,14 +137,14 @@ struct FieldReader {
     }
 
     /// A list's items; an empty list reads as `nil`.
-    mutating func sequence(_ name: String) throws(ConfigurationError) -> [Node]? {
+    mutating func sequence(_ name: String) throws(ConfigurationFileError) -> [Node]? {
         guard let node = value(name) else { return nil }
         guard case .sequence(let sequence) = node else { throw problem(name, "must be a list, not \(node.kindName)") }
         return sequence.isEmpty ? nil : Array(sequence)
     }
 
     /// A mapping of names to booleans (`featureGates`).
-    mutating func booleanMap(_ name: String) throws(ConfigurationError) -> [String: Bool]? {
+    mutating func booleanMap(_ name: String) throws(ConfigurationFileError) -> [String: Bool]? {
         var nested = try self.nested(name)
         var map: [String: Bool] = [:]
         for key in nested.names {
@@ -154,12 +154,12 @@ struct FieldReader {
     }
 
     /// The reader of a nested mapping; an absent or null one reads as empty.
-    mutating func nested(_ name: String) throws(ConfigurationError) -> FieldReader {
+    mutating func nested(_ name: String) throws(ConfigurationFileError) -> FieldReader {
         try FieldReader(value(name), file: file, path: fieldPath(name))
     }
 
     /// A reader for a list item that is a mapping.
-    func item(_ node: Node, of name: String, at index: Int) throws(ConfigurationError) -> FieldReader {
+    func item(_ node: Node, of name: String, at index: Int) throws(ConfigurationFileError) -> FieldReader {
         try FieldReader(node, file: file, path: "\(fieldPath(name))[\(index)]")
     }
 
@@ -167,7 +167,7 @@ struct FieldReader {
     var names: [String] { fields.map(\.name) }
 
     /// Refuses the first field no read asked for.
-    func finish() throws(ConfigurationError) {
+    func finish() throws(ConfigurationFileError) {
         if let unknown = fields.first(where: { !read.contains($0.name) }) {
             throw problem(unknown.name, "unknown field (no such field in kube-proxy's \(KubeProxyConfiguration.kind))")
         }

@@ -8,10 +8,10 @@ extension KubeProxyConfiguration {
 
     /// Checks the values ipvs-proxy uses, as kube-proxy's validation does.
     /// - Parameter file: Names the file in errors.
-    /// - Throws: ``ConfigurationError`` naming the field.
-    package func validate(file: String) throws(ConfigurationError) {
-        func problem(_ path: String, _ reason: String) -> ConfigurationError {
-            ConfigurationError(file: file, path: path, reason: reason)
+    /// - Throws: ``ConfigurationFileError`` naming the field.
+    package func validate(file: String) throws(ConfigurationFileError) {
+        func problem(_ path: String, _ reason: String) -> ConfigurationFileError {
+            ConfigurationFileError(file: file, path: path, reason: reason)
         }
         if !ipvs.scheduler.isEmpty {
             do {

@@ -3,13 +3,16 @@ import KubernetesModel
 import Synchronization
 
 /// What `/healthz` and `/livez` report, as kube-proxy does: when rules were last synced, and unhealthy
-/// (503) once a queued change has waited longer than the health timeout. `/healthz` also answers 503 while the
+/// (503) once a queued change has waited longer than the health timeout, or the API server has been out of reach
+/// that long. `/healthz` also answers 503 while the
 /// node is not eligible for load-balancer traffic (pkg/proxy/healthcheck/proxy_health.go, Kubernetes 1.34).
 package final class HealthState: Sendable {
     private struct State {
         var lastUpdated: Date?
         var queuedSince: Date?
         var nodeEligible = true
+        /// Since when the source has not reached the API server.
+        var unreachableSince: Date?
     }
 
     private let state = Mutex(State())
@@ -37,6 +40,20 @@ package final class HealthState: Sendable {
         }
     }
 
+    /// Follows whether the source reaches the API server. While it does not, no change can be queued, so the
+    /// health timeout runs from the first failure instead: kube-proxy's rule, for a proxy that cannot hear of
+    /// changes.
+    package func sourceReachable(_ reachable: Bool, at date: Date? = nil) {
+        let date = date ?? currentTime()
+        state.withLock {
+            if reachable {
+                $0.unreachableSince = nil
+            } else if $0.unreachableSince == nil {
+                $0.unreachableSince = date
+            }
+        }
+    }
+
     /// Follows the proxy's own Node: not eligible while it is being deleted or carries the cluster autoscaler's
     /// deletion taint; eligible when there is no Node to go by.
     package func follow(_ node: Node?) {
@@ -52,9 +69,11 @@ package final class HealthState: Sendable {
     /// port reports as `serviceProxyHealthy`; the node's eligibility is not part of it).
     package func isHealthy(now: Date? = nil) -> Bool {
         let now = now ?? currentTime()
-        let queuedSince = state.withLock { $0.queuedSince }
+        let waitingSince = state.withLock { state in
+            [state.queuedSince, state.unreachableSince].compactMap { $0 }.min()
+        }
         let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        return queuedSince.map { now.timeIntervalSince($0) <= limit } ?? true
+        return waitingSince.map { now.timeIntervalSince($0) <= limit } ?? true
     }
 
     /// The response of `/healthz` (with `nodeEligible`, which it also answers by) or `/livez`.

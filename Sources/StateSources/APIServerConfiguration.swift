@@ -10,6 +10,8 @@ package struct APIServerConfiguration: Sendable, CustomStringConvertible {
     /// PEM certificates of the cluster CA that the server's certificate must chain to.
     package var certificateAuthorityPEM: [UInt8]?
     package var bearerToken: String?
+    /// Where the bearer token is kept, when it came from a file: read again as the file is replaced.
+    package var bearerTokenFile: String?
     package var clientCertificatePEM: [UInt8]?
     package var clientKeyPEM: [UInt8]?
     /// Only ever from a kubeconfig that asks for it explicitly.
@@ -23,7 +25,11 @@ package struct APIServerConfiguration: Sendable, CustomStringConvertible {
 
     package var description: String {
         var parts = ["server \(server)"]
-        if bearerToken != nil { parts.append("bearer token") }
+        if let bearerTokenFile {
+            parts.append("bearer token from \(bearerTokenFile)")
+        } else if bearerToken != nil {
+            parts.append("bearer token")
+        }
         if clientCertificatePEM != nil { parts.append("client certificate") }
         if certificateAuthorityPEM != nil { parts.append("cluster CA") }
         if insecureSkipTLSVerify { parts.append("TLS NOT VERIFIED") }
@@ -47,6 +53,7 @@ package struct APIServerConfiguration: Sendable, CustomStringConvertible {
             server: "https://\(hostPart):\(port)", certificateAuthorityPEM: try readFile("\(secrets)/ca.crt"))
         configuration.bearerToken = String(decoding: try readFile("\(secrets)/token"), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        configuration.bearerTokenFile = "\(secrets)/token"
         return configuration
     }
 
@@ -91,6 +98,7 @@ package struct APIServerConfiguration: Sendable, CustomStringConvertible {
             } else if let file = user.tokenFile {
                 configuration.bearerToken = String(decoding: try readFile(resolve(file)), as: UTF8.self)
                     .trimmingCharacters(in: .whitespacesAndNewlines)
+                configuration.bearerTokenFile = resolve(file)
             }
             if let data = user.clientCertificateData {
                 configuration.clientCertificatePEM = try decodeBase64(data, field: "client-certificate-data", in: path)

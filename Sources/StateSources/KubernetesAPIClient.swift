@@ -107,9 +107,12 @@ enum WatchEvent<Object: Decodable & Sendable>: Sendable {
 package final class KubernetesAPIClient: Sendable {
     let configuration: APIServerConfiguration
     let client: HTTPClient
+    /// The token's file, read again when it is replaced.
+    let tokenFile: TokenFile?
 
     package init(configuration: APIServerConfiguration) throws {
         self.configuration = configuration
+        tokenFile = try configuration.bearerTokenFile.map(TokenFile.init(path:))
         var tls = TLSConfiguration.makeClientConfiguration()
         if let ca = configuration.certificateAuthorityPEM {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
@@ -128,11 +131,11 @@ package final class KubernetesAPIClient: Sendable {
         try await client.shutdown()
     }
 
-    private func request(_ pathAndQuery: String) -> HTTPClientRequest {
+    func request(_ pathAndQuery: String) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: configuration.server + pathAndQuery)
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "ipvs-proxy")
-        if let token = configuration.bearerToken {
+        if let token = tokenFile?.token ?? configuration.bearerToken {
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
         }
         return request

@@ -21,6 +21,8 @@ package struct KubernetesAPISource: ClusterSource {
     /// The first retry delay; doubled per failure up to ``maximumBackoff``.
     package var initialBackoff: Duration = .milliseconds(500)
     package var maximumBackoff: Duration = .seconds(30)
+    /// Told `false` when a Service or EndpointSlice request fails, `true` once both succeed again.
+    package var reachability: (@Sendable (Bool) -> Void)?
 
     package init(client: KubernetesAPIClient, nodeName: String, logger: Logger) {
         self.client = client
@@ -30,15 +32,16 @@ package struct KubernetesAPISource: ClusterSource {
 
     package func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
         let store = ObjectStore()
+        let failing = FailingKinds(report: reachability)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await inform(Resource<Service>.services, store: store, update: update)
+                try await inform(Resource<Service>.services, store: store, failing: failing, update: update)
             }
             group.addTask {
-                try await inform(Resource<EndpointSlice>.endpointSlices, store: store, update: update)
+                try await inform(Resource<EndpointSlice>.endpointSlices, store: store, failing: failing, update: update)
             }
             group.addTask {
-                try await inform(Resource<Node>.node(named: nodeName), store: store, update: update)
+                try await inform(Resource<Node>.node(named: nodeName), store: store, failing: failing, update: update)
             }
             try await group.next()
             group.cancelAll()
@@ -46,8 +49,12 @@ package struct KubernetesAPISource: ClusterSource {
     }
 
     private func inform<Object: KubernetesObject>(
-        _ resource: Resource<Object>, store: ObjectStore, update: @escaping @Sendable (ClusterUpdate) async -> Void
+        _ resource: Resource<Object>, store: ObjectStore, failing: FailingKinds,
+        update: @escaping @Sendable (ClusterUpdate) async -> Void
     ) async throws {
+        func reached(_ reached: Bool) {
+            if resource.isRequired { failing.set(resource.kind.rawValue, failing: !reached) }
+        }
         var resourceVersion: String?
         var failures = 0
         while !Task.isCancelled {
@@ -62,6 +69,7 @@ package struct KubernetesAPISource: ClusterSource {
                             "kind": "\(resource.kind)", "objects": "\(objects.count)", "resourceVersion": "\(version)",
                         ])
                     if let ready = store.takeUpdate() { await update(ready) }
+                    reached(true)
                 }
                 try await client.watch(
                     resource.path, selector: resource.selector, resourceVersion: resourceVersion!,
@@ -70,7 +78,9 @@ package struct KubernetesAPISource: ClusterSource {
                     for event in events { try apply(event, of: resource, to: store, resourceVersion: &resourceVersion) }
                     if let ready = store.takeUpdate() { await update(ready) }
                     failures = 0
+                    reached(true)
                 }
+                reached(true)
             } catch let error as APIError where error.isExpired {
                 logger.info(
                     "resource version expired; listing again",
@@ -80,6 +90,7 @@ package struct KubernetesAPISource: ClusterSource {
                 throw CancellationError()
             } catch {
                 failures += 1
+                reached(false)
                 if !resource.isRequired && resourceVersion == nil && failures == 1 {
                     // Proxying goes on without it (and picks it up once a list succeeds).
                     store.replace(resource.kind, with: [ObjectName: Object](), problems: [])
@@ -219,6 +230,23 @@ struct Resource<Object: KubernetesObject>: Sendable {
         if let node = object as? Node { set.nodes = [Located(node, at: location(name))] }
         if let problem = ManifestValidator.validate(set).problems.first { return .failure(problem) }
         return .success(object)
+    }
+}
+
+/// The kinds whose requests fail now; says when the API server goes out of reach and when it is back.
+final class FailingKinds: Sendable {
+    private let kinds = Mutex<Set<String>>([])
+    private let report: (@Sendable (Bool) -> Void)?
+
+    init(report: (@Sendable (Bool) -> Void)?) { self.report = report }
+
+    func set(_ kind: String, failing: Bool) {
+        let change: Bool? = kinds.withLock { kinds in
+            let wasReachable = kinds.isEmpty
+            if failing { kinds.insert(kind) } else { kinds.remove(kind) }
+            return kinds.isEmpty == wasReachable && !failing ? nil : kinds.isEmpty
+        }
+        if let change { report?(change) }
     }
 }
 

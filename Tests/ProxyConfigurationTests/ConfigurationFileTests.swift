@@ -10,13 +10,13 @@ func kubeadmFixture(_ name: String = "kube-proxy-config.conf") -> String {
 }
 
 /// A minimal file with `body` after its type lines.
-func configuration(_ body: String) throws(ConfigurationError) -> KubeProxyConfiguration {
+func configuration(_ body: String) throws(ConfigurationFileError) -> KubeProxyConfiguration {
     try KubeProxyConfiguration.decode(
         "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" + body, file: "test.conf")
 }
 
 /// The error a file body gets.
-func refusal(_ body: String) -> ConfigurationError? {
+func refusal(_ body: String) -> ConfigurationFileError? {
     do {
         _ = try configuration(body)
         return nil
@@ -131,11 +131,11 @@ struct ConfigurationFileTests {
     }
 
     @Test func refusesAnotherTypeOrVersion() throws {
-        #expect(throws: ConfigurationError.self) {
+        #expect(throws: ConfigurationFileError.self) {
             try KubeProxyConfiguration.decode("apiVersion: v1\nkind: ConfigMap\n", file: "cm.yaml")
         }
         let error = try #require(
-            throws: ConfigurationError.self,
+            throws: ConfigurationFileError.self,
             performing: {
                 try KubeProxyConfiguration.decode(
                     "apiVersion: kubeproxy.config.k8s.io/v1alpha2\nkind: KubeProxyConfiguration\n", file: "c")
@@ -158,7 +158,8 @@ struct ConfigurationFileTests {
     ])
     func validationNamesTheField(_ body: String, _ path: String) throws {
         let file = try configuration(body)
-        let error = try #require(throws: ConfigurationError.self, performing: { try file.validate(file: "test.conf") })
+        let error = try #require(
+            throws: ConfigurationFileError.self, performing: { try file.validate(file: "test.conf") })
         #expect(error.path == path, "\(error)")
     }
 

@@ -48,6 +48,23 @@ struct HealthStateTests {
         #expect(health.response(now: start.addingTimeInterval(200), includeNodeEligible: true).status == .ok)
     }
 
+    @Test func unhealthyOnceTheAPIServerIsOutOfReachForTheTimeout() throws {
+        let health = HealthState(timeout: .seconds(60))
+        let start = Date(timeIntervalSince1970: 1_795_000_000)
+        health.synced(at: start)
+        health.sourceReachable(false, at: start.addingTimeInterval(5))
+        // Later failures do not restart the clock.
+        health.sourceReachable(false, at: start.addingTimeInterval(50))
+        #expect(health.response(now: start.addingTimeInterval(65), includeNodeEligible: true).status == .ok)
+        #expect(
+            health.response(now: start.addingTimeInterval(66), includeNodeEligible: true).status == .serviceUnavailable)
+        #expect(
+            health.response(now: start.addingTimeInterval(66), includeNodeEligible: false).status == .serviceUnavailable
+        )
+        health.sourceReachable(true, at: start.addingTimeInterval(70))
+        #expect(health.response(now: start.addingTimeInterval(71), includeNodeEligible: true).status == .ok)
+    }
+
     @Test func answersKubeProxysJSON() throws {
         let health = HealthState(timeout: .seconds(60))
         health.synced(at: Date(timeIntervalSince1970: 1_795_622_400.25))

@@ -109,7 +109,8 @@ struct RunConfigurationTests {
             try "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: iptables\n"
                 .write(toFile: file, atomically: true, encoding: .utf8)
             let error = try #require(
-                throws: ConfigurationError.self, performing: { try RunCommand.parse(["--config", file]).resolved() })
+                throws: ConfigurationFileError.self,
+                performing: { try RunCommand.parse(["--config", file]).resolved() })
             #expect(error.description.hasPrefix("\(file): mode: \"iptables\" is not supported"))
         }
     }

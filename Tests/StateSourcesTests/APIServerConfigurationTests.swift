@@ -94,3 +94,47 @@ struct APIServerConfigurationTests {
         #expect(outside.description.contains("not running in a pod"))
     }
 }
+
+@Suite("A rotating service-account token", .timeLimit(.minutes(2)))
+struct TokenFileTests {
+    /// Replaces the file as kubelet does for a projected token: a new file renamed over the old one.
+    private func rotate(_ path: String, to token: String) throws {
+        try token.write(toFile: path + ".new", atomically: false, encoding: .utf8)
+        #expect(rename(path + ".new", path) == 0)
+    }
+
+    @Test func eachRequestCarriesTheTokenInTheFileNow() async throws {
+        try await withTemporaryFolder("token") { folder in
+            let path = folder + "/token"
+            try "first-token\n".write(toFile: path, atomically: false, encoding: .utf8)
+            var configuration = APIServerConfiguration(server: "https://127.0.0.1:1")
+            configuration.bearerToken = "first-token"
+            configuration.bearerTokenFile = path
+            let client = try KubernetesAPIClient(configuration: configuration)
+            #expect(client.request("/api/v1/services").headers["Authorization"] == ["Bearer first-token"])
+            try rotate(path, to: "second-token")
+            #expect(client.request("/api/v1/services").headers["Authorization"] == ["Bearer second-token"])
+            // Mid-rotation, with no file, the last token read is kept.
+            #expect(unlink(path) == 0)
+            #expect(client.request("/api/v1/services").headers["Authorization"] == ["Bearer second-token"])
+            try await client.shutdown()
+        }
+    }
+
+    @Test func kubeadmsKubeconfigNamesTheServiceAccountsTokenFile() throws {
+        try withTemporaryFolder("kubeadm-kubeconfig") { folder in
+            // kubeadm's kubeconfig.conf (Tests/Fixtures/kubeadm), with its absolute paths moved into the folder.
+            let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/kubeadm/kube-proxy-kubeconfig.conf").path
+            let text = try String(contentsOfFile: fixture, encoding: .utf8)
+                .replacingOccurrences(of: "/var/run/secrets/kubernetes.io/serviceaccount", with: folder)
+            try text.write(toFile: folder + "/kubeconfig.conf", atomically: false, encoding: .utf8)
+            try "sa-token".write(toFile: folder + "/token", atomically: false, encoding: .utf8)
+            try Data().write(to: URL(fileURLWithPath: folder + "/ca.crt"))
+            let configuration = try APIServerConfiguration.kubeconfig(at: folder + "/kubeconfig.conf")
+            #expect(configuration.server == "https://controlplane:6443")
+            #expect(configuration.bearerToken == "sa-token")
+            #expect(configuration.bearerTokenFile == folder + "/token")
+        }
+    }
+}

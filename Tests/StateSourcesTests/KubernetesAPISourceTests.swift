@@ -2,6 +2,7 @@ import Foundation
 import KubernetesModel
 import Logging
 import NIOHTTP1
+import Synchronization
 import Testing
 
 @testable import StateSources
@@ -33,11 +34,18 @@ final class Updates: @unchecked Sendable {
     }
 }
 
+/// What a source said, in order.
+private final class Said: Sendable {
+    let values = Mutex<[Bool]>([])
+}
+
 /// Runs a source against a fake server and collects its updates.
 private final class Harness: @unchecked Sendable {
     let server: FakeAPIServer
     let client: KubernetesAPIClient
     let updates = Updates()
+    /// What the source said of the API server's reachability, in order.
+    let reachability = Said()
     private var task: Task<Void, any Error>?
 
     init(caFile: String = "tls/ca.pem", respond: @escaping @Sendable (String, Int) -> FakeResponse) throws {
@@ -54,6 +62,8 @@ private final class Harness: @unchecked Sendable {
         var source = KubernetesAPISource(client: client, nodeName: "node-a", logger: Logger(label: "test"))
         source.pageSize = pageSize
         source.initialBackoff = .milliseconds(10)
+        let reachability = reachability
+        source.reachability = { reached in reachability.values.withLock { $0.append(reached) } }
         let updates = updates
         task = Task {
             try await source.run { update in updates.withLock { $0.append(update) } }
@@ -237,6 +247,24 @@ struct KubernetesAPISourceTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(harness.server.requests.filter { $0.hasPrefix("/api/v1/nodes") }.count >= 2)
+        await harness.finish()
+    }
+
+    /// The health endpoint hears when the Services cannot be read, and when they can again.
+    @Test func refusedServiceRequestsAreReportedUntilOneSucceeds() async throws {
+        let harness = try Harness { uri, count in
+            FakeAPIServer.kind(of: uri) == "/api/v1/services" && count <= 2
+                ? .full(status: .internalServerError, body: recorded("forbidden-403.json"))
+                : recordedCluster(uri, count)
+        }
+        harness.run()
+        _ = try #require(try await harness.latest { $0.services.count == 10 })
+        let said = harness.reachability.values.withLock { $0 }
+        // Refusals, then the list succeeds: reachable again once, at the end (the slices' own success, while the
+        // Services still failed, did not say so).
+        #expect(said.first == false, "\(said)")
+        #expect(said.filter { $0 } == [true], "\(said)")
+        #expect(said.last == true, "\(said)")
         await harness.finish()
     }
 

@@ -1,5 +1,5 @@
 /// A configuration file ipvs-proxy refuses, naming the file and the field.
-package struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+package struct ConfigurationFileError: Error, Sendable, Hashable, CustomStringConvertible {
     package var file: String
     /// The field's path, as kube-proxy's documentation writes it (`ipvs.scheduler`); empty for the whole file.
     package var path: String
