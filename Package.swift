@@ -39,6 +39,8 @@ let package = Package(
             path: "CNetlink",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
+        // The version scripts/release stamps in at link time (a weak empty default; see its header).
+        .target(name: "CProxyVersion"),
         // IPv4 and IPv6 address values.
         .target(name: "InternetAddress"),
         // Kubernetes Services, EndpointSlices and Endpoints: types, loading from files, validation.
@@ -83,6 +85,7 @@ let package = Package(
                 "StateSources",
                 "ProxyDaemon",
                 "ProxyConfiguration",
+                "CProxyVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProxyVersion
 
 /// The `ipvs-proxy` command line.
 package struct IPVSProxyCommand: AsyncParsableCommand {
@@ -44,7 +45,13 @@ package struct IPVSProxyCommand: AsyncParsableCommand {
 
 /// The program's own version.
 enum ProxyVersion {
-    static let current = "0.1.0"
+    /// The version in the source; scripts/release reads it from here.
+    static let base = "0.1.0"
+    /// The version scripts/release stamped in at link time ("0.1.0-57-g2761e72"), or `base` when unstamped.
+    static let current: String = {
+        let stamp = String(cString: ipvs_proxy_version_stamp())
+        return stamp.isEmpty ? base : stamp
+    }()
 }
 
 /// Where the kernel state lives: the caller's network namespace or a named one.
