@@ -33,8 +33,11 @@ struct RunCommand: AsyncParsableCommand {
             with a problem keeps its last good content in use; other files are unaffected. SIGTERM and SIGINT stop \
             the daemon and leave the rules in place.
 
+            kube-proxy's configuration file (--config, KubeProxyConfiguration v1alpha1) can stand in for \
+            kube-proxy's flags, as kube-proxy reads it.
+
             Serves /healthz and /livez (kube-proxy's JSON) on --healthz-bind-address, Prometheus metrics at \
-            /metrics on --metrics-bind-address, and a load balancer's probe on the health-check node port of each \
+            /metrics (and /proxyMode, /configz) on --metrics-bind-address, and a load balancer's probe on the health-check node port of each \
             LoadBalancer Service with externalTrafficPolicy Local. Durations are written as kube-proxy writes \
             them: 500ms, 2s, 1m.
             """
