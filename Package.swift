@@ -25,14 +25,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
     ],
     targets: [
-        // libnl's include path and link flags, from pkg-config.
+        // libnl's, libnftables' and libyaml's include paths and link flags, from pkg-config.
         .systemLibrary(
             name: "CLibNL",
             path: "Sources/CLibNL",
-            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables",
-            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev"])]
+            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables yaml-0.1",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev", "libyaml-dev"])]
         ),
-        // The C shim: the only code that touches libnl and libnftables.
+        // The C shim: the only code that touches libnl, libnftables and libyaml.
         .target(
             name: "CNetlink",
             dependencies: ["CLibNL"],
@@ -46,7 +46,7 @@ let package = Package(
         // Kubernetes Services, EndpointSlices and Endpoints: types, loading from files, validation.
         .target(
             name: "KubernetesModel",
-            dependencies: ["InternetAddress", .product(name: "Yams", package: "Yams")]
+            dependencies: ["InternetAddress", "CNetlink", .product(name: "Yams", package: "Yams")]
         ),
         // The IPVS table, links and addresses as plain values: keys, servers, schedulers, flags, operations.
         .target(

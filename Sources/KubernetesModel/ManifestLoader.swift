@@ -39,7 +39,7 @@ public enum ManifestLoader {
         decode(text, file: file, into: &set, problems: &problems, fastJSON: true)
     }
 
-    /// - Parameter fastJSON: Try ``FastManifestDecoder`` first (tests compare both ways).
+    /// - Parameter fastJSON: Try ``FastManifestDecoder`` first, for JSON and YAML (tests compare both ways).
     static func decode(
         _ text: String, file: String, into set: inout ManifestSet, problems: inout [ManifestProblem], fastJSON: Bool
     ) {
@@ -48,6 +48,7 @@ public enum ManifestLoader {
                 collect(item, at: ObjectLocation(file: file, document: 1), into: &set, problems: &problems)
                 return
             }
+            if fastJSON { FastDecodingFallbacks.count() }
             do {
                 let document = try JSONDecoder().decode(DecodedDocument.self, from: Data(text.utf8))
                 collect(document.item, at: ObjectLocation(file: file, document: 1), into: &set, problems: &problems)
@@ -56,6 +57,13 @@ public enum ManifestLoader {
             }
             return
         }
+        if fastJSON, let items = FastManifestDecoder.decodeYAML(text) {
+            for (document, item) in items {
+                collect(item, at: ObjectLocation(file: file, document: document), into: &set, problems: &problems)
+            }
+            return
+        }
+        FastDecodingFallbacks.count()
         do {
             // Parser, not compose_all: its sequence drops the error of a broken document.
             let parser = try Parser(yaml: text)

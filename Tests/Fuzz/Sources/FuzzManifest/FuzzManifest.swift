@@ -1,10 +1,10 @@
 // libFuzzer target `manifest`: arbitrary bytes as a manifest file's text, through the code `ipvs-proxy`
-// runs on every file it reads: ManifestLoader.decode (YAML via Yams/libyaml; JSON, when the text starts
-// with `{` or `[`, via FastManifestDecoder with Foundation's JSONDecoder as its fallback), then
+// runs on every file it reads: ManifestLoader.decode (JSON, when the text starts with `{` or `[`, and YAML,
+// via FastManifestDecoder with Foundation's JSONDecoder or Yams as its fallback), then
 // ManifestValidator.validate, then every problem's message.
 //
-// For JSON it also checks FastManifestDecoder's promise ("accepts exactly what the Codable model accepts"):
-// decoding again with the fast path off (JSONDecoder only) must give the same objects and problems.
+// It also checks FastManifestDecoder's promise ("accepts exactly what the Codable model accepts"):
+// decoding again with the fast path off (JSONDecoder or Yams only) must give the same objects and problems.
 // That needs the internal `decode(_:file:into:problems:fastJSON:)`, hence `@testable` (debug builds of
 // the package have testability on, and the fuzz build is always a debug build).
 //
@@ -180,18 +180,16 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     // The public entry point (what ipvs-proxy runs) is decode with the fast path on.
     var set = ManifestSet()
     var problems: [ManifestProblem] = []
-    if isJSON {
-        let fast = Decoded(text, fastJSON: true)
-        let full = Decoded(text, fastJSON: false)
-        set = fast.set
-        problems = fast.problems
-        if fast != full {
-            let message = "FastManifestDecoder and JSONDecoder disagree: \(difference(fast, full))"
-            guard let differencesFolder else { preconditionFailure(message) }
-            save(bytes, note: message, in: differencesFolder)
-        }
-    } else {
-        ManifestLoader.decode(text, file: "fuzz.json", into: &set, problems: &problems)
+    // JSON and YAML alike: the fast path must read what the full decoder (JSONDecoder, or Yams) reads.
+    let fast = Decoded(text, fastJSON: true)
+    let full = Decoded(text, fastJSON: false)
+    set = fast.set
+    problems = fast.problems
+    if fast != full {
+        let decoder = isJSON ? "JSONDecoder" : "Yams"
+        let message = "FastManifestDecoder and \(decoder) disagree: \(difference(fast, full))"
+        guard let differencesFolder else { preconditionFailure(message) }
+        save(bytes, note: message, in: differencesFolder)
     }
     let (invalid, warnings) = ManifestValidator.validate(set)
     var total = 0

@@ -2,7 +2,7 @@
 ///
 /// It is strict on purpose: anything unexpected throws, and the caller falls back to Foundation's decoder,
 /// which then reports the problem with its field path.
-struct JSONScanner: ~Copyable {
+struct JSONScanner: ManifestScanner, ~Copyable {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private var depth = 0
@@ -11,7 +11,7 @@ struct JSONScanner: ~Copyable {
     /// (and so the stack) bounded.
     static let maximumDepth = 512
 
-    struct Mismatch: Error {}
+    typealias Mismatch = ScanMismatch
 
     init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -63,7 +63,7 @@ struct JSONScanner: ~Copyable {
     /// same member as its plain spelling: in an object whose keys are read, both go to the full decoder.
     /// Keys of values being skipped need no such care, which keeps skipping fast.
     mutating func object(
-        readingKeys: Bool = true, _ body: (inout JSONScanner, Key) throws(Mismatch) -> Void
+        readingKeys: Bool, _ body: (inout JSONScanner, Key) throws(Mismatch) -> Void
     ) throws(Mismatch) {
         try consume(UInt8(ascii: "{"))
         depth += 1
@@ -124,7 +124,7 @@ struct JSONScanner: ~Copyable {
     }
 
     /// A key: the bytes between the quotes (where keys are read, plain ASCII without escapes).
-    struct Key {
+    struct Key: ScannedKey {
         let bytes: UnsafeBufferPointer<UInt8>
 
         static func == (key: Key, word: StaticString) -> Bool {
@@ -169,10 +169,6 @@ struct JSONScanner: ~Copyable {
         let raw = try rawString()
         guard raw.bytes.contains(UInt8(ascii: "\\")) else { return raw.string }
         return try Self.unescape(raw.bytes)
-    }
-
-    mutating func optionalString() throws(Mismatch) -> String? {
-        try takeNull() ? nil : try string()
     }
 
     mutating func int() throws(Mismatch) -> Int {
@@ -233,10 +229,6 @@ struct JSONScanner: ~Copyable {
             || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }
 
-    mutating func optionalInt() throws(Mismatch) -> Int? {
-        try takeNull() ? nil : try int()
-    }
-
     mutating func bool() throws(Mismatch) -> Bool {
         if try peek() == UInt8(ascii: "t") {
             try literal("true")
@@ -246,28 +238,10 @@ struct JSONScanner: ~Copyable {
         return false
     }
 
-    mutating func optionalBool() throws(Mismatch) -> Bool? {
-        try takeNull() ? nil : try bool()
-    }
-
     /// A number or a string (`targetPort`).
     mutating func intOrString() throws(Mismatch) -> IntOrString? {
         if try takeNull() { return nil }
         return try peek() == UInt8(ascii: "\"") ? .string(try string()) : .int(try int())
-    }
-
-    mutating func strings() throws(Mismatch) -> [String]? {
-        if try takeNull() { return nil }
-        var result: [String] = []
-        try array { scanner throws(Mismatch) in result.append(try scanner.string()) }
-        return result
-    }
-
-    mutating func stringMap() throws(Mismatch) -> [String: String]? {
-        if try takeNull() { return nil }
-        var result: [String: String] = [:]
-        try object { scanner, key throws(Mismatch) in result[key.string] = try scanner.string() }
-        return result
     }
 
     /// Skips any value.

@@ -1,0 +1,75 @@
+import Synchronization
+
+/// The fast decoder gave up: the full decoder decides (and, for bad input, words the problem).
+struct ScanMismatch: Error {}
+
+/// A key of a mapping, compared with the field names the decoder knows.
+protocol ScannedKey {
+    static func == (key: Self, word: StaticString) -> Bool
+    var string: String { get }
+}
+
+/// A pull parser the fast decoder reads manifests from: JSON bytes (``JSONScanner``) or YAML events
+/// (``YAMLScanner``). Each read takes one value and throws ``ScanMismatch`` on anything its full decoder might
+/// read differently.
+protocol ManifestScanner: ~Copyable {
+    associatedtype Key: ScannedKey
+
+    /// Calls `body` with each member's key; `body` must read the member's value. Duplicate keys, where keys
+    /// are read, are a mismatch.
+    mutating func object(readingKeys: Bool, _ body: (inout Self, Key) throws(ScanMismatch) -> Void)
+        throws(ScanMismatch)
+    /// Calls `body` once per element; `body` must read the element.
+    mutating func array(_ body: (inout Self) throws(ScanMismatch) -> Void) throws(ScanMismatch)
+    /// Takes a null, if that is what comes next.
+    mutating func takeNull() throws(ScanMismatch) -> Bool
+    mutating func string() throws(ScanMismatch) -> String
+    mutating func int() throws(ScanMismatch) -> Int
+    mutating func bool() throws(ScanMismatch) -> Bool
+    /// A number or a string (`targetPort`), or nil for a null.
+    mutating func intOrString() throws(ScanMismatch) -> IntOrString?
+    /// Skips any value.
+    mutating func skip() throws(ScanMismatch)
+}
+
+extension ManifestScanner where Self: ~Copyable {
+    mutating func object(_ body: (inout Self, Key) throws(ScanMismatch) -> Void) throws(ScanMismatch) {
+        try object(readingKeys: true, body)
+    }
+
+    mutating func optionalString() throws(ScanMismatch) -> String? {
+        try takeNull() ? nil : try string()
+    }
+
+    mutating func optionalInt() throws(ScanMismatch) -> Int? {
+        try takeNull() ? nil : try int()
+    }
+
+    mutating func optionalBool() throws(ScanMismatch) -> Bool? {
+        try takeNull() ? nil : try bool()
+    }
+
+    mutating func strings() throws(ScanMismatch) -> [String]? {
+        if try takeNull() { return nil }
+        var result: [String] = []
+        try array { scanner throws(ScanMismatch) in result.append(try scanner.string()) }
+        return result
+    }
+
+    mutating func stringMap() throws(ScanMismatch) -> [String: String]? {
+        if try takeNull() { return nil }
+        var result: [String: String] = [:]
+        try object { scanner, key throws(ScanMismatch) in result[key.string] = try scanner.string() }
+        return result
+    }
+}
+
+/// How many files the fast decoder left to the full one (`sync --timings` shows it).
+public enum FastDecodingFallbacks {
+    private static let counter = Atomic<Int>(0)
+
+    static func count() { counter.add(1, ordering: .relaxed) }
+
+    /// Files decoded by the full decoder since the process started.
+    public static var total: Int { counter.load(ordering: .relaxed) }
+}

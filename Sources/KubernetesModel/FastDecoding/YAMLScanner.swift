@@ -1,0 +1,235 @@
+import CNetlink
+
+/// The events of a YAML stream (libyaml's, through the shim) and its scalars' values, freed on deinit.
+final class YAMLEvents {
+    private var storage = cnetlink_yaml_events()
+
+    /// Parses `text`; `nil` when it is not YAML (the full decoder words why).
+    init?(_ text: String) {
+        var text = text
+        let result = text.withUTF8 { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { cnetlink_yaml_parse($0.baseAddress, $0.count, &storage) }
+        }
+        guard result == 0 else { return nil }
+    }
+
+    deinit { cnetlink_yaml_events_free(&storage) }
+
+    var events: UnsafeBufferPointer<cnetlink_yaml_event> {
+        UnsafeBufferPointer(start: storage.events, count: storage.count)
+    }
+
+    var values: UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: storage.values, count: storage.values_length)
+    }
+}
+
+/// Reads manifests from YAML events as ``JSONScanner`` reads them from JSON, vouching only for what Yams'
+/// decoder (the full decoder of YAML files) reads the same way.
+///
+/// Anything else is a mismatch, and the file goes to the full decoder: an alias where a value is read, an
+/// explicit tag, a merge key (`<<`), a duplicate key, a plain scalar read as a number or a boolean that is not
+/// plainly one (`0x1F`, `1_000`, `yes`), a quoted one read as a number (Yams reads `"80"` as 80, JSON as text),
+/// and null-like words read as text.
+struct YAMLScanner: ManifestScanner, ~Copyable {
+    private let events: UnsafeBufferPointer<cnetlink_yaml_event>
+    private let values: UnsafeBufferPointer<UInt8>
+    private var index = 0
+    private var depth = 0
+
+    init(events: UnsafeBufferPointer<cnetlink_yaml_event>, values: UnsafeBufferPointer<UInt8>) {
+        self.events = events
+        self.values = values
+    }
+
+    struct Key: ScannedKey {
+        let bytes: UnsafeBufferPointer<UInt8>
+
+        static func == (key: Key, word: StaticString) -> Bool {
+            guard key.bytes.count == word.utf8CodeUnitCount else { return false }
+            for offset in 0..<key.bytes.count where key.bytes[offset] != word.utf8Start[offset] { return false }
+            return true
+        }
+
+        var string: String { String(decoding: bytes, as: UTF8.self) }
+    }
+
+    // MARK: Documents
+
+    /// Moves to the next document's root; `false` at the end of the stream.
+    mutating func nextDocument() throws(ScanMismatch) -> Bool {
+        guard index < events.count else { return false }
+        guard events[index].type == UInt8(CNETLINK_YAML_DOCUMENT_START) else { throw ScanMismatch() }
+        index += 1
+        return true
+    }
+
+    /// Takes a document's root when it is empty (only comments, or `---` twice): what Yams' loader skips, a
+    /// plain empty, `~` or `null` scalar.
+    mutating func takeEmptyRoot() throws(ScanMismatch) -> Bool {
+        let event = try current()
+        guard event.type == UInt8(CNETLINK_YAML_SCALAR), event.flags == 0, event.style == UInt8(CNETLINK_YAML_PLAIN)
+        else { return false }
+        let bytes = value(of: event)
+        guard bytes.isEmpty || Self.equals(bytes, "~") || Self.equals(bytes, "null") else { return false }
+        index += 1
+        return true
+    }
+
+    /// Leaves the document whose root was read.
+    mutating func endDocument() throws(ScanMismatch) {
+        guard index < events.count, events[index].type == UInt8(CNETLINK_YAML_DOCUMENT_END) else {
+            throw ScanMismatch()
+        }
+        index += 1
+    }
+
+    // MARK: Values
+
+    private func current() throws(ScanMismatch) -> cnetlink_yaml_event {
+        guard index < events.count else { throw ScanMismatch() }
+        return events[index]
+    }
+
+    private func value(of event: cnetlink_yaml_event) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: values[Int(event.value_offset)..<Int(event.value_offset + event.value_length)])
+    }
+
+    /// The next scalar, untagged (an anchor on it changes nothing).
+    private mutating func scalar() throws(ScanMismatch) -> (bytes: UnsafeBufferPointer<UInt8>, plain: Bool) {
+        let event = try current()
+        guard event.type == UInt8(CNETLINK_YAML_SCALAR), event.flags & UInt8(CNETLINK_YAML_TAGGED) == 0 else {
+            throw ScanMismatch()
+        }
+        index += 1
+        return (value(of: event), event.style == UInt8(CNETLINK_YAML_PLAIN))
+    }
+
+    /// Yams' null words, for a plain scalar.
+    private static func isNull(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.isEmpty || equals(bytes, "~") || equals(bytes, "null") || equals(bytes, "Null") || equals(bytes, "NULL")
+    }
+
+    private static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ word: StaticString) -> Bool {
+        Key(bytes: bytes) == word
+    }
+
+    mutating func object(readingKeys: Bool, _ body: (inout YAMLScanner, Key) throws(ScanMismatch) -> Void)
+        throws(ScanMismatch)
+    {
+        let start = try current()
+        guard start.type == UInt8(CNETLINK_YAML_MAPPING_START), start.flags & UInt8(CNETLINK_YAML_TAGGED) == 0 else {
+            throw ScanMismatch()
+        }
+        index += 1
+        depth += 1
+        guard depth <= JSONScanner.maximumDepth else { throw ScanMismatch() }
+        defer { depth -= 1 }
+        var keys: [Key] = []
+        var manyKeys: Set<String> = []
+        while try current().type != UInt8(CNETLINK_YAML_MAPPING_END) {
+            let (bytes, plain) = try scalar()
+            let key = Key(bytes: bytes)
+            // A merge key pulls in another mapping's members: only the full decoder does that.
+            if plain && key == "<<" { throw ScanMismatch() }
+            if readingKeys {
+                if keys.count < 16 {
+                    if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw ScanMismatch() }
+                    keys.append(key)
+                    if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
+                } else if !manyKeys.insert(key.string).inserted {
+                    throw ScanMismatch()
+                }
+            }
+            try body(&self, key)
+        }
+        index += 1
+    }
+
+    mutating func array(_ body: (inout YAMLScanner) throws(ScanMismatch) -> Void) throws(ScanMismatch) {
+        let start = try current()
+        guard start.type == UInt8(CNETLINK_YAML_SEQUENCE_START), start.flags & UInt8(CNETLINK_YAML_TAGGED) == 0
+        else { throw ScanMismatch() }
+        index += 1
+        depth += 1
+        guard depth <= JSONScanner.maximumDepth else { throw ScanMismatch() }
+        defer { depth -= 1 }
+        while try current().type != UInt8(CNETLINK_YAML_SEQUENCE_END) {
+            try body(&self)
+        }
+        index += 1
+    }
+
+    mutating func takeNull() throws(ScanMismatch) -> Bool {
+        let event = try current()
+        guard event.type == UInt8(CNETLINK_YAML_SCALAR), event.flags == 0, event.style == UInt8(CNETLINK_YAML_PLAIN),
+            Self.isNull(value(of: event))
+        else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func string() throws(ScanMismatch) -> String {
+        let (bytes, plain) = try scalar()
+        if plain && Self.isNull(bytes) { throw ScanMismatch() }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A plain decimal whole number, as both decoders read it.
+    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var digits = bytes[...]
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative { digits = digits.dropFirst() }
+        guard let first = digits.first, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9"),
+            first != UInt8(ascii: "0") || digits.count == 1, digits.count <= 18
+        else { return nil }
+        var value = 0
+        for digit in digits {
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        return negative ? -value : value
+    }
+
+    mutating func int() throws(ScanMismatch) -> Int {
+        let (bytes, plain) = try scalar()
+        guard plain, let value = Self.decimal(bytes) else { throw ScanMismatch() }
+        return value
+    }
+
+    mutating func bool() throws(ScanMismatch) -> Bool {
+        let (bytes, plain) = try scalar()
+        guard plain else { throw ScanMismatch() }
+        if Self.equals(bytes, "true") { return true }
+        if Self.equals(bytes, "false") { return false }
+        throw ScanMismatch()
+    }
+
+    mutating func intOrString() throws(ScanMismatch) -> IntOrString? {
+        if try takeNull() { return nil }
+        let (bytes, plain) = try scalar()
+        if plain, let value = Self.decimal(bytes) { return .int(value) }
+        // Text that Yams might read as a number (quoted digits, 0x10, 1_000, 1e3) goes to the full decoder.
+        if let first = bytes.first,
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
+                || first == UInt8(ascii: "-") || first == UInt8(ascii: "+") || first == UInt8(ascii: ".")
+        {
+            throw ScanMismatch()
+        }
+        return .string(String(decoding: bytes, as: UTF8.self))
+    }
+
+    mutating func skip() throws(ScanMismatch) {
+        var open = 0
+        repeat {
+            let event = try current()
+            index += 1
+            switch Int(event.type) {
+            case CNETLINK_YAML_MAPPING_START, CNETLINK_YAML_SEQUENCE_START: open += 1
+            case CNETLINK_YAML_MAPPING_END, CNETLINK_YAML_SEQUENCE_END: open -= 1
+            case CNETLINK_YAML_SCALAR, CNETLINK_YAML_ALIAS: break
+            default: throw ScanMismatch()
+            }
+        } while open > 0
+    }
+}
