@@ -142,6 +142,8 @@ struct SyncCommand: ParsableCommand {
             for (phase, duration) in phases + report.timings + alongside + [("total", clock.now - started)] {
                 writeStandardError("timing: \(phase): \(duration)\n")
             }
+            // Files the fast decoder left to JSONDecoder or Yams (far slower; bad input always goes there).
+            writeStandardError("timing: files decoded by the full decoder: \(FastDecodingFallbacks.total)\n")
         }
         print(output == .json ? SyncSummary(report).json() : SyncSummary(report).text(), terminator: "")
         if report.hasFailures {
