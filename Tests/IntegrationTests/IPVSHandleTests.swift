@@ -210,10 +210,14 @@ struct IPVSHandleTests {
         try ipvs.add(RealServer(lab.backendAddress(0), port: 8080), to: web)
 
         #expect(try request(from: lab.client, to: IPAddress("10.96.0.10")!, port: 80) == "backend-0")
-        // The kernel folds its per-CPU counters into the totals it reports every 2 seconds.
+        // The kernel folds its per-CPU counters into the totals it reports every 2 seconds, and a fold can
+        // fall between the connection's first packet and its last: wait for the whole exchange (a loaded VM
+        // once saw the connection and 1 packet).
         let before = try #require(
-            try eventually(timeoutSeconds: 5) {
-                try ipvs.virtualServer(web).flatMap { $0.statistics.connections > 0 ? $0 : nil }
+            try eventually(timeoutSeconds: 10) {
+                try ipvs.virtualServer(web).flatMap {
+                    $0.statistics.connections > 0 && $0.statistics.incomingPackets >= 3 ? $0 : nil
+                }
             })
         #expect(before.statistics.connections == 1)
         #expect(before.statistics.incomingPackets >= 3)
