@@ -73,21 +73,13 @@ struct JSONScanner: ManifestScanner, ~Copyable {
             index += 1
             return
         }
-        // Small objects are checked for duplicates by comparison, large ones (a big labels map) through a
-        // set, never quadratically. Keys are plain ASCII here, so equal bytes are equal strings.
-        var keys: [Key] = []
-        var manyKeys: Set<String> = []
+        // Keys read are plain ASCII here, so equal bytes are equal strings.
+        var seen = SeenKeys()
         while true {
             let key = try rawString()
             if readingKeys {
                 if key.bytes.contains(where: { $0 == UInt8(ascii: "\\") || $0 >= 0x80 }) { throw Mismatch() }
-                if keys.count < 16 {
-                    if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw Mismatch() }
-                    keys.append(key)
-                    if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
-                } else if !manyKeys.insert(key.string).inserted {
-                    throw Mismatch()
-                }
+                try seen.insert(key)
             }
             try consume(UInt8(ascii: ":"))
             try body(&self, key)
@@ -124,17 +116,7 @@ struct JSONScanner: ManifestScanner, ~Copyable {
     }
 
     /// A key: the bytes between the quotes (where keys are read, plain ASCII without escapes).
-    struct Key: ScannedKey {
-        let bytes: UnsafeBufferPointer<UInt8>
-
-        static func == (key: Key, word: StaticString) -> Bool {
-            guard key.bytes.count == word.utf8CodeUnitCount else { return false }
-            for offset in 0..<key.bytes.count where key.bytes[offset] != word.utf8Start[offset] { return false }
-            return true
-        }
-
-        var string: String { String(decoding: bytes, as: UTF8.self) }
-    }
+    typealias Key = ByteKey
 
     private mutating func rawString() throws(Mismatch) -> Key {
         try consume(UInt8(ascii: "\""))

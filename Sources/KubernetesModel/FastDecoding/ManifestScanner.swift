@@ -9,6 +9,37 @@ protocol ScannedKey {
     var string: String { get }
 }
 
+/// A key as the bytes of its text (between a JSON key's quotes; a YAML key's unescaped value).
+struct ByteKey: ScannedKey {
+    let bytes: UnsafeBufferPointer<UInt8>
+
+    static func == (key: ByteKey, word: StaticString) -> Bool {
+        guard key.bytes.count == word.utf8CodeUnitCount else { return false }
+        for offset in 0..<key.bytes.count where key.bytes[offset] != word.utf8Start[offset] { return false }
+        return true
+    }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// The keys of one mapping so far, to find a duplicate: which of two equal keys wins differs between decoders.
+/// Small mappings are checked by comparison, large ones (a big labels map) through a set, never quadratically.
+struct SeenKeys {
+    private var keys: [ByteKey] = []
+    private var manyKeys: Set<String> = []
+
+    /// Adds a key; a mismatch when it was seen already.
+    mutating func insert(_ key: ByteKey) throws(ScanMismatch) {
+        if keys.count < 16 {
+            if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw ScanMismatch() }
+            keys.append(key)
+            if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
+        } else if !manyKeys.insert(key.string).inserted {
+            throw ScanMismatch()
+        }
+    }
+}
+
 /// A pull parser the fast decoder reads manifests from: JSON bytes (``JSONScanner``) or YAML events
 /// (``YAMLScanner``). Each read takes one value and throws ``ScanMismatch`` on anything its full decoder might
 /// read differently.

@@ -42,17 +42,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
         self.values = values
     }
 
-    struct Key: ScannedKey {
-        let bytes: UnsafeBufferPointer<UInt8>
-
-        static func == (key: Key, word: StaticString) -> Bool {
-            guard key.bytes.count == word.utf8CodeUnitCount else { return false }
-            for offset in 0..<key.bytes.count where key.bytes[offset] != word.utf8Start[offset] { return false }
-            return true
-        }
-
-        var string: String { String(decoding: bytes, as: UTF8.self) }
-    }
+    typealias Key = ByteKey
 
     // MARK: Documents
 
@@ -125,22 +115,13 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
         depth += 1
         guard depth <= JSONScanner.maximumDepth else { throw ScanMismatch() }
         defer { depth -= 1 }
-        var keys: [Key] = []
-        var manyKeys: Set<String> = []
+        var seen = SeenKeys()
         while try current().type != UInt8(CNETLINK_YAML_MAPPING_END) {
             let (bytes, plain) = try scalar()
             let key = Key(bytes: bytes)
             // A merge key pulls in another mapping's members: only the full decoder does that.
             if plain && key == "<<" { throw ScanMismatch() }
-            if readingKeys {
-                if keys.count < 16 {
-                    if keys.contains(where: { $0.bytes.elementsEqual(key.bytes) }) { throw ScanMismatch() }
-                    keys.append(key)
-                    if keys.count == 16 { manyKeys = Set(keys.map(\.string)) }
-                } else if !manyKeys.insert(key.string).inserted {
-                    throw ScanMismatch()
-                }
-            }
+            if readingKeys { try seen.insert(key) }
             try body(&self, key)
         }
         index += 1
