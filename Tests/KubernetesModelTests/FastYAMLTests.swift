@@ -88,8 +88,12 @@ struct FastYAMLTests {
         "kind: Service\nmetadata: {name: a, labels: {x: ~}}\n",
         // A number where text goes: Yams takes its text.
         "kind: Service\nmetadata: {name: 80, namespace: true}\nspec: {ports: [{port: 80, name: 1.5}]}\n",
-        // Duplicates, a root that is not a mapping, a broken document.
+        // Duplicates (Yams refuses them in skipped objects too: found by fuzzing), a root that is not a mapping,
+        // a broken document, an alias that names no anchor in a skipped object.
         "kind: Service\nmetadata: {name: a, name: b}\n",
+        "kind: Deployment\nspec: {selector: a, selector: b}\n---\nkind: Service\nmetadata: {name: a}\n",
+        "kind: Service\nmetadata: {name: a}\nstatus: {conditions: [{type: x, type: y}]}\n",
+        "kind: Deployment\nspec: {x: *nothing}\n",
         "NULL\n",
         "- a\n- b\n",
         "kind: Service\nmetadata: [broken\n",

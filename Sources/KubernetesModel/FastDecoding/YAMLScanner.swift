@@ -27,8 +27,8 @@ final class YAMLEvents {
 /// Reads manifests from YAML events as ``JSONScanner`` reads them from JSON, vouching only for what Yams'
 /// decoder (the full decoder of YAML files) reads the same way.
 ///
-/// Anything else is a mismatch, and the file goes to the full decoder: an alias where a value is read, an
-/// explicit tag, a merge key (`<<`), a duplicate key, a plain scalar read as a number or a boolean that is not
+/// Anything else is a mismatch, and the file goes to the full decoder: an alias anywhere, an explicit tag on
+/// what is read, a merge key (`<<`), a duplicate key in any mapping, a plain scalar read as a number or a boolean that is not
 /// plainly one (`0x1F`, `1_000`, `yes`), a quoted one read as a number (Yams reads `"80"` as 80, JSON as text),
 /// and null-like words read as text.
 struct YAMLScanner: ManifestScanner, ~Copyable {
@@ -121,7 +121,8 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
             let key = Key(bytes: bytes)
             // A merge key pulls in another mapping's members: only the full decoder does that.
             if plain && key == "<<" { throw ScanMismatch() }
-            if readingKeys { try seen.insert(key) }
+            // Yams refuses a duplicate key in any mapping, read or skipped: so is it checked in every one.
+            try seen.insert(key)
             try body(&self, key)
         }
         index += 1
@@ -200,17 +201,18 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
         return .string(String(decoding: bytes, as: UTF8.self))
     }
 
+    /// Skips any value, checked as Yams checks what it does not decode: every mapping for duplicate keys,
+    /// every alias (one naming no anchor is an error there) left to it.
     mutating func skip() throws(ScanMismatch) {
-        var open = 0
-        repeat {
-            let event = try current()
+        switch Int(try current().type) {
+        case CNETLINK_YAML_MAPPING_START:
+            try object(readingKeys: false) { scanner, _ throws(ScanMismatch) in try scanner.skip() }
+        case CNETLINK_YAML_SEQUENCE_START:
+            try array { scanner throws(ScanMismatch) in try scanner.skip() }
+        case CNETLINK_YAML_SCALAR:
             index += 1
-            switch Int(event.type) {
-            case CNETLINK_YAML_MAPPING_START, CNETLINK_YAML_SEQUENCE_START: open += 1
-            case CNETLINK_YAML_MAPPING_END, CNETLINK_YAML_SEQUENCE_END: open -= 1
-            case CNETLINK_YAML_SCALAR, CNETLINK_YAML_ALIAS: break
-            default: throw ScanMismatch()
-            }
-        } while open > 0
+        default:
+            throw ScanMismatch()
+        }
     }
 }
