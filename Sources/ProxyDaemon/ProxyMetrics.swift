@@ -215,7 +215,3 @@ package final class ProxyMetrics: Sendable {
         registry.emitToString()
     }
 }
-
-extension DurationHistogram {
-    func record(nanoseconds: Int64) { record(.nanoseconds(nanoseconds)) }
-}

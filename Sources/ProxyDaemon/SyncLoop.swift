@@ -44,7 +44,6 @@ where LoopClock.Duration == Duration {
     private struct Pending {
         var snapshot: ManifestSet?
         var version = 0
-        var queuedAt: LoopClock.Instant?
         var fullRequested = false
         /// The node's addresses changed: the next sync reads them again.
         var addressesChanged = false
@@ -123,11 +122,9 @@ where LoopClock.Duration == Duration {
         metrics.endpointChanges.increment(by: Int64(update.endpointChanges))
         metrics.lastQueuedTimestamp.set(Date().timeIntervalSince1970)
         health.queued()
-        let now = clock.now
         let (services, endpoints) = pending.withLock {
             $0.snapshot = update.snapshot
             $0.version += 1
-            if $0.queuedAt == nil { $0.queuedAt = now }
             $0.serviceChanges += update.serviceChanges
             $0.endpointChanges += update.endpointChanges
             $0.triggerTimes += update.lastChangeTriggerTimes
@@ -170,17 +167,16 @@ where LoopClock.Duration == Duration {
                 draining = !result.report.table.draining.isEmpty
                 succeeded = true
                 syncedVersion = queued.version
-                let nothingNewer = pending.withLock { state -> Bool in
-                    if state.version == queued.version { state.queuedAt = nil }
-                    // What this sync carried is in the kernel; what arrived during it is still pending.
+                // What this sync carried is in the kernel; what arrived during it is still pending.
+                let stillPending = pending.withLock { state -> Pending in
                     state.serviceChanges -= queued.serviceChanges
                     state.endpointChanges -= queued.endpointChanges
                     state.triggerTimes.removeFirst(queued.triggerTimes.count)
-                    return state.version == queued.version
+                    return state
                 }
                 metrics.lastSyncTimestamp.set(Date().timeIntervalSince1970)
-                recordProgrammed(queued)
-                if nothingNewer { health.synced() }
+                recordProgrammed(queued, stillPending: stillPending)
+                if stillPending.version == queued.version { health.synced() }
             } catch {
                 logger.error("sync failed; retrying at the next full resync", metadata: ["error": "\(error)"])
             }
@@ -197,10 +193,9 @@ where LoopClock.Duration == Duration {
     /// After a successful sync: what is still pending, and for each change it carried that says when it was
     /// made, the time from then to now (kube-proxy's network programming latency, measured as kube-proxy
     /// measures it: from the EndpointSlice's trigger time, on the API server's clock, to the rules' sync).
-    private func recordProgrammed(_ carried: Pending) {
-        let (services, endpoints) = pending.withLock { ($0.serviceChanges, $0.endpointChanges) }
-        metrics.serviceChangesPending.set(Int64(services))
-        metrics.endpointChangesPending.set(Int64(endpoints))
+    private func recordProgrammed(_ carried: Pending, stillPending: Pending) {
+        metrics.serviceChangesPending.set(Int64(stillPending.serviceChanges))
+        metrics.endpointChangesPending.set(Int64(stillPending.endpointChanges))
         let now = Date()
         for triggered in carried.triggerTimes {
             metrics.networkProgrammingDuration.record(.milliseconds(Int64(now.timeIntervalSince(triggered) * 1000)))
@@ -281,12 +276,5 @@ enum FreeMemory {
 
     static func returnToKernel() {
         _ = mallocTrim?(0)
-    }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds.
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
