@@ -36,19 +36,19 @@ public enum ManifestLoader {
     public static func decode(
         _ text: String, file: String, into set: inout ManifestSet, problems: inout [ManifestProblem]
     ) {
-        decode(text, file: file, into: &set, problems: &problems, fastJSON: true)
+        decode(text, file: file, into: &set, problems: &problems, fastPath: true)
     }
 
-    /// - Parameter fastJSON: Try ``FastManifestDecoder`` first, for JSON and YAML (tests compare both ways).
+    /// - Parameter fastPath: Try ``FastManifestDecoder`` first, for JSON and YAML (tests compare both ways).
     static func decode(
-        _ text: String, file: String, into set: inout ManifestSet, problems: inout [ManifestProblem], fastJSON: Bool
+        _ text: String, file: String, into set: inout ManifestSet, problems: inout [ManifestProblem], fastPath: Bool
     ) {
         if looksLikeJSON(text) {
-            if fastJSON, let item = FastManifestDecoder.decode(text) {
+            if fastPath, let item = FastManifestDecoder.decode(text) {
                 collect(item, at: ObjectLocation(file: file, document: 1), into: &set, problems: &problems)
                 return
             }
-            if fastJSON { FastDecodingFallbacks.count() }
+            if fastPath { FastDecodingFallbacks.count() }
             do {
                 let document = try JSONDecoder().decode(DecodedDocument.self, from: Data(text.utf8))
                 collect(document.item, at: ObjectLocation(file: file, document: 1), into: &set, problems: &problems)
@@ -57,13 +57,13 @@ public enum ManifestLoader {
             }
             return
         }
-        if fastJSON, let items = FastManifestDecoder.decodeYAML(text) {
+        if fastPath, let items = FastManifestDecoder.decodeYAML(text) {
             for (document, item) in items {
                 collect(item, at: ObjectLocation(file: file, document: document), into: &set, problems: &problems)
             }
             return
         }
-        FastDecodingFallbacks.count()
+        if fastPath { FastDecodingFallbacks.count() }
         do {
             // Parser, not compose_all: its sequence drops the error of a broken document.
             let parser = try Parser(yaml: text)

@@ -114,7 +114,8 @@ extension RunCommand {
         given.logging = KubeProxyConfiguration.Logging()
         var fallback = defaults.flagConfiguration
         fallback.logging = KubeProxyConfiguration.Logging()
-        let fields = Self.flattened(given).filter { Self.flattened(fallback)[$0.key] != $0.value }.keys.sorted()
+        let defaultFields = Self.flattened(fallback)
+        let fields = Self.flattened(given).filter { defaultFields[$0.key] != $0.value }.keys.sorted()
         guard !fields.isEmpty else { return [] }
         return [
             "--config \(file) is in use: the flags for \(fields.joined(separator: ", ")) are ignored, as kube-proxy "

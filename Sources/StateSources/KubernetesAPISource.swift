@@ -240,13 +240,17 @@ final class FailingKinds: Sendable {
 
     init(report: (@Sendable (Bool) -> Void)?) { self.report = report }
 
+    /// Says `false` at every failure (the health timeout runs from the first), `true` when the last failing kind
+    /// succeeds again.
     func set(_ kind: String, failing: Bool) {
-        let change: Bool? = kinds.withLock { kinds in
-            let wasReachable = kinds.isEmpty
-            if failing { kinds.insert(kind) } else { kinds.remove(kind) }
-            return kinds.isEmpty == wasReachable && !failing ? nil : kinds.isEmpty
+        let reachable: Bool? = kinds.withLock { kinds in
+            if failing {
+                kinds.insert(kind)
+                return false
+            }
+            return kinds.remove(kind) != nil && kinds.isEmpty ? true : nil
         }
-        if let change { report?(change) }
+        if let reachable { report?(reachable) }
     }
 }
 

@@ -11,8 +11,8 @@ private func bothWays(_ text: String) -> (
     var full = ManifestSet()
     var fastProblems: [ManifestProblem] = []
     var fullProblems: [ManifestProblem] = []
-    ManifestLoader.decode(text, file: "x.json", into: &fast, problems: &fastProblems, fastJSON: true)
-    ManifestLoader.decode(text, file: "x.json", into: &full, problems: &fullProblems, fastJSON: false)
+    ManifestLoader.decode(text, file: "x.json", into: &fast, problems: &fastProblems, fastPath: true)
+    ManifestLoader.decode(text, file: "x.json", into: &full, problems: &fullProblems, fastPath: false)
     return (fast, full, fastProblems, fullProblems)
 }
 

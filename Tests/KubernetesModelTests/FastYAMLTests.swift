@@ -12,8 +12,8 @@ private func expectSameYAML(
     var full = ManifestSet()
     var fastProblems: [ManifestProblem] = []
     var fullProblems: [ManifestProblem] = []
-    ManifestLoader.decode(text, file: "x.yaml", into: &fast, problems: &fastProblems, fastJSON: true)
-    ManifestLoader.decode(text, file: "x.yaml", into: &full, problems: &fullProblems, fastJSON: false)
+    ManifestLoader.decode(text, file: "x.yaml", into: &fast, problems: &fastProblems, fastPath: true)
+    ManifestLoader.decode(text, file: "x.yaml", into: &full, problems: &fullProblems, fastPath: false)
     #expect(fast.services.map(\.object) == full.services.map(\.object), comment, sourceLocation: sourceLocation)
     #expect(fast.services.map(\.location) == full.services.map(\.location), comment, sourceLocation: sourceLocation)
     #expect(

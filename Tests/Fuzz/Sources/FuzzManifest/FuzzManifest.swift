@@ -5,7 +5,7 @@
 //
 // It also checks FastManifestDecoder's promise ("accepts exactly what the Codable model accepts"):
 // decoding again with the fast path off (JSONDecoder or Yams only) must give the same objects and problems.
-// That needs the internal `decode(_:file:into:problems:fastJSON:)`, hence `@testable` (debug builds of
+// That needs the internal `decode(_:file:into:problems:fastPath:)`, hence `@testable` (debug builds of
 // the package have testability on, and the fuzz build is always a debug build).
 //
 // Not exactly ManifestLoader.load: that refuses files with NUL bytes or invalid UTF-8 before decoding,
@@ -90,10 +90,10 @@ private struct Decoded: Equatable {
     var nodes: [Located<Node>]
     var problems: [ManifestProblem]
 
-    init(_ text: String, fastJSON: Bool) {
+    init(_ text: String, fastPath: Bool) {
         var set = ManifestSet()
         var problems: [ManifestProblem] = []
-        ManifestLoader.decode(text, file: "fuzz.json", into: &set, problems: &problems, fastJSON: fastJSON)
+        ManifestLoader.decode(text, file: "fuzz.json", into: &set, problems: &problems, fastPath: fastPath)
         services = set.services
         endpointSlices = set.endpointSlices
         endpoints = set.endpoints
@@ -181,8 +181,8 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     var set = ManifestSet()
     var problems: [ManifestProblem] = []
     // JSON and YAML alike: the fast path must read what the full decoder (JSONDecoder, or Yams) reads.
-    let fast = Decoded(text, fastJSON: true)
-    let full = Decoded(text, fastJSON: false)
+    let fast = Decoded(text, fastPath: true)
+    let full = Decoded(text, fastPath: false)
     set = fast.set
     problems = fast.problems
     if fast != full {
