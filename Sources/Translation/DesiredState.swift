@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import Synchronization
 
 /// A Service port, as kube-proxy names it: `namespace/name:port`, where the port is its name, or its number
 /// when unnamed.
@@ -85,10 +86,47 @@ package struct DesiredState: Sendable {
     /// that found none (kube-proxy's `kubeproxy_sync_proxy_rules_no_local_endpoints_total`).
     package var servicesWithoutLocalEndpoints: [TrafficPolicyKind: Set<ObjectName>] = [:]
 
+    /// Tells this state apart from every other one this process made (``LiveTranslation`` numbers each it hands
+    /// out; a state built otherwise has none).
+    package var revision: Revision?
+    /// How this state was made from an earlier one, when it was: a sync that remembers bringing the kernel to
+    /// that one plans only what the change touched.
+    package var derivation: Derivation?
+
     package init() {}
+
+    /// A number for a desired state, unique in the process.
+    package struct Revision: Sendable, Hashable {
+        let number: UInt64
+
+        private static let counter = Atomic<UInt64>(0)
+
+        static func next() -> Revision {
+            Revision(number: counter.add(1, ordering: .relaxed).newValue)
+        }
+    }
+
+    /// The state a desired state was made from, and what may differ between the two.
+    package struct Derivation: Sendable {
+        package var base: Revision
+        /// `nil`: anything may differ (the node's facts changed, and every Service was translated again).
+        package var touched: DesiredChanges?
+    }
 
     /// The number of real servers over all virtual servers.
     package var realServerCount: Int { virtualServers.values.reduce(0) { $0 + $1.realServers.count } }
+}
+
+/// What may differ between two desired states: every virtual server and service address not named here is the
+/// same in both. Health checks and the node's pod networks are few, and compared whole.
+package struct DesiredChanges: Sendable, Hashable {
+    package var virtualServers: Set<VirtualServerKey> = []
+    package var serviceAddresses: Set<IPAddress> = []
+
+    package init(virtualServers: Set<VirtualServerKey> = [], serviceAddresses: Set<IPAddress> = []) {
+        self.virtualServers = virtualServers
+        self.serviceAddresses = serviceAddresses
+    }
 }
 
 /// Which of a Service's traffic policies.
@@ -111,7 +149,7 @@ package struct HealthCheck: Sendable, Hashable {
 }
 
 /// The facts about this node that translation needs.
-package struct NodeContext: Sendable {
+package struct NodeContext: Sendable, Hashable {
     /// The node's name, matched against endpoints' `nodeName` for traffic policy `Local` and node hints.
     package var nodeName: String
     /// The node's zone (its Node's `topology.kubernetes.io/zone` label), matched against zone hints.

@@ -14,30 +14,23 @@ struct BackendEndpoint: Hashable {
     var nodeHints: Set<String> = []
 }
 
-/// The endpoints of every Service, indexed for translation: EndpointSlices first, and a Service's legacy
-/// Endpoints only when it has no slice (as the mirroring controller would have made one).
-struct EndpointIndex {
-    private var slicesByService: [ObjectName: [EndpointSlice]] = [:]
-    private var endpointsByService: [ObjectName: Endpoints] = [:]
+/// The endpoints of one Service: its EndpointSlices (in name order), or its legacy Endpoints when it has no slice
+/// (as the mirroring controller would have made one).
+struct ServiceEndpoints: Hashable {
+    var slices: [EndpointSlice] = []
+    var endpoints: Endpoints?
 
-    init(_ set: ManifestSet) {
-        for located in set.endpointSlices {
-            let slice = located.object
-            // A slice without the label has no Service, FQDN slices cannot be proxied, and labelled ones are
-            // another proxy's or a headless Service's.
-            guard let serviceName = slice.serviceName, slice.addressType != "FQDN",
-                ProxyLabels.isForThisProxy(slice.metadata)
-            else { continue }
-            let service = ObjectName(namespace: slice.metadata.namespace ?? "default", name: serviceName)
-            slicesByService[service, default: []].append(slice)
-        }
-        for located in set.endpoints {
-            endpointsByService[located.object.metadata.objectName] = located.object
-        }
+    /// The Service a slice serves, or `nil` for one translation ignores: a slice without the label has no Service,
+    /// FQDN slices cannot be proxied, and labelled ones are another proxy's or a headless Service's.
+    static func service(of slice: EndpointSlice) -> ObjectName? {
+        guard let serviceName = slice.serviceName, slice.addressType != "FQDN",
+            ProxyLabels.isForThisProxy(slice.metadata)
+        else { return nil }
+        return ObjectName(namespace: slice.metadata.namespace ?? "default", name: serviceName)
     }
 
     /// The distinct backends of one Service port (matched by port name and protocol).
-    func backends(of service: ObjectName, port: ServicePort) -> [BackendEndpoint] {
+    func backends(of port: ServicePort) -> [BackendEndpoint] {
         let portName = port.name ?? ""
         let transportProtocol = port.protocol ?? "TCP"
         var seen: [EndpointKey: Int] = [:]
@@ -52,7 +45,7 @@ struct EndpointIndex {
                 result.append(backend)
             }
         }
-        if let slices = slicesByService[service] {
+        if !slices.isEmpty {
             for slice in slices {
                 guard
                     let slicePort = slice.ports?.first(where: {
@@ -72,7 +65,7 @@ struct EndpointIndex {
                             nodeHints: Set((endpoint.hints?.forNodes ?? []).map(\.name))))
                 }
             }
-        } else if let endpoints = endpointsByService[service] {
+        } else if let endpoints {
             for subset in endpoints.subsets ?? [] {
                 guard
                     let subsetPort = subset.ports?.first(where: {

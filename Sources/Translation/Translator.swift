@@ -25,27 +25,28 @@ package enum Translator {
     package static func translateSkippingInvalid(
         _ set: ManifestSet, node: NodeContext
     ) -> (state: DesiredState, skipped: [ManifestProblem]) {
-        var state = DesiredState()
-        state.serviceCount = set.services.count
-        state.nodePodNetworks = node.podNetworks
-        var problems: [ManifestProblem] = []
-        let endpoints = EndpointIndex(set)
-        // A stable order decides which Service wins when two want the same virtual server.
-        let services = set.services.sorted { $0.object.metadata.objectName < $1.object.metadata.objectName }
-        for located in services {
-            let scheduler: Scheduler
-            do {
-                scheduler = try schedulerOf(located.object, default: node.scheduler)
-            } catch {
-                problems.append(
-                    ManifestProblem(
-                        at: located.location, field: "metadata.annotations[\"\(schedulerAnnotation)\"]",
-                        error.description))
-                continue
-            }
-            translate(located.object, scheduler: scheduler, endpoints: endpoints, node: node, into: &state)
+        var translation = LiveTranslation(node: node)
+        translation.apply([.everything(set)])
+        let state = translation.takeDesired()
+        return (state, translation.problems)
+    }
+
+    /// One Service's share of the desired state, translated on its own; or its problem.
+    static func share(
+        of located: Located<Service>, endpoints: ServiceEndpoints, node: NodeContext
+    ) -> Result<ServiceShare, ManifestProblem> {
+        let scheduler: Scheduler
+        do {
+            scheduler = try schedulerOf(located.object, default: node.scheduler)
+        } catch {
+            return .failure(
+                ManifestProblem(
+                    at: located.location, field: "metadata.annotations[\"\(schedulerAnnotation)\"]",
+                    error.description))
         }
-        return (state, problems)
+        var share = ServiceShare()
+        translate(located.object, scheduler: scheduler, endpoints: endpoints, node: node, into: &share)
+        return .success(share)
     }
 
     /// A LoadBalancer Service's `loadBalancerSourceRanges` (validated as CIDRs when the Service was read); none
@@ -71,8 +72,8 @@ package enum Translator {
     }
 
     private static func translate(
-        _ service: Service, scheduler: Scheduler, endpoints: EndpointIndex, node: NodeContext,
-        into state: inout DesiredState
+        _ service: Service, scheduler: Scheduler, endpoints: ServiceEndpoints, node: NodeContext,
+        into share: inout ServiceShare
     ) {
         let spec = service.spec
         guard spec.type != "ExternalName", ProxyLabels.isForThisProxy(service.metadata) else { return }
@@ -106,7 +107,7 @@ package enum Translator {
             let transportProtocol = TransportProtocol(name: port.protocol ?? "TCP") ?? .tcp
             let portName = ServicePortName(
                 service: name, port: port.name.flatMap { $0.isEmpty ? nil : $0 } ?? "\(port.port)")
-            let backends = endpoints.backends(of: name, port: port)
+            let backends = endpoints.backends(of: port)
             let nodePort = hasNodePorts ? port.nodePort.flatMap { $0 > 0 ? $0 : nil } : nil
             for endpoint in backends where endpoint.isReady && endpoint.nodeName == node.nodeName {
                 localReadyAddresses.insert(endpoint.address)
@@ -121,10 +122,8 @@ package enum Translator {
                 let made = EndpointCategories(
                     backends.filter { $0.address.family == family }, policy: policy, node: selectingNode)
                 if made.hasAnyEndpoints && made.local.isEmpty {
-                    if internalLocal { state.servicesWithoutLocalEndpoints[.internal, default: []].insert(name) }
-                    if externalLocal && policy.externallyAccessible {
-                        state.servicesWithoutLocalEndpoints[.external, default: []].insert(name)
-                    }
+                    if internalLocal { share.withoutLocalEndpoints.insert(.internal) }
+                    if externalLocal && policy.externallyAccessible { share.withoutLocalEndpoints.insert(.external) }
                 }
                 categoriesByFamily[family] = made
                 return made
@@ -132,15 +131,15 @@ package enum Translator {
 
             func add(_ address: IPAddress, port number: Int, kind: ServiceAddressKind) {
                 let key = VirtualServerKey.address(transportProtocol, address, port: UInt16(number))
-                if let existing = state.virtualServers[key] {
+                if let existing = share.virtualServers[key] {
                     if existing.servicePort != portName {
-                        state.warnings.append("\(portName) wants \(key), which \(existing.servicePort) has; skipped")
+                        share.warnings.append(Self.conflict(portName, wants: key, heldBy: existing.servicePort))
                     }
                     return
                 }
                 let external = kind != .clusterIP
                 let selected = categories(address.family).realServers(local: external ? externalLocal : internalLocal)
-                state.virtualServers[key] = DesiredVirtualServer(
+                share.virtualServers[key] = DesiredVirtualServer(
                     server: VirtualServer(
                         key, scheduler: scheduler, flags: flags, persistenceTimeout: affinityTimeout),
                     realServers: selected.map { RealServer($0.address, port: $0.port) }, servicePort: portName,
@@ -154,14 +153,14 @@ package enum Translator {
 
             for address in clusterIPs {
                 add(address, port: port.port, kind: .clusterIP)
-                state.serviceAddresses.insert(address)
+                share.serviceAddresses.insert(address)
             }
             for (addresses, kind) in [(externalIPs, ServiceAddressKind.externalIP), (loadBalancerIPs, .loadBalancerIP)]
             {
                 for address in addresses {
                     add(address, port: port.port, kind: kind)
                     // An address the node already has on another interface needs no binding (kube-proxy's rule).
-                    if !node.localAddresses.contains(address) { state.serviceAddresses.insert(address) }
+                    if !node.localAddresses.contains(address) { share.serviceAddresses.insert(address) }
                 }
             }
             if let nodePort {
@@ -172,8 +171,14 @@ package enum Translator {
         if spec.type == "LoadBalancer", externalLocal, let port = spec.healthCheckNodePort, port > 0 {
             var counts: [AddressFamily: Int] = [:]
             for family in families { counts[family] = localReadyAddresses.filter { $0.family == family }.count }
-            state.healthChecks[name] = HealthCheck(port: UInt16(port), localEndpoints: counts)
+            share.healthCheck = HealthCheck(port: UInt16(port), localEndpoints: counts)
         }
+    }
+
+    /// The warning for a Service port that wants a virtual server another port has.
+    static func conflict(_ port: ServicePortName, wants key: VirtualServerKey, heldBy holder: ServicePortName) -> String
+    {
+        "\(port) wants \(key), which \(holder) has; skipped"
     }
 }
 
