@@ -42,7 +42,10 @@ package struct SyncLoopConfiguration: Sendable {
 package final class SyncLoop<LoopClock: Clock>: ServiceLifecycle.Service, Sendable
 where LoopClock.Duration == Duration {
     private struct Pending {
-        var snapshot: ManifestSet?
+        /// Changes received and not yet translated.
+        var changes: [ClusterChange] = []
+        /// Whether the source has delivered its first update.
+        var received = false
         var version = 0
         var fullRequested = false
         /// The node's addresses changed: the next sync reads them again.
@@ -52,6 +55,8 @@ where LoopClock.Duration == Duration {
         var endpointChanges = 0
         /// When the changes not yet in the kernel were made, by the endpoint slices' trigger-time annotations.
         var triggerTimes: [Date] = []
+        /// The resource version of the last object event received, for the log.
+        var resourceVersion: String?
     }
 
     let syncer: Syncer
@@ -66,6 +71,8 @@ where LoopClock.Duration == Duration {
     let healthCheckPorts: HealthCheckPorts?
     private let pending = Mutex(Pending())
     private let doorbell = Doorbell()
+    /// The desired state, kept up to date change by change; used by one sync at a time.
+    private let translation: Mutex<LiveTranslation>
 
     package init(
         syncer: Syncer, source: any ClusterSource, configuration: SyncLoopConfiguration, metrics: ProxyMetrics,
@@ -81,6 +88,10 @@ where LoopClock.Duration == Duration {
         self.logger = logger
         self.clock = clock
         self.threadPool = threadPool
+        translation = Mutex(
+            LiveTranslation(
+                node: NodeContext(
+                    nodeName: configuration.nodeName, nodeAddresses: [], scheduler: configuration.scheduler)))
     }
 
     /// Asks for a full resync as soon as the pacing allows (SIGHUP).
@@ -123,8 +134,10 @@ where LoopClock.Duration == Duration {
         metrics.lastQueuedTimestamp.set(Date().timeIntervalSince1970)
         health.queued()
         let (services, endpoints) = pending.withLock {
-            $0.snapshot = update.snapshot
+            $0.changes += update.changes
+            $0.received = true
             $0.version += 1
+            if let version = update.resourceVersion { $0.resourceVersion = version }
             $0.serviceChanges += update.serviceChanges
             $0.endpointChanges += update.endpointChanges
             $0.triggerTimes += update.lastChangeTriggerTimes
@@ -140,19 +153,23 @@ where LoopClock.Duration == Duration {
         var syncedVersion = 0
         var nodeAddresses: NodeAddresses?
         while !Task.isCancelled {
-            let queued = pending.withLock { $0 }
-            let changed = queued.version != syncedVersion || queued.addressesChanged
+            let peeked = pending.withLock { ($0.version, $0.addressesChanged, $0.fullRequested, $0.received) }
+            let changed = peeked.0 != syncedVersion || peeked.1
             let step = schedule.next(
-                now: clock.now, changed: changed, fullRequested: queued.fullRequested,
-                hasSnapshot: queued.snapshot != nil)
-            guard case .sync(let full) = step, let snapshot = queued.snapshot else {
+                now: clock.now, changed: changed, fullRequested: peeked.2, hasSnapshot: peeked.3)
+            guard case .sync(let full) = step else {
                 if case .wait(let deadline) = step { await doorbell.wait(until: deadline, on: clock) }
                 continue
             }
-            pending.withLock {
-                if full { $0.fullRequested = false }
+            let queued = pending.withLock { state -> Pending in
+                let taken = state
+                // Taken now: the translation has them whatever becomes of the sync.
+                state.changes = []
+                state.resourceVersion = nil
+                if full { state.fullRequested = false }
                 // Cleared before the sync reads the addresses: a change during it asks for another.
-                $0.addressesChanged = false
+                state.addressesChanged = false
+                return taken
             }
             if queued.addressesChanged { nodeAddresses = nil }
             let started = clock.now
@@ -161,7 +178,7 @@ where LoopClock.Duration == Duration {
             do {
                 let known = full ? nil : nodeAddresses
                 let result = try await threadPool.runIfActive { [self] in
-                    try sync(snapshot, full: full, nodeAddresses: known)
+                    try sync(queued.changes, full: full, nodeAddresses: known, resourceVersion: queued.resourceVersion)
                 }
                 nodeAddresses = result.nodeAddresses
                 draining = !result.report.table.draining.isEmpty
@@ -207,20 +224,26 @@ where LoopClock.Duration == Duration {
         var nodeAddresses: NodeAddresses
     }
 
-    /// Translates a snapshot and syncs it: blocking work, for the thread pool.
-    private func sync(_ snapshot: ManifestSet, full: Bool, nodeAddresses known: NodeAddresses?) throws -> SyncResult {
+    /// Translates changes and syncs the result: blocking work, for the thread pool.
+    private func sync(
+        _ changes: [ClusterChange], full: Bool, nodeAddresses known: NodeAddresses?, resourceVersion: String?
+    ) throws -> SyncResult {
         let addresses = syncer.addresses
         let nodeAddresses =
             try known ?? NodeAddresses.discover(addresses.connection, excludingLink: addresses.linkName)
-        let ownNode = snapshot.node(named: configuration.nodeName)
         let selection = configuration.nodePortAddresses
         var context = NodeContext(
-            nodeName: configuration.nodeName,
-            nodeAddresses: selection.select(from: nodeAddresses.nodePortAddresses, node: ownNode),
-            localAddresses: nodeAddresses.localAddresses, scheduler: configuration.scheduler)
-        context.follow(ownNode)
-        health.follow(ownNode)
-        let (desired, skipped) = Translator.translateSkippingInvalid(snapshot, node: context)
+            nodeName: configuration.nodeName, nodeAddresses: [], localAddresses: nodeAddresses.localAddresses,
+            scheduler: configuration.scheduler)
+        let (desired, skipped) = translation.withLock { translation in
+            translation.apply(changes)
+            let ownNode = translation.node(named: configuration.nodeName)
+            context.nodeAddresses = selection.select(from: nodeAddresses.nodePortAddresses, node: ownNode)
+            context.follow(ownNode)
+            health.follow(ownNode)
+            translation.update(node: context)
+            return (translation.takeDesired(), translation.takeNewProblems())
+        }
         for problem in skipped { logger.error("skipped an invalid Service", metadata: ["problem": "\(problem)"]) }
         metrics.invalidObjects.increment(by: Int64(skipped.count))
         metrics.recordTranslation(desired)
@@ -235,11 +258,11 @@ where LoopClock.Duration == Duration {
         metrics.recordSync(report, full: full)
         metrics.virtualServers.set(Int64(desired.virtualServers.count - report.table.blocked.count))
         metrics.realServers.set(Int64(desired.realServerCount))
-        log(report, full: full, desired: desired)
+        log(report, full: full, desired: desired, resourceVersion: resourceVersion)
         return SyncResult(report: report, nodeAddresses: nodeAddresses)
     }
 
-    private func log(_ report: SyncReport, full: Bool, desired: DesiredState) {
+    private func log(_ report: SyncReport, full: Bool, desired: DesiredState, resourceVersion: String?) {
         var metadata: Logger.Metadata = [
             "mode": "\(full ? "full" : "incremental")", "operations": "\(report.table.operations.count)",
             "virtualServers": "\(desired.virtualServers.count)", "draining": "\(report.table.draining.count)",
@@ -247,6 +270,8 @@ where LoopClock.Duration == Duration {
             "addressesUnbound": "\(report.addresses.unbound.count)",
         ]
         if !report.table.blocked.isEmpty { metadata["blocked"] = "\(report.table.blocked.count)" }
+        // Which API changes the kernel now has: the resource version of the last object event the sync carried.
+        if let resourceVersion { metadata["resourceVersion"] = "\(resourceVersion)" }
         logger.log(level: report.table.operations.isEmpty ? .debug : .info, "synced", metadata: metadata)
         for (key, service) in report.table.blocked {
             logger.warning(

@@ -1,10 +1,11 @@
 import Foundation
 import KubernetesModel
 
-/// A complete view of the objects a source knows, delivered whenever it changes.
+/// What changed in the objects a source knows, delivered whenever something does. A source's first update holds
+/// everything (``ClusterChange/everything(_:)``); later ones, what changed since.
 package struct ClusterUpdate: Sendable {
-    /// Every Service, EndpointSlice, Endpoints and Node object known now.
-    package var snapshot: ManifestSet
+    /// The changes, to be applied in order.
+    package var changes: [ClusterChange]
     /// How many Services and endpoint objects (slices, Endpoints) changed since the previous update.
     package var serviceChanges: Int
     package var endpointChanges: Int
@@ -13,12 +14,15 @@ package struct ClusterUpdate: Sendable {
     /// When the changed EndpointSlices were changed, from their `endpoints.kubernetes.io/last-change-trigger-time`
     /// annotations (kube-proxy's start of network programming), for changes made after the source started.
     package var lastChangeTriggerTimes: [Date]
+    /// The resource version of the last object event the update carries (from the API), for the log.
+    package var resourceVersion: String?
 
     package init(
-        snapshot: ManifestSet, serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = [],
-        lastChangeTriggerTimes: [Date] = []
+        changes: [ClusterChange], serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = [],
+        lastChangeTriggerTimes: [Date] = [], resourceVersion: String? = nil
     ) {
-        self.snapshot = snapshot
+        self.changes = changes
+        self.resourceVersion = resourceVersion
         self.serviceChanges = serviceChanges
         self.endpointChanges = endpointChanges
         self.problems = problems

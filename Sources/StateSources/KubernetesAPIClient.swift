@@ -46,6 +46,19 @@ enum Item<Object: Decodable & Sendable>: Decodable, Sendable {
         }
     }
 
+    /// The object the fast decoder read, when it is of this kind.
+    init?(_ decoded: DecodedItem) {
+        let object: Object
+        switch decoded {
+        case .service(let service as Object): object = service
+        case .endpointSlice(let slice as Object): object = slice
+        case .node(let node as Object): object = node
+        default: return nil
+        }
+        let metadata = (object as? any KubernetesObject)?.metadata
+        self = .object(object, name: metadata?.name.map { name in metadata?.namespace.map { "\($0)/\(name)" } ?? name })
+    }
+
     private struct NameOnly: Decodable {
         struct Meta: Decodable {
             var name: String?
@@ -67,7 +80,15 @@ enum WatchEvent<Object: Decodable & Sendable>: Sendable {
     case bookmark(resourceVersion: String)
     case error(APIError)
 
+    /// Decodes one line: with the fast decoder where it can vouch for it, else with `JSONDecoder`.
     static func decode(_ line: ArraySlice<UInt8>) throws -> WatchEvent {
+        if let fast = WatchEventLine.decodeFast(line), let item = Item<Object>(fast.item) {
+            switch fast.type {
+            case .added: return .added(item)
+            case .modified: return .modified(item)
+            case .deleted: return .deleted(item)
+            }
+        }
         let envelope = try JSONDecoder().decode(Envelope.self, from: Data(line))
         return envelope.event
     }

@@ -136,7 +136,7 @@ package struct KubernetesAPISource: ClusterSource {
         case .added(let item), .modified(let item):
             switch resource.validated(item) {
             case .success(let object):
-                store.upsert(resource.kind, object)
+                store.upsert(resource.kind, object, resourceVersion: object.metadata.resourceVersion)
                 if let version = object.metadata.resourceVersion { resourceVersion = version }
             case .failure(let problem):
                 // The last good version (if any) stays in use.
@@ -144,7 +144,8 @@ package struct KubernetesAPISource: ClusterSource {
             }
         case .deleted(let item):
             if case .object(let object, _) = item {
-                store.remove(resource.kind, object.metadata.objectName)
+                store.remove(
+                    resource.kind, object.metadata.objectName, resourceVersion: object.metadata.resourceVersion)
                 if let version = object.metadata.resourceVersion { resourceVersion = version }
             }
         case .bookmark(let version):
@@ -254,12 +255,23 @@ final class FailingKinds: Sendable {
     }
 }
 
-/// The objects the source knows, and what changed since the last update it handed out.
+/// The objects the source knows, and what changed since the last update it handed out: everything in the first
+/// update (once every kind was listed), then each object that changed, so that a watch event costs its own
+/// object, not a copy of the cluster.
 final class ObjectStore: Sendable {
     enum Kind: String, Sendable, CaseIterable {
         case service = "Service"
         case endpointSlice = "EndpointSlice"
         case node = "Node"
+
+        /// Where the problems of its objects say they came from.
+        var path: String {
+            switch self {
+            case .service: "/api/v1/services"
+            case .endpointSlice: "/apis/discovery.k8s.io/v1/endpointslices"
+            case .node: "/api/v1/nodes"
+            }
+        }
     }
 
     private struct State {
@@ -267,10 +279,14 @@ final class ObjectStore: Sendable {
         var slices: [ObjectName: EndpointSlice] = [:]
         var nodes: [ObjectName: Node] = [:]
         var listed: Set<String> = []
+        /// Whether the first update (everything) was handed out: from then on, changes are.
+        var handedOutEverything = false
+        var changes: [ClusterChange] = []
         var serviceChanges = 0
         var endpointChanges = 0
         var problems: [ManifestProblem] = []
         var triggerTimes: [Date] = []
+        var resourceVersion: String?
         var changed = false
     }
 
@@ -284,6 +300,12 @@ final class ObjectStore: Sendable {
         if let time = LastChangeTrigger.time(of: slice), time > started { state.triggerTimes.append(time) }
     }
 
+    /// An object as the translation sees it, with the place its problems name.
+    private static func located<Object>(_ object: Object, _ kind: Kind, name: String) -> Located<Object> {
+        Located(object, at: ObjectLocation(file: kind.path, document: 1, kind: kind.rawValue, name: name))
+    }
+
+    /// Replaces every object of a kind with a fresh list's: what differs is handed out as changes.
     func replace<Object: KubernetesObject>(
         _ kind: Kind, with objects: [ObjectName: Object], problems: [ManifestProblem]
     ) {
@@ -291,15 +313,19 @@ final class ObjectStore: Sendable {
             switch kind {
             case .service:
                 let new = objects.compactMapValues { $0 as? Service }
-                state.serviceChanges += Self.differences(state.services, new)
-                state.services = new
+                for name in Set(state.services.keys).union(new.keys) where state.services[name] != new[name] {
+                    set(service: new[name], named: name, in: &state)
+                }
             case .endpointSlice:
                 let new = objects.compactMapValues { $0 as? EndpointSlice }
-                state.endpointChanges += Self.differences(state.slices, new)
-                for (name, slice) in new where state.slices[name] != slice { recordTrigger(of: slice, in: &state) }
-                state.slices = new
+                for name in Set(state.slices.keys).union(new.keys) where state.slices[name] != new[name] {
+                    set(slice: new[name], named: name, in: &state)
+                }
             case .node:
-                state.nodes = objects.compactMapValues { $0 as? Node }
+                let new = objects.compactMapValues { $0 as? Node }
+                for name in Set(state.nodes.keys).union(new.keys) where state.nodes[name] != new[name] {
+                    set(node: new[name], named: name, in: &state)
+                }
             }
             state.listed.insert(kind.rawValue)
             state.problems += problems
@@ -307,38 +333,60 @@ final class ObjectStore: Sendable {
         }
     }
 
-    func upsert<Object: KubernetesObject>(_ kind: Kind, _ object: Object) {
+    /// An object added or changed, as a watch event has it.
+    func upsert<Object: KubernetesObject>(_ kind: Kind, _ object: Object, resourceVersion: String?) {
         state.withLock { state in
             let name = object.metadata.objectName
             if let service = object as? Service, state.services[name] != service {
-                state.services[name] = service
-                state.serviceChanges += 1
-                state.changed = true
+                set(service: service, named: name, in: &state)
             }
             if let slice = object as? EndpointSlice, state.slices[name] != slice {
-                state.slices[name] = slice
-                state.endpointChanges += 1
-                recordTrigger(of: slice, in: &state)
-                state.changed = true
+                set(slice: slice, named: name, in: &state)
             }
             if let node = object as? Node, state.nodes[name] != node {
-                state.nodes[name] = node
-                state.changed = true
+                set(node: node, named: name, in: &state)
             }
+            if let resourceVersion { state.resourceVersion = resourceVersion }
         }
     }
 
-    func remove(_ kind: Kind, _ name: ObjectName) {
+    /// An object deleted, as a watch event has it.
+    func remove(_ kind: Kind, _ name: ObjectName, resourceVersion: String?) {
         state.withLock { state in
             switch kind {
-            case .service:
-                if state.services.removeValue(forKey: name) != nil { state.serviceChanges += 1 }
-            case .endpointSlice:
-                if state.slices.removeValue(forKey: name) != nil { state.endpointChanges += 1 }
-            case .node:
-                state.nodes[name] = nil
+            case .service: if state.services[name] != nil { set(service: nil, named: name, in: &state) }
+            case .endpointSlice: if state.slices[name] != nil { set(slice: nil, named: name, in: &state) }
+            case .node: if state.nodes[name] != nil { set(node: nil, named: name, in: &state) }
             }
-            state.changed = true
+            if let resourceVersion { state.resourceVersion = resourceVersion }
+        }
+    }
+
+    private func set(service: Service?, named name: ObjectName, in state: inout State) {
+        state.services[name] = service
+        state.serviceChanges += 1
+        state.changed = true
+        if state.handedOutEverything {
+            state.changes.append(.service(name, service.map { Self.located($0, .service, name: name.description) }))
+        }
+    }
+
+    private func set(slice: EndpointSlice?, named name: ObjectName, in state: inout State) {
+        state.slices[name] = slice
+        state.endpointChanges += 1
+        if let slice { recordTrigger(of: slice, in: &state) }
+        state.changed = true
+        if state.handedOutEverything {
+            state.changes.append(
+                .endpointSlice(name, slice.map { Self.located($0, .endpointSlice, name: name.description) }))
+        }
+    }
+
+    private func set(node: Node?, named name: ObjectName, in state: inout State) {
+        state.nodes[name] = node
+        state.changed = true
+        if state.handedOutEverything {
+            state.changes.append(.node(name, node.map { Self.located($0, .node, name: name.name) }))
         }
     }
 
@@ -353,38 +401,28 @@ final class ObjectStore: Sendable {
     func takeUpdate() -> ClusterUpdate? {
         state.withLock { state in
             guard state.changed, state.listed.count == Kind.allCases.count else { return nil }
-            var snapshot = ManifestSet()
-            snapshot.services = state.services.values.map {
-                Located(
-                    $0,
-                    at: ObjectLocation(
-                        file: "/api/v1/services", document: 1, kind: "Service", name: $0.metadata.objectName.description
-                    ))
-            }
-            snapshot.endpointSlices = state.slices.values.map {
-                Located(
-                    $0,
-                    at: ObjectLocation(
-                        file: "/apis/discovery.k8s.io/v1/endpointslices", document: 1, kind: "EndpointSlice",
-                        name: $0.metadata.objectName.description))
-            }
-            snapshot.nodes = state.nodes.values.map {
-                Located(
-                    $0, at: ObjectLocation(file: "/api/v1/nodes", document: 1, kind: "Node", name: $0.metadata.name))
+            if !state.handedOutEverything {
+                var everything = ManifestSet()
+                everything.services = state.services.map { Self.located($1, .service, name: $0.description) }
+                everything.endpointSlices = state.slices.map {
+                    Self.located($1, .endpointSlice, name: $0.description)
+                }
+                everything.nodes = state.nodes.map { Self.located($1, .node, name: $0.name) }
+                state.changes = [.everything(everything)]
+                state.handedOutEverything = true
             }
             let update = ClusterUpdate(
-                snapshot: snapshot, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,
-                problems: state.problems, lastChangeTriggerTimes: state.triggerTimes)
+                changes: state.changes, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,
+                problems: state.problems, lastChangeTriggerTimes: state.triggerTimes,
+                resourceVersion: state.resourceVersion)
+            state.changes = []
             state.triggerTimes = []
             state.serviceChanges = 0
             state.endpointChanges = 0
             state.problems = []
+            state.resourceVersion = nil
             state.changed = false
             return update
         }
-    }
-
-    private static func differences<Object: Hashable>(_ old: [ObjectName: Object], _ new: [ObjectName: Object]) -> Int {
-        new.filter { old[$0.key] != $0.value }.count + old.keys.filter { new[$0] == nil }.count
     }
 }

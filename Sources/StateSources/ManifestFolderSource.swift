@@ -48,7 +48,8 @@ package struct ManifestFolderSource: ClusterSource {
                     previous = snapshot
                     await update(
                         ClusterUpdate(
-                            snapshot: snapshot, serviceChanges: changes.services, endpointChanges: changes.endpoints,
+                            changes: [.everything(snapshot)], serviceChanges: changes.services,
+                            endpointChanges: changes.endpoints,
                             problems: problems))
                 }
             }

@@ -32,6 +32,12 @@ private func handWritten(_ name: String) -> String {
         .appendingPathComponent("Fixtures/hand-written/\(name)").path
 }
 
+/// A watch event as Foundation decodes it.
+private struct WatchEnvelope: Decodable {
+    var type: String
+    var object: DecodedDocument?
+}
+
 @Suite("The fast JSON decoder agrees with Foundation's", .timeLimit(.minutes(2)))
 struct FastJSONTests {
     @Test(arguments: [
@@ -69,6 +75,41 @@ struct FastJSONTests {
         } else {
             #expect(fast.continueToken == nil)
         }
+    }
+
+    /// The daemon's watch events go through the same two decoders: the fast one takes every recorded event that
+    /// carries an object and reads the same object as Foundation's; bookmarks and errors it leaves to Foundation.
+    @Test(arguments: [
+        "watch-services.jsonl", "watch-services-from-rv1.jsonl", "watch-endpointslices.jsonl",
+        "hand-written/watch-nodes.jsonl",
+    ])
+    func onRecordedWatchEvents(_ name: String) throws {
+        let path = name.hasPrefix("hand-written/") ? handWritten(String(name.dropFirst(13))) : recorded(name)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        var read = 0
+        for line in lines {
+            let full = try JSONDecoder().decode(WatchEnvelope.self, from: Data(line.utf8))
+            let fast = WatchEventLine.decodeFast(ArraySlice(line.utf8))
+            guard let type = WatchEventLine.EventType(rawValue: full.type) else {
+                #expect(fast == nil, "\(full.type) in \(name)")
+                continue
+            }
+            #expect(fast?.type == type)
+            #expect(fast?.item == full.object?.item, "\(name): \(line.prefix(80))")
+            read += 1
+        }
+        #expect(read > 0)
+    }
+
+    @Test(arguments: [
+        #"{"object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"a"}},"type":"ADDED"}"#,
+        #"{"type":"ADDED","type":"DELETED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"a"}}}"#,
+        #"{"type":"ADDED","object":{"kind":"Service","apiVersion":"v2","metadata":{"name":"a"}}}"#,
+        #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","code":410}}"#,
+        #"{"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"a"}}} x"#,
+    ])
+    func watchEventsFallBack(_ line: String) {
+        #expect(WatchEventLine.decodeFast(ArraySlice(line.utf8)) == nil)
     }
 
     /// The Node list the daemon reads (hand-written in the API server's shape), both ways alike, with the zone,

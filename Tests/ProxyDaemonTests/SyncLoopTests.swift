@@ -33,7 +33,8 @@ final class FakeSource: ClusterSource {
         precondition(problems.isEmpty, "\(problems)")
         continuation.yield(
             ClusterUpdate(
-                snapshot: set, serviceChanges: changes, endpointChanges: changes, lastChangeTriggerTimes: triggeredAt))
+                changes: [.everything(set)], serviceChanges: changes, endpointChanges: changes,
+                lastChangeTriggerTimes: triggeredAt))
     }
 
     func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {

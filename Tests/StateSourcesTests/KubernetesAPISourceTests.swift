@@ -73,7 +73,7 @@ private final class Harness: @unchecked Sendable {
     /// The latest snapshot, once `condition` holds for it (waits up to 10 s).
     func latest(where condition: (ManifestSet) -> Bool) async throws -> ManifestSet? {
         for _ in 0..<200 {
-            if let snapshot = updates.withLock({ $0.last?.snapshot }), condition(snapshot) { return snapshot }
+            if let snapshot = updates.withLock({ folded($0) }), condition(snapshot) { return snapshot }
             try await Task.sleep(for: .milliseconds(50))
         }
         return nil
@@ -85,6 +85,30 @@ private final class Harness: @unchecked Sendable {
         _ = await task?.result
         try? await client.shutdown()
     }
+}
+
+/// The objects a source's updates add up to (`nil` before the first), in name order.
+private func folded(_ updates: [ClusterUpdate]) -> ManifestSet? {
+    guard !updates.isEmpty else { return nil }
+    var services: [ObjectName: Located<Service>] = [:]
+    var slices: [ObjectName: Located<EndpointSlice>] = [:]
+    var nodes: [ObjectName: Located<Node>] = [:]
+    for change in updates.flatMap(\.changes) {
+        switch change {
+        case .everything(let set):
+            services = Dictionary(uniqueKeysWithValues: set.services.map { ($0.object.metadata.objectName, $0) })
+            slices = Dictionary(uniqueKeysWithValues: set.endpointSlices.map { ($0.object.metadata.objectName, $0) })
+            nodes = Dictionary(uniqueKeysWithValues: set.nodes.map { ($0.object.metadata.objectName, $0) })
+        case .service(let name, let located): services[name] = located
+        case .endpointSlice(let name, let located): slices[name] = located
+        case .node(let name, let located): nodes[name] = located
+        }
+    }
+    var set = ManifestSet()
+    set.services = services.sorted { $0.key < $1.key }.map(\.value)
+    set.endpointSlices = slices.sorted { $0.key < $1.key }.map(\.value)
+    set.nodes = nodes.sorted { $0.key < $1.key }.map(\.value)
+    return set
 }
 
 private func service(_ set: ManifestSet, _ name: String) -> Service? {
@@ -313,12 +337,12 @@ struct LastChangeTriggerTests {
 
         let later = Date().addingTimeInterval(1)
         let text = later.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        store.upsert(.endpointSlice, slice("new", triggeredAt: text))
+        store.upsert(.endpointSlice, slice("new", triggeredAt: text), resourceVersion: nil)
         let times = try #require(store.takeUpdate()?.lastChangeTriggerTimes)
         #expect(times.count == 1)
         #expect(abs((times.first ?? .distantPast).timeIntervalSince(later)) < 0.001)
 
-        store.remove(.endpointSlice, ObjectName(namespace: "default", name: "new"))
+        store.remove(.endpointSlice, ObjectName(namespace: "default", name: "new"), resourceVersion: nil)
         #expect(store.takeUpdate()?.lastChangeTriggerTimes == [])
     }
 
@@ -327,5 +351,54 @@ struct LastChangeTriggerTests {
         #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: "2024-05-01T10:20:30.123456789Z")) != nil)
         #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: "yesterday")) == nil)
         #expect(LastChangeTrigger.time(of: slice("a", triggeredAt: nil)) == nil)
+    }
+}
+
+@Suite("The API source's updates", .timeLimit(.minutes(2)))
+struct ObjectStoreTests {
+    private func slice(_ name: String, endpoint: String) -> EndpointSlice {
+        EndpointSlice(
+            metadata: ObjectMeta(name: name, namespace: "default", labels: [EndpointSlice.serviceNameLabel: "web"]),
+            addressType: "IPv4", endpoints: [Endpoint(addresses: [endpoint])], ports: [])
+    }
+
+    private func names(_ changes: [ClusterChange]) -> [String] {
+        changes.map { change in
+            switch change {
+            case .everything(let set): "everything(\(set.endpointSlices.count) slices)"
+            case .service(let name, let object): "service \(name) \(object == nil ? "deleted" : "set")"
+            case .endpointSlice(let name, let object): "slice \(name) \(object == nil ? "deleted" : "set")"
+            case .node(let name, let object): "node \(name) \(object == nil ? "deleted" : "set")"
+            }
+        }
+    }
+
+    /// The first update holds everything; after it, a watch event is handed out as its one object, and a list
+    /// after an expired watch as the objects that differ from what was known.
+    @Test func afterTheFirstUpdateOnlyTheChangedObjectsAreHandedOut() throws {
+        let store = ObjectStore()
+        let slices = (1...3).map { slice("s\($0)", endpoint: "10.0.0.\($0)") }
+        store.replace(.service, with: [ObjectName: Service](), problems: [])
+        store.replace(
+            .endpointSlice, with: Dictionary(uniqueKeysWithValues: slices.map { ($0.metadata.objectName, $0) }),
+            problems: [])
+        #expect(store.takeUpdate() == nil, "the Node was not listed yet")
+        store.replace(.node, with: [ObjectName: Node](), problems: [])
+        #expect(names(try #require(store.takeUpdate()).changes) == ["everything(3 slices)"])
+
+        store.upsert(.endpointSlice, slice("s2", endpoint: "10.0.0.22"), resourceVersion: "7")
+        store.upsert(.endpointSlice, slice("s3", endpoint: "10.0.0.3"), resourceVersion: "8")
+        let event = try #require(store.takeUpdate())
+        #expect(names(event.changes) == ["slice default/s2 set"], "s3 did not change")
+        #expect(event.resourceVersion == "8")
+        #expect(event.endpointChanges == 1)
+
+        let relisted = [slice("s1", endpoint: "10.0.0.1"), slice("s2", endpoint: "10.0.0.2")]
+        store.replace(
+            .endpointSlice, with: Dictionary(uniqueKeysWithValues: relisted.map { ($0.metadata.objectName, $0) }),
+            problems: [])
+        let relist = try #require(store.takeUpdate())
+        #expect(names(relist.changes).sorted() == ["slice default/s2 set", "slice default/s3 deleted"])
+        #expect(store.takeUpdate() == nil)
     }
 }

@@ -50,6 +50,34 @@ enum FastManifestDecoder {
         }
     }
 
+    /// The type and object of a watch event line (`{"type":"MODIFIED","object":{...}}`), or `nil` when the full
+    /// decoder must decide. Only the events that carry an object are read here, and only when `type` comes first,
+    /// as the API server writes it; bookmarks and errors are rare and go to the full decoder.
+    static func decodeWatchEvent(_ line: UnsafeBufferPointer<UInt8>) -> WatchEventLine? {
+        var scanner = JSONScanner(line)
+        var type: WatchEventLine.EventType?
+        var item: DecodedItem?
+        do {
+            try scanner.object { scanner, key throws(Mismatch) in
+                if key == "type" {
+                    guard type == nil, let name = try scanner.optionalString(),
+                        let known = WatchEventLine.EventType(rawValue: name)
+                    else { throw Mismatch() }
+                    type = known
+                } else if key == "object" {
+                    guard type != nil, item == nil else { throw Mismatch() }
+                    item = try self.item(&scanner, defaultKind: nil, listDepth: DecodedItem.maximumListDepth)
+                } else {
+                    try scanner.skip()
+                }
+            }
+        } catch {
+            return nil
+        }
+        guard scanner.isAtEnd(), let type, let item else { return nil }
+        return WatchEventLine(type: type, item: item)
+    }
+
     /// A list's kind, metadata and items. The API server writes `kind` before `items`, which is what gives items
     /// their kind; a list written otherwise goes to the full decoder.
     private static func listPage<Scanner: ManifestScanner & ~Copyable>(
