@@ -30,10 +30,13 @@ package protocol KernelPart: Sendable {
 
     /// The part's state as the last sync left it, brought up to date by reading only what memory cannot know
     /// (what changed outside ipvs-proxy's control, such as connection counts).
-    func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws -> State
+    func recall(
+        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
+    ) throws -> State
 
-    /// The changes that bring `observed` to `desired`, touching only what `owned` holds.
-    func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Changes
+    /// The changes that bring `observed` to `desired`, touching only what `owned` holds, and looking only at what
+    /// `scope` says may differ.
+    func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Changes
 
     /// Adds the planned changes to the report.
     func report(_ changes: Changes, into report: inout Report)
@@ -56,6 +59,15 @@ package protocol PartChanges: Sendable {
     /// What ipvs-proxy owns while the changes are applied: what it owned, and everything they may create, so
     /// that a crash half-way leaves nothing it made unaccounted for.
     func owned(during owned: OwnershipRecord) -> OwnershipRecord
+}
+
+/// What a sync looks at.
+package enum SyncScope: Sendable {
+    /// Everything: the kernel was read, or memory cannot say what changed.
+    case everything
+    /// Only what `touched` names may differ between `previous`, the desired state the remembered kernel state was
+    /// brought to, and the desired state now: the rest is in the kernel as wanted.
+    case touched(DesiredChanges, previous: DesiredState)
 }
 
 /// A part's state as the last sync left it, with the desired state that sync brought the kernel to.

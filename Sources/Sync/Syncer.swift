@@ -136,6 +136,7 @@ package final class Syncer: Sendable {
         // everything leaves a new one. A dry run changes nothing, its memory included.
         let memory = options.full ? nil : locked.memory
         if !options.dryRun { locked.memory = nil }
+        let scope = Self.scope(of: desired, from: memory)
 
         // 1. Observe: read each part, or recall what the last sync left.
         var states: PartStates
@@ -144,11 +145,13 @@ package final class Syncer: Sendable {
         } else if let memory {
             states = PartStates(
                 table: try stopwatch.time("read changed real servers") {
-                    try table.recall(memory.remembered(\.table), for: desired, report: &report.table)
+                    try table.recall(memory.remembered(\.table), for: desired, scope: scope, report: &report.table)
                 },
-                addresses: addresses.recall(memory.remembered(\.addresses), for: desired, report: &report.addresses),
-                nftables: nftables.recall(memory.remembered(\.nftables), for: desired, report: &report.nftables),
-                flows: flows.recall(memory.remembered(\.flows), for: desired, report: &report.flows))
+                addresses: addresses.recall(
+                    memory.remembered(\.addresses), for: desired, scope: scope, report: &report.addresses),
+                nftables: nftables.recall(
+                    memory.remembered(\.nftables), for: desired, scope: scope, report: &report.nftables),
+                flows: flows.recall(memory.remembered(\.flows), for: desired, scope: scope, report: &report.flows))
         } else {
             states = try read(into: &report, stopwatch: &stopwatch)
         }
@@ -156,10 +159,14 @@ package final class Syncer: Sendable {
         while true {
             report.attempts += 1
             // 2. Plan: pure, touching only what ipvs-proxy owns.
-            let tableChanges = stopwatch.time("plan") { table.plan(desired, observed: states.table, owned: owned) }
-            let addressChanges = addresses.plan(desired, observed: states.addresses, owned: owned)
+            // A race's second attempt has read the table again: it looks at everything.
+            let scope = report.attempts == 1 ? scope : .everything
+            let tableChanges = stopwatch.time("plan") {
+                table.plan(desired, observed: states.table, owned: owned, scope: scope)
+            }
+            let addressChanges = addresses.plan(desired, observed: states.addresses, owned: owned, scope: scope)
             let nftablesChanges = stopwatch.time("plan nftables") {
-                nftables.plan(desired, observed: states.nftables, owned: owned)
+                nftables.plan(desired, observed: states.nftables, owned: owned, scope: scope)
             }
             table.report(tableChanges, into: &report.table)
             addresses.report(addressChanges, into: &report.addresses)
@@ -208,7 +215,7 @@ package final class Syncer: Sendable {
             }
 
             // 6. Last, once IPVS sends no new flow to a removed endpoint: the stale flows.
-            let flowChanges = flows.plan(desired, observed: states.flows, owned: owned)
+            let flowChanges = flows.plan(desired, observed: states.flows, owned: owned, scope: .everything)
             let flowOutcome = try stopwatch.time("delete stale flows") { try flows.apply(flowChanges) }
             let nextFlows = flows.follow(
                 flowChanges, outcome: flowOutcome, observed: states.flows, owned: &owned, report: &report.flows)
@@ -222,6 +229,15 @@ package final class Syncer: Sendable {
             report.timings += stopwatch.timings
             return report
         }
+    }
+
+    /// What a sync may look at only: what the desired state's derivation says changed since the state the memory
+    /// brought the kernel to.
+    static func scope(of desired: DesiredState, from memory: SyncMemory?) -> SyncScope {
+        guard let memory, let base = memory.desired.revision, let derivation = desired.derivation,
+            derivation.base == base, let touched = derivation.touched
+        else { return .everything }
+        return .touched(touched, previous: memory.desired)
     }
 
     /// Follows a part's batch. When its outcome is unknown, what the batch may have made stays owned.

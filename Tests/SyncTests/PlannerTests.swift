@@ -52,7 +52,7 @@ struct PlannerTests {
                 .addVirtualServer(VirtualServer(web)), .addRealServer(reals[0], to: web),
                 .addRealServer(reals[1], to: web),
             ])
-        #expect(plan.ownedAfter == [web: webPort])
+        #expect(plan.owning == [web: webPort])
     }
 
     @Test func nothingChangedMeansNoOperations() {
@@ -144,7 +144,7 @@ struct PlannerTests {
             owned: [:])
         #expect(plan.operations.isEmpty)
         #expect(plan.blocked == [web: webPort])
-        #expect(plan.ownedAfter.isEmpty)
+        #expect(plan.owning.isEmpty)
     }
 
     @Test func ownedVirtualServersNoLongerWantedAreDeletedAndForeignOnesKept() {
@@ -154,7 +154,7 @@ struct PlannerTests {
             observed: observed([(VirtualServer(web), reals.map { ($0, 0, 0) }), (VirtualServer(foreign), [])]),
             owned: [web: webPort])
         #expect(plan.operations == [.deleteVirtualServer(web)])
-        #expect(plan.ownedAfter.isEmpty)
+        #expect(plan.owning.isEmpty)
     }
 
     @Test func anOwnedVirtualServerThatVanishedIsMadeAgain() {
@@ -166,8 +166,10 @@ struct PlannerTests {
     @Test func ownershipDuringApplyCoversBothOldAndNew() {
         let plan = Planner.plan(
             desired: desired([(VirtualServer(web), [], webPort)]), observed: [:], owned: [dns: dnsPort])
-        #expect(plan.ownedDuring(before: [dns: dnsPort]) == [web: webPort, dns: dnsPort])
-        #expect(plan.ownedAfter == [web: webPort])
+        var during = [dns: dnsPort]
+        plan.own(during: &during)
+        #expect(during == [web: webPort, dns: dnsPort])
+        #expect(plan.owning == [web: webPort])
     }
 }
 
@@ -179,13 +181,14 @@ struct BatchOutcomeTests {
 
     @Test func aFailedAddIsNotOwnedAndAFailedDeleteStaysOwned() {
         var plan = Plan()
-        plan.ownedAfter = [web: webPort]
-        let owned = IPVSTablePart.owned(
+        plan.owning = [web: webPort]
+        var owned = [dns: dnsPort]
+        IPVSTablePart.own(
             after: plan,
             refused: [
                 failure(.addVirtualServer(VirtualServer(web)), .fileExists),
                 failure(.deleteVirtualServer(dns), .resourceBusy),
-            ], before: [dns: dnsPort])
+            ], in: &owned)
         #expect(owned == [dns: dnsPort])
     }
 

@@ -3,7 +3,7 @@ import KubernetesModel
 import Testing
 import Translation
 
-@Suite("Live translation: change by change, the same as all at once", .timeLimit(.minutes(2)))
+@Suite("Live translation: change by change, the same as all at once", .serialized, .timeLimit(.minutes(2)))
 struct LiveTranslationTests {
     /// Random changes to a small cluster where Services fight over addresses, slices move between Services, and
     /// the node's facts change: after each step the live state equals a fresh translation of the same objects,

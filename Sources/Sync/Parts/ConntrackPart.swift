@@ -69,23 +69,34 @@ package struct ConntrackPart: KernelPart {
 
     package func read(report: inout Report) -> State { .every }
 
-    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) -> State {
+    package func recall(
+        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
+    ) -> State {
         var changed = Set<VirtualServerKey>()
-        for (key, wanted) in desired.virtualServers
-        where remembered.desired.virtualServers[key]?.realServers != wanted.realServers {
-            changed.insert(key)
+        func check(_ key: VirtualServerKey, _ wanted: DesiredVirtualServer) {
+            if remembered.desired.virtualServers[key]?.realServers != wanted.realServers { changed.insert(key) }
+        }
+        switch scope {
+        case .everything:
+            for (key, wanted) in desired.virtualServers { check(key, wanted) }
+        case .touched(let touched, _):
+            for key in touched.virtualServers { if let wanted = desired.virtualServers[key] { check(key, wanted) } }
         }
         return .only(changed)
     }
 
-    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Changes {
+    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Changes {
         guard isEnabled else { return Changes(servingSources: [:]) }
         var sources: [FlowDestination: Set<IPAddress>] = [:]
-        for (key, wanted) in desired.virtualServers {
+        let looked: [(VirtualServerKey, DesiredVirtualServer)] =
+            switch observed {
+            case .every: Array(desired.virtualServers)
+            case .only(let keys): keys.compactMap { key in desired.virtualServers[key].map { (key, $0) } }
+            }
+        for (key, wanted) in looked {
             guard case .address(let transport, let address, let port) = key,
                 Self.protocols.contains(UInt8(truncatingIfNeeded: transport.rawValue))
             else { continue }
-            if case .only(let keys) = observed, !keys.contains(key) { continue }
             let destination = FlowDestination(
                 transportProtocol: UInt8(truncatingIfNeeded: transport.rawValue), address: address, port: port)
             sources[destination] = Set(wanted.realServers.filter { $0.weight > 0 }.map(\.address))

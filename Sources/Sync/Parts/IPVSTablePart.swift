@@ -86,11 +86,12 @@ package struct IPVSTablePart: KernelPart {
         return State(servers: servers)
     }
 
-    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) throws
-        -> State
-    {
+    package func recall(
+        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
+    ) throws -> State {
         var state = remembered.state
-        for (key, wanted) in desired.virtualServers where state.servers[key] != nil {
+        func readIfChanged(_ key: VirtualServerKey, wanted: DesiredVirtualServer) throws {
+            guard state.servers[key] != nil else { return }
             if remembered.desired.virtualServers[key]?.realServers != wanted.realServers
                 || state.draining.contains(key)
             {
@@ -98,11 +99,27 @@ package struct IPVSTablePart: KernelPart {
                 report.realServerReads += 1
             }
         }
+        switch scope {
+        case .everything:
+            for (key, wanted) in desired.virtualServers { try readIfChanged(key, wanted: wanted) }
+        case .touched(let touched, _):
+            for key in touched.virtualServers.union(state.draining) {
+                if let wanted = desired.virtualServers[key] { try readIfChanged(key, wanted: wanted) }
+            }
+        }
         return state
     }
 
-    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Plan {
-        Planner.plan(desired: desired, observed: observed.servers, owned: owned.virtualServers)
+    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Plan {
+        switch scope {
+        case .everything:
+            Planner.plan(desired: desired, observed: observed.servers, owned: owned.virtualServers)
+        case .touched(let touched, _):
+            // Draining real servers are looked at again, to delete those whose last connection ended.
+            Planner.plan(
+                desired: desired, observed: observed.servers, owned: owned.virtualServers,
+                only: touched.virtualServers.union(observed.draining))
+        }
     }
 
     package func report(_ changes: Plan, into report: inout Report) {
@@ -150,7 +167,7 @@ package struct IPVSTablePart: KernelPart {
     package func follow(
         _ changes: Plan, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
     ) -> State? {
-        owned.virtualServers = Self.owned(after: changes, refused: outcome.refused, before: owned.virtualServers)
+        Self.own(after: changes, refused: outcome.refused, in: &owned.virtualServers)
         report.append(refusals: outcome.refused, ofLast: changes.operations.count)
         guard outcome.refused.isEmpty else { return nil }
         var servers = observed.servers
@@ -160,10 +177,9 @@ package struct IPVSTablePart: KernelPart {
 
     /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server
     /// was refused.
-    static func owned(
-        after plan: Plan, refused: [BatchFailure], before: [VirtualServerKey: ServicePortName]
-    ) -> [VirtualServerKey: ServicePortName] {
-        var owned = plan.ownedAfter
+    static func own(after plan: Plan, refused: [BatchFailure], in owned: inout [VirtualServerKey: ServicePortName]) {
+        let before = owned
+        plan.own(after: &owned)
         for failure in refused {
             switch failure.operation {
             case .addVirtualServer(let server):
@@ -175,7 +191,6 @@ package struct IPVSTablePart: KernelPart {
                 break
             }
         }
-        return owned
     }
 }
 
@@ -184,7 +199,7 @@ extension Plan: PartChanges {
 
     package func owned(during owned: OwnershipRecord) -> OwnershipRecord {
         var during = owned
-        during.virtualServers = ownedDuring(before: owned.virtualServers)
+        own(during: &during.virtualServers)
         return during
     }
 }

@@ -80,6 +80,25 @@ package struct NFTablesPart: KernelPart {
             }
         }
 
+        /// Deletes and adds elements of one set (the deleted ones present, the added ones not), keeping its digest.
+        mutating func change(_ set: String, deleting: Set<SetElement>, adding: Set<SetElement>) {
+            var elements = self.elements(of: set)
+            contents[set] = nil
+            elements.subtract(deleting)
+            elements.formUnion(adding)
+            var digest = digests[set] ?? .empty
+            for element in deleting {
+                digest.count -= 1
+                digest.sum &-= ElementsDigest.hash(element.text)
+            }
+            for element in adding {
+                digest.count += 1
+                digest.sum &+= ElementsDigest.hash(element.text)
+            }
+            digests[set] = elements.isEmpty ? nil : digest
+            contents[set] = elements.isEmpty ? nil : .known(elements)
+        }
+
         package static func == (lhs: TableState, rhs: TableState) -> Bool {
             lhs.skeletonDigest == rhs.skeletonDigest && lhs.digests == rhs.digests
                 && lhs.hasUnreadableElements == rhs.hasUnreadableElements
@@ -161,11 +180,24 @@ package struct NFTablesPart: KernelPart {
     }
 
     /// Only ipvs-proxy changes its tables between full syncs: memory is enough.
-    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) -> State {
+    package func recall(
+        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
+    ) -> State {
         remembered.state
     }
 
-    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> Changes {
+    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Changes {
+        if case .touched(let touched, let previous) = scope,
+            let changes = planTouched(touched, from: previous, to: desired, observed: observed)
+        {
+            return changes
+        }
+        return planEverything(desired, observed: observed)
+    }
+
+    /// Every set of both tables against what `desired` wants in it (only the sets whose digest differs are compared
+    /// element by element).
+    private func planEverything(_ desired: DesiredState, observed: State) -> Changes {
         let wanted = Self.elements(of: desired, rules: rules)
         var transaction = NFTTransaction()
         var after: [NFTFamily: TableState] = [:]
@@ -196,6 +228,67 @@ package struct NFTablesPart: KernelPart {
         }
         let confirmed = transaction.isEmpty && observed.wasListed ? observed.generation : nil
         return Changes(transaction: transaction, after: after, confirmedGeneration: confirmed)
+    }
+
+    /// Only the elements of what `touched` names, before and after: what the one state had there and the other
+    /// has not is deleted or added. `nil` when the tables are not as ipvs-proxy makes them (then everything is
+    /// planned, and a table replaced).
+    private func planTouched(
+        _ touched: DesiredChanges, from previous: DesiredState, to desired: DesiredState, observed: State
+    ) -> Changes? {
+        var before = ElementCollector(rules: rules)
+        var after = ElementCollector(rules: rules)
+        for key in touched.virtualServers {
+            if let server = previous.virtualServers[key] { before.add(server) }
+            if let server = desired.virtualServers[key] { after.add(server) }
+        }
+        for address in touched.serviceAddresses {
+            if previous.serviceAddresses.contains(address) { before.add(address) }
+            if desired.serviceAddresses.contains(address) { after.add(address) }
+        }
+        if previous.healthChecks != desired.healthChecks {
+            before.add(previous.healthChecks.values)
+            after.add(desired.healthChecks.values)
+        }
+        if previous.nodePodNetworks != desired.nodePodNetworks {
+            before.addLocalNetworks(previous.nodePodNetworks)
+            after.addLocalNetworks(desired.nodePodNetworks)
+        }
+        // An element of a shared set may still be wanted by a virtual server the change did not touch.
+        var stillWanted: ElementCollector?
+        if before.hasShared(notIn: after) {
+            var collector = ElementCollector(rules: rules, onlyShared: true)
+            for server in desired.virtualServers.values { collector.add(server) }
+            stillWanted = collector
+        }
+        var transaction = NFTTransaction()
+        var tables = observed.tables
+        for family in NFTFamily.allCases {
+            let had = before.elements[family] ?? [:]
+            let has = after.elements[family] ?? [:]
+            guard !had.isEmpty || !has.isEmpty else { continue }
+            let table = ProxyTable.make(family, rules: rules)
+            guard var current = tables[family], current.skeletonDigest == table.skeleton.digest,
+                !current.hasUnreadableElements
+            else { return nil }
+            var deleting: [String: Set<SetElement>] = [:]
+            var adding: [String: Set<SetElement>] = [:]
+            for set in Set(had.keys).union(has.keys) {
+                let present = current.elements(of: set)
+                let gone = (had[set] ?? []).subtracting(has[set] ?? []).filter {
+                    present.contains($0) && stillWanted?.elements[family]?[set]?.contains($0) != true
+                }
+                let new = (has[set] ?? []).filter { !present.contains($0) }
+                if !gone.isEmpty { deleting[set] = gone }
+                if !new.isEmpty { adding[set] = new }
+                if !gone.isEmpty || !new.isEmpty { current.change(set, deleting: gone, adding: new) }
+            }
+            if !deleting.isEmpty || !adding.isEmpty {
+                transaction.steps.append(.changeElements(table, deleting: deleting, adding: adding))
+                tables[family] = current
+            }
+        }
+        return Changes(transaction: transaction, after: tables, confirmedGeneration: nil)
     }
 
     package func report(_ changes: Changes, into report: inout Report) {
@@ -251,66 +344,103 @@ package struct NFTablesPart: KernelPart {
 
     /// The elements each family's table should hold for `desired`.
     static func elements(of desired: DesiredState, rules: MasqueradeRules) -> [NFTFamily: [String: Set<SetElement>]] {
-        typealias Name = ProxyTable.SetName
-        var result: [NFTFamily: [String: Set<SetElement>]] = [:]
-        func insert(_ element: SetElement, into set: String, family: AddressFamily) {
-            result[family == .ipv4 ? .ip : .ip6, default: [:]][set, default: []].insert(element)
-        }
-        for address in desired.serviceAddresses {
-            insert(SetElement(.address(address)), into: Name.serviceAddresses, family: address.family)
-        }
-        for family in NFTFamily.allCases {
-            for network in rules.localNetworks(family, nodePodNetworks: desired.nodePodNetworks) {
-                insert(SetElement(.network(network)), into: Name.localNetworks, family: family.addressFamily)
-            }
-        }
-        for check in desired.healthChecks.values {
-            let proto = UInt8(truncatingIfNeeded: TransportProtocol.tcp.rawValue)
-            for family in check.localEndpoints.keys {
-                insert(
-                    SetElement(.transportProtocol(proto), .port(check.port)), into: Name.healthCheckNodePorts,
-                    family: family)
-            }
-        }
-        for virtual in desired.virtualServers.values {
-            guard case .address(let transport, let address, let port) = virtual.server.key else { continue }
-            let proto = UInt8(truncatingIfNeeded: transport.rawValue)
-            let servicePort = [SetElement.Field.address(address), .transportProtocol(proto), .port(port)]
-            switch virtual.kind {
-            case .clusterIP:
-                insert(SetElement(servicePort), into: Name.clusterIPs, family: address.family)
-            case .externalIP, .loadBalancerIP:
-                let set = virtual.keepsClientAddress ? Name.externalIPsLocal : Name.externalIPs
-                insert(SetElement(servicePort), into: set, family: address.family)
-                if !virtual.sourceRanges.isEmpty {
-                    insert(SetElement(servicePort), into: Name.firewallPorts, family: address.family)
-                    for range in Self.outermost(virtual.sourceRanges) {
-                        insert(
-                            SetElement(servicePort + [.network(range)]), into: Name.firewallAllowed,
-                            family: address.family)
-                    }
-                }
-            case .nodePort:
-                if !virtual.keepsClientAddress {
-                    insert(
-                        SetElement(.transportProtocol(proto), .port(port)), into: Name.nodePorts, family: address.family
-                    )
-                }
-            }
-            for endpoint in virtual.localRealServers where endpoint.address.family == address.family {
-                insert(
-                    SetElement(
-                        .address(endpoint.address), .transportProtocol(proto), .port(endpoint.port),
-                        .address(endpoint.address)),
-                    into: Name.hairpin, family: address.family)
-            }
-        }
-        return result
+        var collector = ElementCollector(rules: rules)
+        for address in desired.serviceAddresses { collector.add(address) }
+        collector.addLocalNetworks(desired.nodePodNetworks)
+        collector.add(desired.healthChecks.values)
+        for virtual in desired.virtualServers.values { collector.add(virtual) }
+        return collector.elements
     }
 
     /// The networks not inside another one of the list: an interval set refuses overlapping elements.
     static func outermost(_ networks: [IPNetwork]) -> [IPNetwork] {
         let distinct = Set(networks)
         return distinct.filter { network in !distinct.contains { $0 != network && $0.contains(network) } }.sorted()
+    }
+}
+
+/// Gathers the set elements that parts of a desired state want, by family and set.
+struct ElementCollector {
+    typealias Name = ProxyTable.SetName
+    /// The sets whose elements more than one virtual server may want: a node port's (one virtual server per node
+    /// address) and the hairpin set's (one per virtual server with that local endpoint).
+    static let sharedSets: Set<String> = [Name.nodePorts, Name.hairpin]
+
+    let rules: MasqueradeRules
+    /// Whether to gather the shared sets' elements only.
+    var onlyShared = false
+    private(set) var elements: [NFTFamily: [String: Set<SetElement>]] = [:]
+
+    init(rules: MasqueradeRules, onlyShared: Bool = false) {
+        self.rules = rules
+        self.onlyShared = onlyShared
+    }
+
+    /// Whether some shared set has an element here that `other` does not.
+    func hasShared(notIn other: ElementCollector) -> Bool {
+        elements.contains { family, sets in
+            Self.sharedSets.contains { set in
+                !(sets[set] ?? []).isSubset(of: other.elements[family]?[set] ?? [])
+            }
+        }
+    }
+
+    private mutating func insert(_ element: SetElement, into set: String, family: AddressFamily) {
+        guard !onlyShared || Self.sharedSets.contains(set) else { return }
+        elements[family == .ipv4 ? .ip : .ip6, default: [:]][set, default: []].insert(element)
+    }
+
+    mutating func add(_ address: IPAddress) {
+        insert(SetElement(.address(address)), into: Name.serviceAddresses, family: address.family)
+    }
+
+    mutating func addLocalNetworks(_ nodePodNetworks: [IPNetwork]) {
+        for family in NFTFamily.allCases {
+            for network in rules.localNetworks(family, nodePodNetworks: nodePodNetworks) {
+                insert(SetElement(.network(network)), into: Name.localNetworks, family: family.addressFamily)
+            }
+        }
+    }
+
+    mutating func add(_ checks: some Sequence<HealthCheck>) {
+        let proto = UInt8(truncatingIfNeeded: TransportProtocol.tcp.rawValue)
+        for check in checks {
+            for family in check.localEndpoints.keys {
+                insert(
+                    SetElement(.transportProtocol(proto), .port(check.port)), into: Name.healthCheckNodePorts,
+                    family: family)
+            }
+        }
+    }
+
+    mutating func add(_ virtual: DesiredVirtualServer) {
+        guard case .address(let transport, let address, let port) = virtual.server.key else { return }
+        let proto = UInt8(truncatingIfNeeded: transport.rawValue)
+        let servicePort = [SetElement.Field.address(address), .transportProtocol(proto), .port(port)]
+        switch virtual.kind {
+        case .clusterIP:
+            insert(SetElement(servicePort), into: Name.clusterIPs, family: address.family)
+        case .externalIP, .loadBalancerIP:
+            let set = virtual.keepsClientAddress ? Name.externalIPsLocal : Name.externalIPs
+            insert(SetElement(servicePort), into: set, family: address.family)
+            if !virtual.sourceRanges.isEmpty {
+                insert(SetElement(servicePort), into: Name.firewallPorts, family: address.family)
+                for range in NFTablesPart.outermost(virtual.sourceRanges) {
+                    insert(
+                        SetElement(servicePort + [.network(range)]), into: Name.firewallAllowed, family: address.family)
+                }
+            }
+        case .nodePort:
+            if !virtual.keepsClientAddress {
+                insert(SetElement(.transportProtocol(proto), .port(port)), into: Name.nodePorts, family: address.family)
+            }
+        }
+        for endpoint in virtual.localRealServers where endpoint.address.family == address.family {
+            insert(
+                SetElement(
+                    .address(endpoint.address), .transportProtocol(proto), .port(endpoint.port),
+                    .address(endpoint.address)),
+                into: Name.hairpin, family: address.family)
+        }
     }
 }

@@ -57,14 +57,19 @@ package struct ServiceAddressPart: KernelPart {
     }
 
     /// Addresses change only by ipvs-proxy's own hand between full syncs: memory is enough.
-    package func recall(_ remembered: Remembered<State>, for desired: DesiredState, report: inout Report) -> State {
+    package func recall(
+        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
+    ) -> State {
         remembered.state
     }
 
-    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord) -> AddressPlan {
-        AddressPlan(
+    package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> AddressPlan
+    {
+        var only: Set<IPAddress>?
+        if case .touched(let touched, _) = scope { only = touched.serviceAddresses }
+        return AddressPlan(
             desired: desired.serviceAddresses, onLink: observed.addresses, owned: owned.addresses,
-            linkIndex: observed.linkIndex)
+            linkIndex: observed.linkIndex, only: only)
     }
 
     package func report(_ changes: AddressPlan, into report: inout Report) {
@@ -97,6 +102,10 @@ package struct ServiceAddressPart: KernelPart {
         _ changes: AddressPlan, outcome: Outcome, observed: State, owned: inout OwnershipRecord,
         report: inout Report
     ) -> State? {
+        report.refused += outcome.failures
+        report.failures = outcome.failures
+        // Nothing to follow: the same state (and the same storage: an address set is copied only when it changes).
+        if changes.isEmpty { return State(linkIndex: outcome.linkIndex, addresses: observed.addresses) }
         let failed = Set(outcome.failures.map(\.change.address.address))
         let bound = changes.bind.filter { !failed.contains($0) }
         let unbound = changes.unbind.filter { !failed.contains($0) }
@@ -104,8 +113,6 @@ package struct ServiceAddressPart: KernelPart {
         // A refused bind made nothing, even where the record (wrongly) held the address.
         for address in changes.bind where failed.contains(address) { owned.addresses.remove(address) }
         owned.addresses.subtract(unbound)
-        report.refused += outcome.failures
-        report.failures = outcome.failures
         return State(linkIndex: outcome.linkIndex, addresses: observed.addresses.union(bound).subtracting(unbound))
     }
 }
@@ -113,7 +120,7 @@ package struct ServiceAddressPart: KernelPart {
 extension AddressPlan: PartChanges {
     package func owned(during owned: OwnershipRecord) -> OwnershipRecord {
         var during = owned
-        during.addresses.formUnion(bind)
+        if !bind.isEmpty { during.addresses.formUnion(bind) }
         return during
     }
 }

@@ -10,13 +10,26 @@ package struct Plan: Sendable {
     package var blocked: [VirtualServerKey: ServicePortName] = [:]
     /// Real servers no longer wanted that still have connections: set to weight 0 until they drain.
     package var draining: [(VirtualServerKey, RealServerKey)] = []
-    /// What ipvs-proxy owns once every operation has succeeded.
-    package var ownedAfter: [VirtualServerKey: ServicePortName] = [:]
+    /// The virtual servers the plan looked at (`nil`: all), and of those, what ipvs-proxy owns once every
+    /// operation has succeeded.
+    package var looked: Set<VirtualServerKey>?
+    package var owning: [VirtualServerKey: ServicePortName] = [:]
+
+    /// What ipvs-proxy owns once every operation has succeeded, from what it owned before.
+    package func own(after owned: inout [VirtualServerKey: ServicePortName]) {
+        guard let looked else {
+            owned = owning
+            return
+        }
+        // Changed only where it differs, so that an unchanged record stays the same storage (and compares at once).
+        for key in looked where owning[key] == nil && owned[key] != nil { owned[key] = nil }
+        own(during: &owned)
+    }
 
     /// What ipvs-proxy owns while the operations are applied: everything it owned before and everything
     /// it is about to create, so that a crash half-way leaves nothing it made unaccounted for.
-    package func ownedDuring(before: [VirtualServerKey: ServicePortName]) -> [VirtualServerKey: ServicePortName] {
-        before.merging(ownedAfter) { _, new in new }
+    package func own(during owned: inout [VirtualServerKey: ServicePortName]) {
+        for (key, port) in owning where owned[key] != port { owned[key] = port }
     }
 }
 
@@ -27,30 +40,35 @@ package enum Planner {
     ///   - desired: The virtual servers the node should have.
     ///   - observed: The kernel's table.
     ///   - owned: The virtual servers ipvs-proxy created (from its ownership record).
+    ///   - only: The virtual servers to look at, when only they may differ from the desired state; `nil`: all.
     package static func plan(
         desired: DesiredState, observed: [VirtualServerKey: VirtualServerState],
-        owned: [VirtualServerKey: ServicePortName]
+        owned: [VirtualServerKey: ServicePortName], only: Set<VirtualServerKey>? = nil
     ) -> Plan {
         var plan = Plan()
-        for key in desired.virtualServers.keys.sorted() {
+        plan.looked = only
+        let wantedKeys =
+            only.map { $0.filter { desired.virtualServers[$0] != nil } } ?? Array(desired.virtualServers.keys)
+        for key in wantedKeys.sorted() {
             let wanted = desired.virtualServers[key]!
             guard let current = observed[key] else {
                 plan.operations.append(.addVirtualServer(wanted.server))
                 for real in wanted.realServers { plan.operations.append(.addRealServer(real, to: key)) }
-                plan.ownedAfter[key] = wanted.servicePort
+                plan.owning[key] = wanted.servicePort
                 continue
             }
             guard owned[key] != nil else {
                 plan.blocked[key] = wanted.servicePort
                 continue
             }
-            plan.ownedAfter[key] = wanted.servicePort
+            plan.owning[key] = wanted.servicePort
             if !current.server.hasSameSettings(as: wanted.server) {
                 plan.operations.append(.editVirtualServer(wanted.server))
             }
             planRealServers(of: key, wanted: wanted.realServers, current: current, into: &plan)
         }
-        for key in owned.keys.sorted() where desired.virtualServers[key] == nil && observed[key] != nil {
+        let ownedKeys = only.map { $0.filter { owned[$0] != nil } } ?? Array(owned.keys)
+        for key in ownedKeys.sorted() where desired.virtualServers[key] == nil && observed[key] != nil {
             // Deleting the virtual server deletes its real servers with it.
             plan.operations.append(.deleteVirtualServer(key))
         }
