@@ -5,14 +5,17 @@ import Translation
 ///
 /// Every part has the same shape, and ``Syncer`` takes each of them through it in this order:
 ///
-/// 1. ``read(report:)`` reads what the kernel holds, or ``recall(_:for:report:)`` trusts what the last sync
-///    left and reads only what memory cannot know;
+/// 1. ``read(report:)`` reads what the kernel holds, or ``recall(_:previous:for:scope:report:)`` trusts what the
+///    last sync left and reads only what memory cannot know;
 /// 2. ``plan(_:observed:owned:)`` works out the changes, touching only what ipvs-proxy owns (pure: no kernel);
 ///    and ``report(_:into:)`` tells what it planned (a dry run ends here);
 /// 3. the syncer records the ownership of ``PartChanges/owned(during:)`` before anything changes;
 /// 4. ``apply(_:)`` sends the changes as one batch;
-/// 5. ``follow(_:outcome:observed:owned:report:)`` works out what the part holds now without reading it, and
+/// 5. ``follow(_:outcome:state:owned:report:)`` works out what the part holds now without reading it, and
 ///    what ipvs-proxy owns.
+///
+/// Memory is brought up to date in place (`inout`): at 10,000 Services a copy of the table costs more than the
+/// rest of an endpoint change.
 ///
 /// A part reads and writes only through its connection, so a fake connection tests it without a kernel.
 package protocol KernelPart: Sendable {
@@ -28,11 +31,13 @@ package protocol KernelPart: Sendable {
     /// Reads the part's state from the kernel. This repairs whatever others changed.
     func read(report: inout Report) throws -> State
 
-    /// The part's state as the last sync left it, brought up to date by reading only what memory cannot know
-    /// (what changed outside ipvs-proxy's control, such as connection counts).
+    /// Brings the part's state as the last sync left it up to date by reading only what memory cannot know (what
+    /// changed outside ipvs-proxy's control, such as connection counts).
+    /// - Parameter previous: The desired state the last sync brought the kernel to, when the memory kept it.
     func recall(
-        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
-    ) throws -> State
+        _ state: inout State, previous: DesiredState?, for desired: DesiredState, scope: SyncScope,
+        report: inout Report
+    ) throws
 
     /// The changes that bring `observed` to `desired`, touching only what `owned` holds, and looking only at what
     /// `scope` says may differ.
@@ -45,11 +50,11 @@ package protocol KernelPart: Sendable {
     /// - Throws: When the outcome is unknown: any part of the batch may have been applied.
     func apply(_ changes: Changes) throws -> Outcome
 
-    /// The part's state after the batch, or `nil` when only a read can tell; updates what is owned, and reports
-    /// what the kernel refused.
+    /// Brings `state` to what the part holds after the batch, or says `false` (leaving it as it was) when only a
+    /// read can tell; updates what is owned, and reports what the kernel refused.
     func follow(
-        _ changes: Changes, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
-    ) -> State?
+        _ changes: Changes, outcome: Outcome, state: inout State, owned: inout OwnershipRecord, report: inout Report
+    ) -> Bool
 }
 
 /// The changes a part plans.
@@ -65,13 +70,7 @@ package protocol PartChanges: Sendable {
 package enum SyncScope: Sendable {
     /// Everything: the kernel was read, or memory cannot say what changed.
     case everything
-    /// Only what `touched` names may differ between `previous`, the desired state the remembered kernel state was
-    /// brought to, and the desired state now: the rest is in the kernel as wanted.
-    case touched(DesiredChanges, previous: DesiredState)
-}
-
-/// A part's state as the last sync left it, with the desired state that sync brought the kernel to.
-package struct Remembered<State: Sendable>: Sendable {
-    package var state: State
-    package var desired: DesiredState
+    /// Only what the changes name may differ between the desired state the remembered kernel state was brought to
+    /// and the desired state now (the changes say what that one had there): the rest is in the kernel as wanted.
+    case touched(DesiredChanges)
 }

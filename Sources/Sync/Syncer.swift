@@ -134,24 +134,30 @@ package final class Syncer: Sendable {
         }
         // The memory's one rule (see SyncMemory): an incremental sync uses it, and only a sync that applies
         // everything leaves a new one. A dry run changes nothing, its memory included.
-        let memory = options.full ? nil : locked.memory
+        var memory = options.full ? nil : locked.memory
         if !options.dryRun { locked.memory = nil }
         let scope = Self.scope(of: desired, from: memory)
+        // A memory without its desired state serves only a derived one.
+        if case .everything = scope, memory?.desired == nil { memory = nil }
 
         // 1. Observe: read each part, or recall what the last sync left.
         var states: PartStates
         if let observed, memory == nil {
             states = observed.states
-        } else if let memory {
-            states = PartStates(
-                table: try stopwatch.time("read changed real servers") {
-                    try table.recall(memory.remembered(\.table), for: desired, scope: scope, report: &report.table)
-                },
-                addresses: addresses.recall(
-                    memory.remembered(\.addresses), for: desired, scope: scope, report: &report.addresses),
-                nftables: nftables.recall(
-                    memory.remembered(\.nftables), for: desired, scope: scope, report: &report.nftables),
-                flows: flows.recall(memory.remembered(\.flows), for: desired, scope: scope, report: &report.flows))
+        } else if var remembered = memory {
+            // Taken out of the memory, so that bringing them up to date changes them in place.
+            memory = nil
+            states = remembered.takeStates()
+            let previous = remembered.desired
+            try stopwatch.time("read changed real servers") {
+                try table.recall(
+                    &states.table, previous: previous, for: desired, scope: scope, report: &report.table)
+            }
+            addresses.recall(
+                &states.addresses, previous: previous, for: desired, scope: scope, report: &report.addresses)
+            nftables.recall(
+                &states.nftables, previous: previous, for: desired, scope: scope, report: &report.nftables)
+            flows.recall(&states.flows, previous: previous, for: desired, scope: scope, report: &report.flows)
         } else {
             states = try read(into: &report, stopwatch: &stopwatch)
         }
@@ -193,15 +199,17 @@ package final class Syncer: Sendable {
             let nftablesOutcome = stopwatch.time("wait for nftables") { Result { try filtering.result() } }
 
             // 5. Follow each part's batch, and record what is owned now.
-            let nextAddresses = follow(
-                addresses, addressChanges, addressOutcome, observed: states.addresses, owned: &owned,
+            // Each is followed, whatever the others' outcome.
+            let addressesKnown = follow(
+                addresses, addressChanges, addressOutcome, state: &states.addresses, owned: &owned,
                 report: &report.addresses)
-            let nextNFTables = follow(
-                nftables, nftablesChanges, nftablesOutcome, observed: states.nftables, owned: &owned,
+            let nftablesKnown = follow(
+                nftables, nftablesChanges, nftablesOutcome, state: &states.nftables, owned: &owned,
                 report: &report.nftables)
-            let nextTable = follow(
-                table, tableChanges, tableOutcome, observed: states.table, owned: &owned, report: &report.table)
-            try locked.ownership.record(owned)
+            let tableKnown = stopwatch.time("follow") {
+                follow(table, tableChanges, tableOutcome, state: &states.table, owned: &owned, report: &report.table)
+            }
+            try stopwatch.time("record ownership") { try locked.ownership.record(owned) }
             _ = try tableOutcome.get()
             _ = try addressOutcome.get()
             _ = try nftablesOutcome.get()
@@ -209,48 +217,46 @@ package final class Syncer: Sendable {
             // The table changed under the plan: read it again and plan again.
             if case .success(let outcome) = tableOutcome, outcome.isRace, report.attempts < Self.maximumAttempts {
                 states.table = try stopwatch.time("read table") { try table.read(report: &report.table) }
-                states.addresses = nextAddresses ?? states.addresses
-                states.nftables = nextNFTables ?? states.nftables
                 continue
             }
 
             // 6. Last, once IPVS sends no new flow to a removed endpoint: the stale flows.
             let flowChanges = flows.plan(desired, observed: states.flows, owned: owned, scope: .everything)
             let flowOutcome = try stopwatch.time("delete stale flows") { try flows.apply(flowChanges) }
-            let nextFlows = flows.follow(
-                flowChanges, outcome: flowOutcome, observed: states.flows, owned: &owned, report: &report.flows)
+            let flowsKnown = flows.follow(
+                flowChanges, outcome: flowOutcome, state: &states.flows, owned: &owned, report: &report.flows)
 
-            if let nextTable, let nextAddresses, let nextNFTables, let nextFlows, !report.hasFailures {
+            if tableKnown, addressesKnown, nftablesKnown, flowsKnown, !report.hasFailures {
+                let lookedAtEverything = if case .everything = scope { true } else { false }
                 locked.memory = SyncMemory(
-                    desired: desired,
-                    states: PartStates(
-                        table: nextTable, addresses: nextAddresses, nftables: nextNFTables, flows: nextFlows))
+                    revision: desired.revision, desired: lookedAtEverything ? desired : nil, states: states)
             }
             report.timings += stopwatch.timings
             return report
         }
     }
 
+    /// Follows a part's batch in place. When its outcome is unknown, what the batch may have made stays owned.
+    private func follow<Part: KernelPart>(
+        _ part: Part, _ changes: Part.Changes, _ outcome: Result<Part.Outcome, any Error>, state: inout Part.State,
+        owned: inout OwnershipRecord, report: inout Part.Report
+    ) -> Bool {
+        switch outcome {
+        case .success(let outcome):
+            return part.follow(changes, outcome: outcome, state: &state, owned: &owned, report: &report)
+        case .failure:
+            owned = changes.owned(during: owned)
+            return false
+        }
+    }
+
     /// What a sync may look at only: what the desired state's derivation says changed since the state the memory
     /// brought the kernel to.
     static func scope(of desired: DesiredState, from memory: SyncMemory?) -> SyncScope {
-        guard let memory, let base = memory.desired.revision, let derivation = desired.derivation,
-            derivation.base == base, let touched = derivation.touched
+        guard let memory, let base = memory.revision, let derivation = desired.derivation, derivation.base == base,
+            let touched = derivation.touched
         else { return .everything }
-        return .touched(touched, previous: memory.desired)
+        return .touched(touched)
     }
 
-    /// Follows a part's batch. When its outcome is unknown, what the batch may have made stays owned.
-    private func follow<Part: KernelPart>(
-        _ part: Part, _ changes: Part.Changes, _ outcome: Result<Part.Outcome, any Error>, observed: Part.State,
-        owned: inout OwnershipRecord, report: inout Part.Report
-    ) -> Part.State? {
-        switch outcome {
-        case .success(let outcome):
-            return part.follow(changes, outcome: outcome, observed: observed, owned: &owned, report: &report)
-        case .failure:
-            owned = changes.owned(during: owned)
-            return nil
-        }
-    }
 }

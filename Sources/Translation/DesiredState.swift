@@ -117,15 +117,35 @@ package struct DesiredState: Sendable {
     package var realServerCount: Int { virtualServers.values.reduce(0) { $0 + $1.realServers.count } }
 }
 
-/// What may differ between two desired states: every virtual server and service address not named here is the
-/// same in both. Health checks and the node's pod networks are few, and compared whole.
+/// What may differ between an earlier desired state and a later one, with what the earlier one had there: every
+/// virtual server and service address not named here is the same in both. Health checks and the node's pod networks
+/// are few, and kept whole.
 package struct DesiredChanges: Sendable, Hashable {
-    package var virtualServers: Set<VirtualServerKey> = []
-    package var serviceAddresses: Set<IPAddress> = []
+    /// Each virtual server that may differ, with the earlier state's (`nil`: it had none).
+    package private(set) var virtualServers: [VirtualServerKey: DesiredVirtualServer?] = [:]
+    /// Each service address that may differ, with whether the earlier state had it.
+    package private(set) var serviceAddresses: [IPAddress: Bool] = [:]
+    package var healthChecks: [ObjectName: HealthCheck] = [:]
+    package var nodePodNetworks: [IPNetwork] = []
 
-    package init(virtualServers: Set<VirtualServerKey> = [], serviceAddresses: Set<IPAddress> = []) {
-        self.virtualServers = virtualServers
-        self.serviceAddresses = serviceAddresses
+    package init(healthChecks: [ObjectName: HealthCheck] = [:], nodePodNetworks: [IPNetwork] = []) {
+        self.healthChecks = healthChecks
+        self.nodePodNetworks = nodePodNetworks
+    }
+
+    /// Notes that a virtual server may change, with what the earlier state had (the first note of a key counts).
+    package mutating func note(_ key: VirtualServerKey, had server: DesiredVirtualServer?) {
+        if virtualServers.index(forKey: key) == nil { virtualServers[key] = .some(server) }
+    }
+
+    /// Notes that a service address may change, with whether the earlier state had it.
+    package mutating func note(_ address: IPAddress, had: Bool) {
+        if serviceAddresses[address] == nil { serviceAddresses[address] = had }
+    }
+
+    /// The earlier state's virtual server at a key that may differ (`nil` also when the key is not named here).
+    package func previous(_ key: VirtualServerKey) -> DesiredVirtualServer? {
+        virtualServers[key] ?? nil
     }
 }
 

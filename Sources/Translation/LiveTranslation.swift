@@ -97,7 +97,7 @@ package struct LiveTranslation: Sendable {
         state.revision = DesiredState.Revision.next()
         state.derivation = taken.map { DesiredState.Derivation(base: $0, touched: touched) } ?? nil
         taken = state.revision
-        touched = DesiredChanges()
+        touched = DesiredChanges(healthChecks: state.healthChecks, nodePodNetworks: state.nodePodNetworks)
         return state
     }
 
@@ -182,8 +182,8 @@ package struct LiveTranslation: Sendable {
         for (key, server) in new.virtualServers where old.virtualServers[key] != server {
             if claimants[key] != nil { warningsChanged = true }
             if old.virtualServers[key] != nil, state.virtualServers[key]?.servicePort.service == name {
+                touched?.note(key, had: state.virtualServers[key])
                 state.virtualServers[key] = server
-                touched?.virtualServers.insert(key)
             } else if old.virtualServers[key] == nil {
                 contribute(key, server, of: name)
             }
@@ -192,15 +192,15 @@ package struct LiveTranslation: Sendable {
             addressClaims[address, default: 0] -= 1
             if addressClaims[address] == 0 {
                 addressClaims[address] = nil
+                touched?.note(address, had: true)
                 state.serviceAddresses.remove(address)
-                touched?.serviceAddresses.insert(address)
             }
         }
         for address in new.serviceAddresses.subtracting(old.serviceAddresses) {
             addressClaims[address, default: 0] += 1
             if addressClaims[address] == 1 {
+                touched?.note(address, had: false)
                 state.serviceAddresses.insert(address)
-                touched?.serviceAddresses.insert(address)
             }
         }
         state.healthChecks[name] = new.healthCheck
@@ -223,8 +223,8 @@ package struct LiveTranslation: Sendable {
             warningsChanged = true
             guard name < holder else { return }
         }
+        touched?.note(key, had: state.virtualServers[key])
         state.virtualServers[key] = server
-        touched?.virtualServers.insert(key)
     }
 
     /// A Service no longer wants a virtual server: the next Service by name that wants it has it, if any does.
@@ -234,13 +234,13 @@ package struct LiveTranslation: Sendable {
             wanting.remove(name)
             warningsChanged = true
             if holds, let next = wanting.min() {
+                touched?.note(key, had: state.virtualServers[key])
                 state.virtualServers[key] = shares[next]?.virtualServers[key]
-                touched?.virtualServers.insert(key)
             }
             claimants[key] = wanting.count > 1 ? wanting : nil
         } else if holds {
+            touched?.note(key, had: state.virtualServers[key])
             state.virtualServers[key] = nil
-            touched?.virtualServers.insert(key)
         }
     }
 

@@ -8,14 +8,14 @@ struct LiveTranslationTests {
     /// Random changes to a small cluster where Services fight over addresses, slices move between Services, and
     /// the node's facts change: after each step the live state equals a fresh translation of the same objects,
     /// and every virtual server and address that differs from the previous step is among those it says it touched.
-    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func randomChangesGiveTheSameStateAsTranslatingEverything(seed: UInt64) {
         var random = SeededRandom(seed: seed)
         var cluster = RandomCluster()
         var context = node
         var live = LiveTranslation(node: context)
         var previous: DesiredState?
-        for _ in 0..<300 {
+        for _ in 0..<200 {
             var changes: [ClusterChange] = []
             for _ in 0..<Int.random(in: 1...3, using: &random) {
                 changes.append(cluster.randomChange(using: &random))
@@ -39,11 +39,19 @@ struct LiveTranslationTests {
                 if let touched = state.derivation?.touched {
                     for key in Set(previous.virtualServers.keys).union(state.virtualServers.keys)
                     where previous.virtualServers[key] != state.virtualServers[key] {
-                        #expect(touched.virtualServers.contains(key), "\(key) changed untold")
+                        #expect(touched.virtualServers.keys.contains(key), "\(key) changed untold")
+                    }
+                    for key in touched.virtualServers.keys {
+                        #expect(touched.previous(key) == previous.virtualServers[key], "\(key) was otherwise")
                     }
                     for address in previous.serviceAddresses.symmetricDifference(state.serviceAddresses) {
-                        #expect(touched.serviceAddresses.contains(address), "\(address) changed untold")
+                        #expect(touched.serviceAddresses[address] != nil, "\(address) changed untold")
                     }
+                    for (address, had) in touched.serviceAddresses {
+                        #expect(had == previous.serviceAddresses.contains(address))
+                    }
+                    #expect(touched.healthChecks == previous.healthChecks)
+                    #expect(touched.nodePodNetworks == previous.nodePodNetworks)
                 }
             }
             previous = state
@@ -65,8 +73,11 @@ struct LiveTranslationTests {
         live.apply([.endpointSlice(changed.metadata.objectName, Located(changed, at: location))])
         let second = live.takeDesired()
         // s2's cluster IP and its node port on the node's IPv4 address, nothing else.
-        #expect(second.derivation?.touched?.virtualServers == [tcp("10.96.0.2", 80), tcp("192.168.1.10", 30002)])
-        #expect(second.derivation?.touched?.serviceAddresses == [])
+        #expect(
+            second.derivation?.touched?.virtualServers.keys.sorted() == [
+                tcp("10.96.0.2", 80), tcp("192.168.1.10", 30002),
+            ])
+        #expect(second.derivation?.touched?.serviceAddresses == [:])
         #expect(second.reals(tcp("10.96.0.2", 80)) == ["10.1.0.22:8080"])
     }
 

@@ -70,19 +70,24 @@ package struct ConntrackPart: KernelPart {
     package func read(report: inout Report) -> State { .every }
 
     package func recall(
-        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
-    ) -> State {
+        _ state: inout State, previous: DesiredState?, for desired: DesiredState, scope: SyncScope,
+        report: inout Report
+    ) {
         var changed = Set<VirtualServerKey>()
-        func check(_ key: VirtualServerKey, _ wanted: DesiredVirtualServer) {
-            if remembered.desired.virtualServers[key]?.realServers != wanted.realServers { changed.insert(key) }
+        func check(_ key: VirtualServerKey, _ wanted: DesiredVirtualServer, had: DesiredVirtualServer?) {
+            if had?.realServers != wanted.realServers { changed.insert(key) }
         }
         switch scope {
         case .everything:
-            for (key, wanted) in desired.virtualServers { check(key, wanted) }
-        case .touched(let touched, _):
-            for key in touched.virtualServers { if let wanted = desired.virtualServers[key] { check(key, wanted) } }
+            for (key, wanted) in desired.virtualServers {
+                check(key, wanted, had: previous?.virtualServers[key])
+            }
+        case .touched(let touched):
+            for key in touched.virtualServers.keys {
+                if let wanted = desired.virtualServers[key] { check(key, wanted, had: touched.previous(key)) }
+            }
         }
-        return .only(changed)
+        state = .only(changed)
     }
 
     package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Changes {
@@ -119,10 +124,10 @@ package struct ConntrackPart: KernelPart {
     }
 
     package func follow(
-        _ changes: Changes, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
-    ) -> State? {
+        _ changes: Changes, outcome: Outcome, state: inout State, owned: inout OwnershipRecord, report: inout Report
+    ) -> Bool {
         report.deleted += outcome.deleted
         report.failures = outcome.failures
-        return observed
+        return true
     }
 }

@@ -87,38 +87,39 @@ package struct IPVSTablePart: KernelPart {
     }
 
     package func recall(
-        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
-    ) throws -> State {
-        var state = remembered.state
-        func readIfChanged(_ key: VirtualServerKey, wanted: DesiredVirtualServer) throws {
+        _ state: inout State, previous: DesiredState?, for desired: DesiredState, scope: SyncScope,
+        report: inout Report
+    ) throws {
+        func readIfChanged(_ key: VirtualServerKey, wanted: DesiredVirtualServer, had: DesiredVirtualServer?) throws {
             guard state.servers[key] != nil else { return }
-            if remembered.desired.virtualServers[key]?.realServers != wanted.realServers
-                || state.draining.contains(key)
-            {
+            if had?.realServers != wanted.realServers || state.draining.contains(key) {
                 state.servers[key]?.realServers = try connection.realServers(of: key)
                 report.realServerReads += 1
             }
         }
         switch scope {
         case .everything:
-            for (key, wanted) in desired.virtualServers { try readIfChanged(key, wanted: wanted) }
-        case .touched(let touched, _):
-            for key in touched.virtualServers.union(state.draining) {
-                if let wanted = desired.virtualServers[key] { try readIfChanged(key, wanted: wanted) }
+            for (key, wanted) in desired.virtualServers {
+                try readIfChanged(key, wanted: wanted, had: previous?.virtualServers[key])
+            }
+        case .touched(let touched):
+            for key in Set(touched.virtualServers.keys).union(state.draining) {
+                guard let wanted = desired.virtualServers[key] else { continue }
+                let had = touched.virtualServers[key] != nil ? touched.previous(key) : wanted
+                try readIfChanged(key, wanted: wanted, had: had)
             }
         }
-        return state
     }
 
     package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Plan {
         switch scope {
         case .everything:
             Planner.plan(desired: desired, observed: observed.servers, owned: owned.virtualServers)
-        case .touched(let touched, _):
+        case .touched(let touched):
             // Draining real servers are looked at again, to delete those whose last connection ended.
             Planner.plan(
                 desired: desired, observed: observed.servers, owned: owned.virtualServers,
-                only: touched.virtualServers.union(observed.draining))
+                only: Set(touched.virtualServers.keys).union(observed.draining))
         }
     }
 
@@ -165,14 +166,16 @@ package struct IPVSTablePart: KernelPart {
     }
 
     package func follow(
-        _ changes: Plan, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
-    ) -> State? {
+        _ changes: Plan, outcome: Outcome, state: inout State, owned: inout OwnershipRecord, report: inout Report
+    ) -> Bool {
         Self.own(after: changes, refused: outcome.refused, in: &owned.virtualServers)
         report.append(refusals: outcome.refused, ofLast: changes.operations.count)
-        guard outcome.refused.isEmpty else { return nil }
-        var servers = observed.servers
-        for operation in changes.operations { servers.apply(operation) }
-        return State(servers: servers, draining: Set(changes.draining.map(\.0)))
+        guard outcome.refused.isEmpty else { return false }
+        for operation in changes.operations { state.servers.apply(operation) }
+        // A plan of only some virtual servers says which of those drain; the others drain as before.
+        if let looked = changes.looked { state.draining.subtract(looked) } else { state.draining = [] }
+        state.draining.formUnion(changes.draining.map(\.0))
+        return true
     }
 
     /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server

@@ -181,15 +181,12 @@ package struct NFTablesPart: KernelPart {
 
     /// Only ipvs-proxy changes its tables between full syncs: memory is enough.
     package func recall(
-        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
-    ) -> State {
-        remembered.state
-    }
+        _ state: inout State, previous: DesiredState?, for desired: DesiredState, scope: SyncScope,
+        report: inout Report
+    ) {}
 
     package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> Changes {
-        if case .touched(let touched, let previous) = scope,
-            let changes = planTouched(touched, from: previous, to: desired, observed: observed)
-        {
+        if case .touched(let touched) = scope, let changes = planTouched(touched, to: desired, observed: observed) {
             return changes
         }
         return planEverything(desired, observed: observed)
@@ -233,25 +230,23 @@ package struct NFTablesPart: KernelPart {
     /// Only the elements of what `touched` names, before and after: what the one state had there and the other
     /// has not is deleted or added. `nil` when the tables are not as ipvs-proxy makes them (then everything is
     /// planned, and a table replaced).
-    private func planTouched(
-        _ touched: DesiredChanges, from previous: DesiredState, to desired: DesiredState, observed: State
-    ) -> Changes? {
+    private func planTouched(_ touched: DesiredChanges, to desired: DesiredState, observed: State) -> Changes? {
         var before = ElementCollector(rules: rules)
         var after = ElementCollector(rules: rules)
-        for key in touched.virtualServers {
-            if let server = previous.virtualServers[key] { before.add(server) }
+        for key in touched.virtualServers.keys {
+            if let server = touched.previous(key) { before.add(server) }
             if let server = desired.virtualServers[key] { after.add(server) }
         }
-        for address in touched.serviceAddresses {
-            if previous.serviceAddresses.contains(address) { before.add(address) }
+        for (address, had) in touched.serviceAddresses {
+            if had { before.add(address) }
             if desired.serviceAddresses.contains(address) { after.add(address) }
         }
-        if previous.healthChecks != desired.healthChecks {
-            before.add(previous.healthChecks.values)
+        if touched.healthChecks != desired.healthChecks {
+            before.add(touched.healthChecks.values)
             after.add(desired.healthChecks.values)
         }
-        if previous.nodePodNetworks != desired.nodePodNetworks {
-            before.addLocalNetworks(previous.nodePodNetworks)
+        if touched.nodePodNetworks != desired.nodePodNetworks {
+            before.addLocalNetworks(touched.nodePodNetworks)
             after.addLocalNetworks(desired.nodePodNetworks)
         }
         // An element of a shared set may still be wanted by a virtual server the change did not touch.
@@ -331,15 +326,16 @@ package struct NFTablesPart: KernelPart {
     }
 
     package func follow(
-        _ changes: Changes, outcome: Outcome, observed: State, owned: inout OwnershipRecord, report: inout Report
-    ) -> State? {
+        _ changes: Changes, outcome: Outcome, state: inout State, owned: inout OwnershipRecord, report: inout Report
+    ) -> Bool {
         report.commitTime += outcome.commitTime
         if let refusal = outcome.refusal {
             report.failures = [refusal]
-            return nil
+            return false
         }
         report.failures = []
-        return State(tables: changes.after, generation: outcome.generation ?? observed.generation)
+        state = State(tables: changes.after, generation: outcome.generation ?? state.generation)
+        return true
     }
 
     /// The elements each family's table should hold for `desired`.

@@ -58,15 +58,14 @@ package struct ServiceAddressPart: KernelPart {
 
     /// Addresses change only by ipvs-proxy's own hand between full syncs: memory is enough.
     package func recall(
-        _ remembered: Remembered<State>, for desired: DesiredState, scope: SyncScope, report: inout Report
-    ) -> State {
-        remembered.state
-    }
+        _ state: inout State, previous: DesiredState?, for desired: DesiredState, scope: SyncScope,
+        report: inout Report
+    ) {}
 
     package func plan(_ desired: DesiredState, observed: State, owned: OwnershipRecord, scope: SyncScope) -> AddressPlan
     {
         var only: Set<IPAddress>?
-        if case .touched(let touched, _) = scope { only = touched.serviceAddresses }
+        if case .touched(let touched) = scope { only = Set(touched.serviceAddresses.keys) }
         return AddressPlan(
             desired: desired.serviceAddresses, onLink: observed.addresses, owned: owned.addresses,
             linkIndex: observed.linkIndex, only: only)
@@ -99,13 +98,13 @@ package struct ServiceAddressPart: KernelPart {
     }
 
     package func follow(
-        _ changes: AddressPlan, outcome: Outcome, observed: State, owned: inout OwnershipRecord,
+        _ changes: AddressPlan, outcome: Outcome, state: inout State, owned: inout OwnershipRecord,
         report: inout Report
-    ) -> State? {
+    ) -> Bool {
         report.refused += outcome.failures
         report.failures = outcome.failures
-        // Nothing to follow: the same state (and the same storage: an address set is copied only when it changes).
-        if changes.isEmpty { return State(linkIndex: outcome.linkIndex, addresses: observed.addresses) }
+        state.linkIndex = outcome.linkIndex
+        guard !changes.isEmpty else { return true }
         let failed = Set(outcome.failures.map(\.change.address.address))
         let bound = changes.bind.filter { !failed.contains($0) }
         let unbound = changes.unbind.filter { !failed.contains($0) }
@@ -113,7 +112,9 @@ package struct ServiceAddressPart: KernelPart {
         // A refused bind made nothing, even where the record (wrongly) held the address.
         for address in changes.bind where failed.contains(address) { owned.addresses.remove(address) }
         owned.addresses.subtract(unbound)
-        return State(linkIndex: outcome.linkIndex, addresses: observed.addresses.union(bound).subtracting(unbound))
+        state.addresses.formUnion(bound)
+        state.addresses.subtract(unbound)
+        return true
     }
 }
 
