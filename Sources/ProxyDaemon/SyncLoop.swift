@@ -69,6 +69,8 @@ where LoopClock.Duration == Duration {
     let threadPool: NIOThreadPool
     /// Opened and closed as translation finds health-check node ports.
     let healthCheckPorts: HealthCheckPorts?
+    /// How many object changes make a sync hand freed memory back to the kernel.
+    static var largeChange: Int { 100 }
     private let pending = Mutex(Pending())
     private let doorbell = Doorbell()
     /// The desired state, kept up to date change by change; used by one sync at a time.
@@ -200,9 +202,14 @@ where LoopClock.Duration == Duration {
             let finished = clock.now
             schedule.record(
                 full: full, started: started, finished: finished, succeeded: succeeded, draining: draining)
-            // The objects replaced by this sync (the previous snapshot, its translation, the parse's scratch)
-            // are freed by now, but glibc keeps freed heap for reuse: tens of MB at 10,000 Services.
-            if changed { FreeMemory.returnToKernel() }
+            // The objects replaced by a large change (a first list, a relist, a file read again, with the parse's
+            // scratch) are freed by now, but glibc keeps freed heap for reuse: tens of MB at 10,000 Services.
+            // Handing it back walks the heap, so a small change (one watch event) leaves it for later.
+            if full || queued.changes.count >= Self.largeChange
+                || queued.changes.contains(where: { if case .everything = $0 { true } else { false } })
+            {
+                FreeMemory.returnToKernel()
+            }
             metrics.syncDuration.record(started.duration(to: finished))
         }
     }

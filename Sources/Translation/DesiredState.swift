@@ -114,7 +114,12 @@ package struct DesiredState: Sendable {
     }
 
     /// The number of real servers over all virtual servers.
-    package var realServerCount: Int { virtualServers.values.reduce(0) { $0 + $1.realServers.count } }
+    package var realServerCount: Int {
+        countedRealServers ?? virtualServers.values.reduce(0) { $0 + $1.realServers.count }
+    }
+    /// The count ``LiveTranslation`` keeps as it changes the virtual servers (counting them again is a walk over
+    /// every one).
+    var countedRealServers: Int?
 }
 
 /// What may differ between an earlier desired state and a later one, with what the earlier one had there: every

@@ -182,8 +182,7 @@ package struct LiveTranslation: Sendable {
         for (key, server) in new.virtualServers where old.virtualServers[key] != server {
             if claimants[key] != nil { warningsChanged = true }
             if old.virtualServers[key] != nil, state.virtualServers[key]?.servicePort.service == name {
-                touched?.note(key, had: state.virtualServers[key])
-                state.virtualServers[key] = server
+                place(server, at: key)
             } else if old.virtualServers[key] == nil {
                 contribute(key, server, of: name)
             }
@@ -223,8 +222,7 @@ package struct LiveTranslation: Sendable {
             warningsChanged = true
             guard name < holder else { return }
         }
-        touched?.note(key, had: state.virtualServers[key])
-        state.virtualServers[key] = server
+        place(server, at: key)
     }
 
     /// A Service no longer wants a virtual server: the next Service by name that wants it has it, if any does.
@@ -234,14 +232,21 @@ package struct LiveTranslation: Sendable {
             wanting.remove(name)
             warningsChanged = true
             if holds, let next = wanting.min() {
-                touched?.note(key, had: state.virtualServers[key])
-                state.virtualServers[key] = shares[next]?.virtualServers[key]
+                place(shares[next]?.virtualServers[key], at: key)
             }
             claimants[key] = wanting.count > 1 ? wanting : nil
         } else if holds {
-            touched?.note(key, had: state.virtualServers[key])
-            state.virtualServers[key] = nil
+            place(nil, at: key)
         }
+    }
+
+    /// Puts a virtual server (or none) at a key, noting what was there and keeping the real servers counted.
+    private mutating func place(_ server: DesiredVirtualServer?, at key: VirtualServerKey) {
+        let old = state.virtualServers[key]
+        touched?.note(key, had: old)
+        state.countedRealServers =
+            (state.countedRealServers ?? 0) + (server?.realServers.count ?? 0) - (old?.realServers.count ?? 0)
+        state.virtualServers[key] = server
     }
 
     /// Each Service's own warnings, then one for each virtual server a Service wanted and another had, by Service.

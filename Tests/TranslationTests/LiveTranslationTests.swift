@@ -33,6 +33,7 @@ struct LiveTranslationTests {
             #expect(state.servicesWithoutLocalEndpoints == expected.servicesWithoutLocalEndpoints)
             #expect(state.warnings == expected.warnings)
             #expect(state.serviceCount == expected.serviceCount)
+            #expect(state.realServerCount == expected.virtualServers.values.reduce(0) { $0 + $1.realServers.count })
             #expect(live.problems.map(\.description) == problems.map(\.description))
             if let previous {
                 #expect(state.derivation?.base == previous.revision)
