@@ -60,13 +60,14 @@ package struct KubernetesAPISource: ClusterSource {
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
-                    let (objects, version, problems) = try await list(resource)
-                    store.replace(resource.kind, with: objects, problems: problems)
+                    let (listing, version, problems) = try await list(resource, against: store)
+                    store.replace(resource.kind, with: listing, problems: problems)
                     resourceVersion = version
                     logger.info(
                         "listed",
                         metadata: [
-                            "kind": "\(resource.kind)", "objects": "\(objects.count)", "resourceVersion": "\(version)",
+                            "kind": "\(resource.kind)", "objects": "\(listing.seen.count)",
+                            "resourceVersion": "\(version)",
                         ])
                     if let ready = store.takeUpdate() { await update(ready) }
                     reached(true)
@@ -93,7 +94,7 @@ package struct KubernetesAPISource: ClusterSource {
                 reached(false)
                 if !resource.isRequired && resourceVersion == nil && failures == 1 {
                     // Proxying goes on without it (and picks it up once a list succeeds).
-                    store.replace(resource.kind, with: [ObjectName: Object](), problems: [])
+                    store.replace(resource.kind, with: Listing<Object>(), problems: [])
                     if let ready = store.takeUpdate() { await update(ready) }
                 }
                 let delay = backoff(after: failures)
@@ -105,11 +106,12 @@ package struct KubernetesAPISource: ClusterSource {
         }
     }
 
-    /// Lists every object of a resource, page by page.
+    /// Lists every object of a resource, page by page, keeping only those that differ from what the store knows:
+    /// a relist at 10,000 Services holds one copy of the cluster, not two.
     private func list<Object: KubernetesObject>(
-        _ resource: Resource<Object>
-    ) async throws -> ([ObjectName: Object], String, [ManifestProblem]) {
-        var objects: [ObjectName: Object] = [:]
+        _ resource: Resource<Object>, against store: ObjectStore
+    ) async throws -> (Listing<Object>, String, [ManifestProblem]) {
+        var listing = Listing<Object>()
         var problems: [ManifestProblem] = []
         var token: String?
         var version = ""
@@ -118,14 +120,17 @@ package struct KubernetesAPISource: ClusterSource {
                 resource.path, selector: resource.selector, limit: pageSize, continueToken: token)
             for item in page.items {
                 switch resource.validated(item) {
-                case .success(let object): objects[object.metadata.objectName] = object
+                case .success(let object):
+                    let name = object.metadata.objectName
+                    listing.seen.insert(name)
+                    if !store.holds(resource.kind, object) { listing.changed[name] = object }
                 case .failure(let problem): problems.append(problem)
                 }
             }
             token = page.continueToken
             version = page.resourceVersion
         } while token != nil
-        return (objects, version, problems)
+        return (listing, version, problems)
     }
 
     private func apply<Object: KubernetesObject>(
@@ -255,6 +260,21 @@ final class FailingKinds: Sendable {
     }
 }
 
+/// A fresh list of one kind, as far as it differs from what the store knows: the objects that differ, and the name
+/// of every object listed.
+struct Listing<Object: KubernetesObject>: Sendable {
+    var changed: [ObjectName: Object] = [:]
+    var seen: Set<ObjectName> = []
+
+    init() {}
+
+    /// A list of these objects, all of them news.
+    init(_ objects: [ObjectName: Object]) {
+        changed = objects
+        seen = Set(objects.keys)
+    }
+}
+
 /// The objects the source knows, and what changed since the last update it handed out: everything in the first
 /// update (once every kind was listed), then each object that changed, so that a watch event costs its own
 /// object, not a copy of the cluster.
@@ -305,26 +325,42 @@ final class ObjectStore: Sendable {
         Located(object, at: ObjectLocation(file: kind.path, document: 1, kind: kind.rawValue, name: name))
     }
 
+    /// Whether the store holds this very object.
+    func holds<Object: KubernetesObject>(_ kind: Kind, _ object: Object) -> Bool {
+        state.withLock { state in
+            let name = object.metadata.objectName
+            switch kind {
+            case .service: return state.services[name].map { $0 == object as? Service } ?? false
+            case .endpointSlice: return state.slices[name].map { $0 == object as? EndpointSlice } ?? false
+            case .node: return state.nodes[name].map { $0 == object as? Node } ?? false
+            }
+        }
+    }
+
     /// Replaces every object of a kind with a fresh list's: what differs is handed out as changes.
-    func replace<Object: KubernetesObject>(
-        _ kind: Kind, with objects: [ObjectName: Object], problems: [ManifestProblem]
-    ) {
+    func replace<Object: KubernetesObject>(_ kind: Kind, with listing: Listing<Object>, problems: [ManifestProblem]) {
         state.withLock { state in
             switch kind {
             case .service:
-                let new = objects.compactMapValues { $0 as? Service }
-                for name in Set(state.services.keys).union(new.keys) where state.services[name] != new[name] {
-                    set(service: new[name], named: name, in: &state)
+                for (name, object) in listing.changed where state.services[name] != object as? Service {
+                    set(service: object as? Service, named: name, in: &state)
+                }
+                for name in state.services.keys where !listing.seen.contains(name) {
+                    set(service: nil, named: name, in: &state)
                 }
             case .endpointSlice:
-                let new = objects.compactMapValues { $0 as? EndpointSlice }
-                for name in Set(state.slices.keys).union(new.keys) where state.slices[name] != new[name] {
-                    set(slice: new[name], named: name, in: &state)
+                for (name, object) in listing.changed where state.slices[name] != object as? EndpointSlice {
+                    set(slice: object as? EndpointSlice, named: name, in: &state)
+                }
+                for name in state.slices.keys where !listing.seen.contains(name) {
+                    set(slice: nil, named: name, in: &state)
                 }
             case .node:
-                let new = objects.compactMapValues { $0 as? Node }
-                for name in Set(state.nodes.keys).union(new.keys) where state.nodes[name] != new[name] {
-                    set(node: new[name], named: name, in: &state)
+                for (name, object) in listing.changed where state.nodes[name] != object as? Node {
+                    set(node: object as? Node, named: name, in: &state)
+                }
+                for name in state.nodes.keys where !listing.seen.contains(name) {
+                    set(node: nil, named: name, in: &state)
                 }
             }
             state.listed.insert(kind.rawValue)

@@ -329,10 +329,10 @@ struct LastChangeTriggerTests {
 
     @Test func aChangeMadeAfterTheStartIsTimedAndAnOlderOrDeletedOneIsNot() throws {
         let store = ObjectStore()
-        store.replace(.service, with: [ObjectName: Service](), problems: [])
-        store.replace(.node, with: [ObjectName: Node](), problems: [])
+        store.replace(.service, with: Listing<Service>(), problems: [])
+        store.replace(.node, with: Listing<Node>(), problems: [])
         let old = slice("old", triggeredAt: "2020-01-01T00:00:00Z")
-        store.replace(.endpointSlice, with: [old.metadata.objectName: old], problems: [])
+        store.replace(.endpointSlice, with: Listing([old.metadata.objectName: old]), problems: [])
         #expect(store.takeUpdate()?.lastChangeTriggerTimes == [])
 
         let later = Date().addingTimeInterval(1)
@@ -378,12 +378,13 @@ struct ObjectStoreTests {
     @Test func afterTheFirstUpdateOnlyTheChangedObjectsAreHandedOut() throws {
         let store = ObjectStore()
         let slices = (1...3).map { slice("s\($0)", endpoint: "10.0.0.\($0)") }
-        store.replace(.service, with: [ObjectName: Service](), problems: [])
+        store.replace(.service, with: Listing<Service>(), problems: [])
         store.replace(
-            .endpointSlice, with: Dictionary(uniqueKeysWithValues: slices.map { ($0.metadata.objectName, $0) }),
+            .endpointSlice,
+            with: Listing(Dictionary(uniqueKeysWithValues: slices.map { ($0.metadata.objectName, $0) })),
             problems: [])
         #expect(store.takeUpdate() == nil, "the Node was not listed yet")
-        store.replace(.node, with: [ObjectName: Node](), problems: [])
+        store.replace(.node, with: Listing<Node>(), problems: [])
         #expect(names(try #require(store.takeUpdate()).changes) == ["everything(3 slices)"])
 
         store.upsert(.endpointSlice, slice("s2", endpoint: "10.0.0.22"), resourceVersion: "7")
@@ -395,7 +396,8 @@ struct ObjectStoreTests {
 
         let relisted = [slice("s1", endpoint: "10.0.0.1"), slice("s2", endpoint: "10.0.0.2")]
         store.replace(
-            .endpointSlice, with: Dictionary(uniqueKeysWithValues: relisted.map { ($0.metadata.objectName, $0) }),
+            .endpointSlice,
+            with: Listing(Dictionary(uniqueKeysWithValues: relisted.map { ($0.metadata.objectName, $0) })),
             problems: [])
         let relist = try #require(store.takeUpdate())
         #expect(names(relist.changes).sorted() == ["slice default/s2 set", "slice default/s3 deleted"])
