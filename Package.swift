@@ -178,6 +178,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // The fake Kubernetes API server of scripts/bench's API steps: lists, watches and scripted events.
+        .executableTarget(
+            name: "bench-api-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Tests/BenchAPIServer"
+        ),
         .testTarget(name: "ProxyConfigurationTests", dependencies: ["ProxyConfiguration"]),
         .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport", "TestSupport"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
