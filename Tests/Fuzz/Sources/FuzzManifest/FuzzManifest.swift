@@ -5,6 +5,8 @@
 //
 // It also checks FastManifestDecoder's promise ("accepts exactly what the Codable model accepts"):
 // decoding again with the fast path off (JSONDecoder or Yams only) must give the same objects and problems.
+// And the same bytes as a line of a watch stream: what the fast path reads as an event must be what
+// JSONDecoder reads.
 // That needs the internal `decode(_:file:into:problems:fastPath:)`, hence `@testable` (debug builds of
 // the package have testability on, and the fuzz build is always a debug build).
 //
@@ -19,6 +21,8 @@
 //   FUZZ_MANIFEST_DIFFERENCES=DIR  do not stop at a fast/JSONDecoder disagreement: write the input to DIR
 //                               (file named by its hash, the disagreement in NAME.txt) and go on, to
 //                               collect several kinds of disagreement in one run
+
+import Foundation
 
 @testable import KubernetesModel
 
@@ -169,6 +173,22 @@ private func difference(_ fast: Decoded, _ full: Decoded) -> String {
         ?? "fast path: \(fast.summary); JSONDecoder: \(full.summary)"
 }
 
+/// A watch event as JSONDecoder reads it.
+private struct WatchEnvelope: Decodable {
+    var type: String
+    var object: DecodedDocument?
+}
+
+/// The fast path's watch event against JSONDecoder's, for the same line.
+private func checkWatchEvent(_ bytes: UnsafeRawBufferPointer) {
+    guard let fast = WatchEventLine.decodeFast(ArraySlice(bytes)) else { return }
+    let full = try? JSONDecoder().decode(WatchEnvelope.self, from: Data(bytes))
+    guard full?.type != fast.type.rawValue || full?.object?.item != fast.item else { return }
+    let message = "the fast path read a watch event (\(fast.type.rawValue)) that JSONDecoder reads otherwise: \(String(describing: full?.type)) \(String(describing: full?.object?.item))"
+    guard let differencesFolder else { preconditionFailure(message) }
+    save(bytes, note: message, in: differencesFolder)
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: start, count: count)
@@ -191,6 +211,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         guard let differencesFolder else { preconditionFailure(message) }
         save(bytes, note: message, in: differencesFolder)
     }
+    if isJSON { checkWatchEvent(bytes) }
     let (invalid, warnings) = ManifestValidator.validate(set)
     var total = 0
     for problem in problems + invalid + warnings { total &+= problem.description.utf8.count }
