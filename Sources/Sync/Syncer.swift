@@ -258,5 +258,4 @@ package final class Syncer: Sendable {
         else { return .everything }
         return .touched(touched)
     }
-
 }
