@@ -13,6 +13,9 @@ import Translation
     import Glibc
 #endif
 
+/// How many object changes make a sync hand freed memory back to the kernel.
+private let largeChange = 100
+
 /// How the daemon paces its work.
 package struct SyncLoopConfiguration: Sendable {
     /// A full resync (reading the whole kernel state, repairing outside changes) at least this often.
@@ -57,6 +60,14 @@ where LoopClock.Duration == Duration {
         var triggerTimes: [Date] = []
         /// The resource version of the last object event received, for the log.
         var resourceVersion: String?
+        /// Whether a source listed everything again since (much was decoded and let go).
+        var listed = false
+
+        /// Whether the changes are large: a sync after them hands freed heap back to the kernel.
+        var isLarge: Bool {
+            listed || changes.count >= largeChange
+                || changes.contains { if case .everything = $0 { true } else { false } }
+        }
     }
 
     let syncer: Syncer
@@ -69,8 +80,6 @@ where LoopClock.Duration == Duration {
     let threadPool: NIOThreadPool
     /// Opened and closed as translation finds health-check node ports.
     let healthCheckPorts: HealthCheckPorts?
-    /// How many object changes make a sync hand freed memory back to the kernel.
-    static var largeChange: Int { 100 }
     private let pending = Mutex(Pending())
     private let doorbell = Doorbell()
     /// The desired state, kept up to date change by change; used by one sync at a time.
@@ -140,6 +149,7 @@ where LoopClock.Duration == Duration {
             $0.received = true
             $0.version += 1
             if let version = update.resourceVersion { $0.resourceVersion = version }
+            if update.followsList { $0.listed = true }
             $0.serviceChanges += update.serviceChanges
             $0.endpointChanges += update.endpointChanges
             $0.triggerTimes += update.lastChangeTriggerTimes
@@ -154,7 +164,15 @@ where LoopClock.Duration == Duration {
         var schedule = SyncSchedule<LoopClock.Instant>(configuration)
         var syncedVersion = 0
         var nodeAddresses: NodeAddresses?
+        var trimDue = false
         while !Task.isCancelled {
+            // After a large change the objects it replaced, and the scratch of decoding and translating it, are
+            // freed by now (the last round's values are gone), but glibc keeps freed heap for reuse: tens of MB
+            // at 10,000 Services. Handing it back walks the heap, so a small change (a watch event) leaves it.
+            if trimDue {
+                FreeMemory.returnToKernel()
+                trimDue = false
+            }
             let peeked = pending.withLock { ($0.version, $0.addressesChanged, $0.fullRequested, $0.received) }
             let changed = peeked.0 != syncedVersion || peeked.1
             let step = schedule.next(
@@ -163,24 +181,34 @@ where LoopClock.Duration == Duration {
                 if case .wait(let deadline) = step { await doorbell.wait(until: deadline, on: clock) }
                 continue
             }
-            let queued = pending.withLock { state -> Pending in
+            var queued = pending.withLock { state -> Pending in
                 let taken = state
                 // Taken now: the translation has them whatever becomes of the sync.
                 state.changes = []
                 state.resourceVersion = nil
+                state.listed = false
                 if full { state.fullRequested = false }
                 // Cleared before the sync reads the addresses: a change during it asks for another.
                 state.addressesChanged = false
                 return taken
             }
             if queued.addressesChanged { nodeAddresses = nil }
+            trimDue = full || queued.isLarge
             let started = clock.now
+            // Applied here, and let go before the sync: a first list's objects are the translation's from now on,
+            // not a second copy held while the kernel is programmed.
+            do {
+                let changes = queued.changes
+                queued.changes = []
+                translation.withLock { $0.apply(changes) }
+            }
             var draining = false
             var succeeded = false
             do {
                 let known = full ? nil : nodeAddresses
+                let version = queued.resourceVersion
                 let result = try await threadPool.runIfActive { [self] in
-                    try sync(queued.changes, full: full, nodeAddresses: known, resourceVersion: queued.resourceVersion)
+                    try sync(full: full, nodeAddresses: known, resourceVersion: version)
                 }
                 nodeAddresses = result.nodeAddresses
                 draining = !result.report.table.draining.isEmpty
@@ -202,14 +230,6 @@ where LoopClock.Duration == Duration {
             let finished = clock.now
             schedule.record(
                 full: full, started: started, finished: finished, succeeded: succeeded, draining: draining)
-            // The objects replaced by a large change (a first list, a relist, a file read again, with the parse's
-            // scratch) are freed by now, but glibc keeps freed heap for reuse: tens of MB at 10,000 Services.
-            // Handing it back walks the heap, so a small change (one watch event) leaves it for later.
-            if full || queued.changes.count >= Self.largeChange
-                || queued.changes.contains(where: { if case .everything = $0 { true } else { false } })
-            {
-                FreeMemory.returnToKernel()
-            }
             metrics.syncDuration.record(started.duration(to: finished))
         }
     }
@@ -231,10 +251,8 @@ where LoopClock.Duration == Duration {
         var nodeAddresses: NodeAddresses
     }
 
-    /// Translates changes and syncs the result: blocking work, for the thread pool.
-    private func sync(
-        _ changes: [ClusterChange], full: Bool, nodeAddresses known: NodeAddresses?, resourceVersion: String?
-    ) throws -> SyncResult {
+    /// Translates what changed and syncs the result: blocking work, for the thread pool.
+    private func sync(full: Bool, nodeAddresses known: NodeAddresses?, resourceVersion: String?) throws -> SyncResult {
         let addresses = syncer.addresses
         let nodeAddresses =
             try known ?? NodeAddresses.discover(addresses.connection, excludingLink: addresses.linkName)
@@ -243,7 +261,6 @@ where LoopClock.Duration == Duration {
             nodeName: configuration.nodeName, nodeAddresses: [], localAddresses: nodeAddresses.localAddresses,
             scheduler: configuration.scheduler)
         let (desired, skipped) = translation.withLock { translation in
-            translation.apply(changes)
             let ownNode = translation.node(named: configuration.nodeName)
             context.nodeAddresses = selection.select(from: nodeAddresses.nodePortAddresses, node: ownNode)
             context.follow(ownNode)

@@ -16,11 +16,15 @@ package struct ClusterUpdate: Sendable {
     package var lastChangeTriggerTimes: [Date]
     /// The resource version of the last object event the update carries (from the API), for the log.
     package var resourceVersion: String?
+    /// Whether every object of a kind was listed since the previous update (the first lists, or a relist after
+    /// `410 Gone`): much was decoded and let go, even when little changed.
+    package var followsList: Bool
 
     package init(
         changes: [ClusterChange], serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = [],
-        lastChangeTriggerTimes: [Date] = [], resourceVersion: String? = nil
+        lastChangeTriggerTimes: [Date] = [], resourceVersion: String? = nil, followsList: Bool = false
     ) {
+        self.followsList = followsList
         self.changes = changes
         self.resourceVersion = resourceVersion
         self.serviceChanges = serviceChanges

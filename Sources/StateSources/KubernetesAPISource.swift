@@ -275,9 +275,13 @@ struct Listing<Object: KubernetesObject>: Sendable {
     }
 }
 
-/// The objects the source knows, and what changed since the last update it handed out: everything in the first
-/// update (once every kind was listed), then each object that changed, so that a watch event costs its own
+/// What the source knows of the objects, and what changed since the last update it handed out: everything in the
+/// first update (once every kind was listed), then each object that changed, so that a watch event costs its own
 /// object, not a copy of the cluster.
+///
+/// After the first update it keeps only each object's resource version, as an informer compares them: the
+/// objects themselves are the translation's. An object without one (never from an API server) always counts as
+/// changed.
 final class ObjectStore: Sendable {
     enum Kind: String, Sendable, CaseIterable {
         case service = "Service"
@@ -295,9 +299,12 @@ final class ObjectStore: Sendable {
     }
 
     private struct State {
-        var services: [ObjectName: Service] = [:]
-        var slices: [ObjectName: EndpointSlice] = [:]
-        var nodes: [ObjectName: Node] = [:]
+        /// Each known object's resource version, by kind.
+        var versions: [Kind: [ObjectName: String]] = [:]
+        /// Until the first update: the objects, to hand out all at once.
+        var firstServices: [ObjectName: Service] = [:]
+        var firstSlices: [ObjectName: EndpointSlice] = [:]
+        var firstNodes: [ObjectName: Node] = [:]
         var listed: Set<String> = []
         /// Whether the first update (everything) was handed out: from then on, changes are.
         var handedOutEverything = false
@@ -307,6 +314,7 @@ final class ObjectStore: Sendable {
         var problems: [ManifestProblem] = []
         var triggerTimes: [Date] = []
         var resourceVersion: String?
+        var listedSinceUpdate = false
         var changed = false
     }
 
@@ -325,45 +333,23 @@ final class ObjectStore: Sendable {
         Located(object, at: ObjectLocation(file: kind.path, document: 1, kind: kind.rawValue, name: name))
     }
 
-    /// Whether the store holds this very object.
+    /// Whether the store knows this version of the object.
     func holds<Object: KubernetesObject>(_ kind: Kind, _ object: Object) -> Bool {
-        state.withLock { state in
-            let name = object.metadata.objectName
-            switch kind {
-            case .service: return state.services[name].map { $0 == object as? Service } ?? false
-            case .endpointSlice: return state.slices[name].map { $0 == object as? EndpointSlice } ?? false
-            case .node: return state.nodes[name].map { $0 == object as? Node } ?? false
-            }
-        }
+        guard let version = object.metadata.resourceVersion, !version.isEmpty else { return false }
+        return state.withLock { $0.versions[kind]?[object.metadata.objectName] == version }
     }
 
     /// Replaces every object of a kind with a fresh list's: what differs is handed out as changes.
     func replace<Object: KubernetesObject>(_ kind: Kind, with listing: Listing<Object>, problems: [ManifestProblem]) {
         state.withLock { state in
-            switch kind {
-            case .service:
-                for (name, object) in listing.changed where state.services[name] != object as? Service {
-                    set(service: object as? Service, named: name, in: &state)
-                }
-                for name in state.services.keys where !listing.seen.contains(name) {
-                    set(service: nil, named: name, in: &state)
-                }
-            case .endpointSlice:
-                for (name, object) in listing.changed where state.slices[name] != object as? EndpointSlice {
-                    set(slice: object as? EndpointSlice, named: name, in: &state)
-                }
-                for name in state.slices.keys where !listing.seen.contains(name) {
-                    set(slice: nil, named: name, in: &state)
-                }
-            case .node:
-                for (name, object) in listing.changed where state.nodes[name] != object as? Node {
-                    set(node: object as? Node, named: name, in: &state)
-                }
-                for name in state.nodes.keys where !listing.seen.contains(name) {
-                    set(node: nil, named: name, in: &state)
-                }
+            for (name, object) in listing.changed where !known(object, kind, in: state) {
+                set(object, kind, named: name, in: &state)
+            }
+            for name in state.versions[kind, default: [:]].keys where !listing.seen.contains(name) {
+                set(Object?.none, kind, named: name, in: &state)
             }
             state.listed.insert(kind.rawValue)
+            state.listedSinceUpdate = true
             state.problems += problems
             state.changed = true
         }
@@ -372,16 +358,7 @@ final class ObjectStore: Sendable {
     /// An object added or changed, as a watch event has it.
     func upsert<Object: KubernetesObject>(_ kind: Kind, _ object: Object, resourceVersion: String?) {
         state.withLock { state in
-            let name = object.metadata.objectName
-            if let service = object as? Service, state.services[name] != service {
-                set(service: service, named: name, in: &state)
-            }
-            if let slice = object as? EndpointSlice, state.slices[name] != slice {
-                set(slice: slice, named: name, in: &state)
-            }
-            if let node = object as? Node, state.nodes[name] != node {
-                set(node: node, named: name, in: &state)
-            }
+            if !known(object, kind, in: state) { set(object, kind, named: object.metadata.objectName, in: &state) }
             if let resourceVersion { state.resourceVersion = resourceVersion }
         }
     }
@@ -389,40 +366,54 @@ final class ObjectStore: Sendable {
     /// An object deleted, as a watch event has it.
     func remove(_ kind: Kind, _ name: ObjectName, resourceVersion: String?) {
         state.withLock { state in
-            switch kind {
-            case .service: if state.services[name] != nil { set(service: nil, named: name, in: &state) }
-            case .endpointSlice: if state.slices[name] != nil { set(slice: nil, named: name, in: &state) }
-            case .node: if state.nodes[name] != nil { set(node: nil, named: name, in: &state) }
+            if state.versions[kind]?[name] != nil {
+                switch kind {
+                case .service: set(Service?.none, kind, named: name, in: &state)
+                case .endpointSlice: set(EndpointSlice?.none, kind, named: name, in: &state)
+                case .node: set(Node?.none, kind, named: name, in: &state)
+                }
             }
             if let resourceVersion { state.resourceVersion = resourceVersion }
         }
     }
 
-    private func set(service: Service?, named name: ObjectName, in state: inout State) {
-        state.services[name] = service
-        state.serviceChanges += 1
-        state.changed = true
-        if state.handedOutEverything {
-            state.changes.append(.service(name, service.map { Self.located($0, .service, name: name.description) }))
-        }
+    private func known<Object: KubernetesObject>(_ object: Object, _ kind: Kind, in state: State) -> Bool {
+        guard let version = object.metadata.resourceVersion, !version.isEmpty else { return false }
+        return state.versions[kind]?[object.metadata.objectName] == version
     }
 
-    private func set(slice: EndpointSlice?, named name: ObjectName, in state: inout State) {
-        state.slices[name] = slice
-        state.endpointChanges += 1
-        if let slice { recordTrigger(of: slice, in: &state) }
+    /// Records an object as it is now (`nil`: deleted) and, after the first update, hands the change out.
+    private func set<Object: KubernetesObject>(
+        _ object: Object?, _ kind: Kind, named name: ObjectName, in state: inout State
+    ) {
+        state.versions[kind, default: [:]][name] = object.map { $0.metadata.resourceVersion ?? "" }
         state.changed = true
-        if state.handedOutEverything {
-            state.changes.append(
-                .endpointSlice(name, slice.map { Self.located($0, .endpointSlice, name: name.description) }))
-        }
-    }
-
-    private func set(node: Node?, named name: ObjectName, in state: inout State) {
-        state.nodes[name] = node
-        state.changed = true
-        if state.handedOutEverything {
-            state.changes.append(.node(name, node.map { Self.located($0, .node, name: name.name) }))
+        switch kind {
+        case .service:
+            let service = object as? Service
+            state.serviceChanges += 1
+            if state.handedOutEverything {
+                state.changes.append(.service(name, service.map { Self.located($0, kind, name: name.description) }))
+            } else {
+                state.firstServices[name] = service
+            }
+        case .endpointSlice:
+            let slice = object as? EndpointSlice
+            state.endpointChanges += 1
+            if let slice { recordTrigger(of: slice, in: &state) }
+            if state.handedOutEverything {
+                state.changes.append(
+                    .endpointSlice(name, slice.map { Self.located($0, kind, name: name.description) }))
+            } else {
+                state.firstSlices[name] = slice
+            }
+        case .node:
+            let node = object as? Node
+            if state.handedOutEverything {
+                state.changes.append(.node(name, node.map { Self.located($0, kind, name: name.name) }))
+            } else {
+                state.firstNodes[name] = node
+            }
         }
     }
 
@@ -439,24 +430,28 @@ final class ObjectStore: Sendable {
             guard state.changed, state.listed.count == Kind.allCases.count else { return nil }
             if !state.handedOutEverything {
                 var everything = ManifestSet()
-                everything.services = state.services.map { Self.located($1, .service, name: $0.description) }
-                everything.endpointSlices = state.slices.map {
+                everything.services = state.firstServices.map { Self.located($1, .service, name: $0.description) }
+                everything.endpointSlices = state.firstSlices.map {
                     Self.located($1, .endpointSlice, name: $0.description)
                 }
-                everything.nodes = state.nodes.map { Self.located($1, .node, name: $0.name) }
+                everything.nodes = state.firstNodes.map { Self.located($1, .node, name: $0.name) }
+                state.firstServices = [:]
+                state.firstSlices = [:]
+                state.firstNodes = [:]
                 state.changes = [.everything(everything)]
                 state.handedOutEverything = true
             }
             let update = ClusterUpdate(
                 changes: state.changes, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,
                 problems: state.problems, lastChangeTriggerTimes: state.triggerTimes,
-                resourceVersion: state.resourceVersion)
+                resourceVersion: state.resourceVersion, followsList: state.listedSinceUpdate)
             state.changes = []
             state.triggerTimes = []
             state.serviceChanges = 0
             state.endpointChanges = 0
             state.problems = []
             state.resourceVersion = nil
+            state.listedSinceUpdate = false
             state.changed = false
             return update
         }

@@ -356,9 +356,11 @@ struct LastChangeTriggerTests {
 
 @Suite("The API source's updates", .timeLimit(.minutes(2)))
 struct ObjectStoreTests {
-    private func slice(_ name: String, endpoint: String) -> EndpointSlice {
+    private func slice(_ name: String, endpoint: String, version: String) -> EndpointSlice {
         EndpointSlice(
-            metadata: ObjectMeta(name: name, namespace: "default", labels: [EndpointSlice.serviceNameLabel: "web"]),
+            metadata: ObjectMeta(
+                name: name, namespace: "default", labels: [EndpointSlice.serviceNameLabel: "web"],
+                resourceVersion: version),
             addressType: "IPv4", endpoints: [Endpoint(addresses: [endpoint])], ports: [])
     }
 
@@ -377,7 +379,7 @@ struct ObjectStoreTests {
     /// after an expired watch as the objects that differ from what was known.
     @Test func afterTheFirstUpdateOnlyTheChangedObjectsAreHandedOut() throws {
         let store = ObjectStore()
-        let slices = (1...3).map { slice("s\($0)", endpoint: "10.0.0.\($0)") }
+        let slices = (1...3).map { slice("s\($0)", endpoint: "10.0.0.\($0)", version: "\($0)") }
         store.replace(.service, with: Listing<Service>(), problems: [])
         store.replace(
             .endpointSlice,
@@ -387,20 +389,24 @@ struct ObjectStoreTests {
         store.replace(.node, with: Listing<Node>(), problems: [])
         #expect(names(try #require(store.takeUpdate()).changes) == ["everything(3 slices)"])
 
-        store.upsert(.endpointSlice, slice("s2", endpoint: "10.0.0.22"), resourceVersion: "7")
-        store.upsert(.endpointSlice, slice("s3", endpoint: "10.0.0.3"), resourceVersion: "8")
+        store.upsert(.endpointSlice, slice("s2", endpoint: "10.0.0.22", version: "7"), resourceVersion: "7")
+        store.upsert(.endpointSlice, slice("s3", endpoint: "10.0.0.3", version: "3"), resourceVersion: "8")
         let event = try #require(store.takeUpdate())
-        #expect(names(event.changes) == ["slice default/s2 set"], "s3 did not change")
+        #expect(names(event.changes) == ["slice default/s2 set"], "s3's version is the one known")
         #expect(event.resourceVersion == "8")
         #expect(event.endpointChanges == 1)
 
-        let relisted = [slice("s1", endpoint: "10.0.0.1"), slice("s2", endpoint: "10.0.0.2")]
+        let relisted = [
+            slice("s1", endpoint: "10.0.0.1", version: "1"), slice("s2", endpoint: "10.0.0.2", version: "9"),
+        ]
         store.replace(
             .endpointSlice,
             with: Listing(Dictionary(uniqueKeysWithValues: relisted.map { ($0.metadata.objectName, $0) })),
             problems: [])
         let relist = try #require(store.takeUpdate())
         #expect(names(relist.changes).sorted() == ["slice default/s2 set", "slice default/s3 deleted"])
+        #expect(relist.followsList)
+        #expect(!event.followsList)
         #expect(store.takeUpdate() == nil)
     }
 }
