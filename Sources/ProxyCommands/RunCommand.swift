@@ -236,6 +236,7 @@ struct RunCommand: AsyncParsableCommand {
     private func runDaemon(configuration kubeProxyConfiguration: KubeProxyConfiguration, warnings: [String])
         async throws
     {
+        HeapMemory.configure()
         let level = effectiveLogLevel
         let format = loggingFormat ?? .text
         LoggingSystem.bootstrap { label in

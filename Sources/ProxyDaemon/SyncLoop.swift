@@ -170,7 +170,7 @@ where LoopClock.Duration == Duration {
             // freed by now (the last round's values are gone), but glibc keeps freed heap for reuse: tens of MB
             // at 10,000 Services. Handing it back walks the heap, so a small change (a watch event) leaves it.
             if trimDue {
-                FreeMemory.returnToKernel()
+                HeapMemory.returnToKernel()
                 trimDue = false
             }
             let peeked = pending.withLock { ($0.version, $0.addressesChanged, $0.fullRequested, $0.received) }
@@ -311,18 +311,35 @@ where LoopClock.Duration == Duration {
     }
 }
 
-/// Gives the C heap's free pages back to the kernel.
-enum FreeMemory {
+/// The C heap (glibc's malloc), tuned for a daemon that holds a large, long-lived state and lets large inputs go.
+package enum HeapMemory {
     private typealias MallocTrim = @convention(c) (Int) -> Int32
-    /// glibc's `malloc_trim` (malloc.h is not in the Glibc module); `nil` with another C library.
-    private static let mallocTrim: MallocTrim? = {
+    private typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
+    /// glibc's `malloc_trim` and `mallopt` (malloc.h is not in the Glibc module); `nil` with another C library.
+    private static let mallocTrim: MallocTrim? = glibc("malloc_trim")
+    private static let mallopt: MallOpt? = glibc("mallopt")
+
+    private static func glibc<Function>(_ name: String) -> Function? {
         #if canImport(Glibc)
-            dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim").map { unsafeBitCast($0, to: MallocTrim.self) }
+            dlsym(UnsafeMutableRawPointer(bitPattern: 0), name).map { unsafeBitCast($0, to: Function.self) }
         #else
             nil
         #endif
-    }()
+    }
 
+    /// Two arenas rather than glibc's eight per core (each thread's frees otherwise scatter over arenas of their
+    /// own), and blocks of 128 KiB or more (list pages, the tables of a first sync) in mappings of their own, given
+    /// back when freed rather than left between long-lived objects (glibc otherwise raises that threshold as large
+    /// blocks are freed). Docs/performance.md has what this saves. `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_`
+    /// in the environment win. Call before other threads start.
+    package static func configure() {
+        #if canImport(Glibc)
+            if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt?(-8, 2) }  // M_ARENA_MAX
+            if getenv("MALLOC_MMAP_THRESHOLD_") == nil { _ = mallopt?(-3, 128 * 1024) }  // M_MMAP_THRESHOLD
+        #endif
+    }
+
+    /// Gives the heap's free pages back to the kernel.
     static func returnToKernel() {
         _ = mallocTrim?(0)
     }

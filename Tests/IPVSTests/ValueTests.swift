@@ -122,3 +122,30 @@ struct ErrorTests {
         #expect(error.description.hasSuffix("(ESRCH)"))
     }
 }
+
+@Suite("Server states", .timeLimit(.minutes(2)))
+struct ServerStateTests {
+    /// Statistics are kept out of line (and not at all while zero): what is set is what is read, and two states
+    /// with the same counters are equal and hash alike however they were made.
+    @Test func statisticsReadBackAndCompareByValue() {
+        let real = RealServer(IPAddress("10.0.0.1")!, port: 80)
+        var counted = Statistics()
+        counted.connections = 7
+        counted.incomingBytes = 1 << 40
+        var a = RealServerState(server: real, activeConnections: 1)
+        a.statistics = counted
+        let b = RealServerState(server: real, activeConnections: 1, statistics: counted)
+        #expect(a.statistics == counted)
+        #expect(a == b)
+        #expect(a.hashValue == b.hashValue)
+        a.statistics = Statistics()
+        #expect(a != b)
+        #expect(a == RealServerState(server: real, activeConnections: 1))
+        let key = VirtualServerKey.address(.tcp, IPAddress("10.96.0.1")!, port: 80)
+        var virtual = VirtualServerState(server: VirtualServer(key), statistics: counted)
+        #expect(virtual.statistics.connections == 7)
+        virtual.statistics.connections += 1
+        #expect(virtual.statistics.connections == 8)
+        #expect(virtual.statistics.incomingBytes == 1 << 40)
+    }
+}

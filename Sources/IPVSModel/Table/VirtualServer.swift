@@ -91,12 +91,16 @@ public struct VirtualServer: Sendable, Hashable {
 /// A virtual server as the kernel reports it, with counters and, when asked for, its real servers.
 public struct VirtualServerState: Sendable, Hashable {
     public var server: VirtualServer
-    public var statistics: Statistics
+    public var statistics: Statistics {
+        get { storedStatistics.statistics }
+        set { storedStatistics = StoredStatistics(newValue) }
+    }
+    private var storedStatistics: StoredStatistics
     public var realServers: [RealServerState]
 
     public init(server: VirtualServer, statistics: Statistics = Statistics(), realServers: [RealServerState] = []) {
         self.server = server
-        self.statistics = statistics
+        self.storedStatistics = StoredStatistics(statistics)
         self.realServers = realServers
     }
 }
