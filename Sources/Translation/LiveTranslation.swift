@@ -21,7 +21,7 @@ struct ServiceShare: Sendable, Hashable {
 package struct LiveTranslation: Sendable {
     package private(set) var node: NodeContext
     private var services: [ObjectName: Located<Service>] = [:]
-    private var slices: [ObjectName: EndpointSlice] = [:]
+    private var slices: [ObjectName: SliceEndpoints] = [:]
     /// The slices each Service has, by name (only those translation uses).
     private var slicesOfService: [ObjectName: Set<ObjectName>] = [:]
     private var endpoints: [ObjectName: Endpoints] = [:]
@@ -80,7 +80,8 @@ package struct LiveTranslation: Sendable {
             switch change {
             case .everything(let set): replace(with: set)
             case .service(let name, let located): put(service: located, named: name)
-            case .endpointSlice(let name, let located): put(slice: located?.object, named: name)
+            case .endpointSlice(let name, let located):
+                put(slice: located.map { SliceEndpoints($0.object) }, named: name)
             case .node(let name, let located): nodes[name] = located?.object
             }
         }
@@ -120,7 +121,10 @@ package struct LiveTranslation: Sendable {
             set.endpointSlices.map { ($0.object.metadata.objectName, $0.object) },
             uniquingKeysWith: { first, _ in first })
         for name in slices.keys where newSlices[name] == nil { put(slice: nil, named: name) }
-        for (name, slice) in newSlices where slices[name] != slice { put(slice: slice, named: name) }
+        for (name, slice) in newSlices {
+            let read = SliceEndpoints(slice)
+            if slices[name] != read { put(slice: read, named: name) }
+        }
         let newEndpoints = Dictionary(
             set.endpoints.map { ($0.object.metadata.objectName, $0.object) }, uniquingKeysWith: { first, _ in first })
         for name in Set(endpoints.keys).union(newEndpoints.keys) where endpoints[name] != newEndpoints[name] {
@@ -136,14 +140,15 @@ package struct LiveTranslation: Sendable {
         dirty.insert(name)
     }
 
-    private mutating func put(slice: EndpointSlice?, named name: ObjectName) {
-        if let old = slices[name], let service = ServiceEndpoints.service(of: old) {
+    private mutating func put(slice: SliceEndpoints?, named name: ObjectName) {
+        if let service = slices[name]?.service {
             slicesOfService[service]?.remove(name)
             if slicesOfService[service]?.isEmpty == true { slicesOfService[service] = nil }
             dirty.insert(service)
         }
-        slices[name] = slice
-        if let slice, let service = ServiceEndpoints.service(of: slice) {
+        // A slice translation ignores (no Service, another proxy's) is not kept.
+        slices[name] = slice?.service == nil ? nil : slice
+        if let service = slice?.service {
             slicesOfService[service, default: []].insert(name)
             dirty.insert(service)
         }

@@ -14,20 +14,41 @@ struct BackendEndpoint: Hashable {
     var nodeHints: Set<String> = []
 }
 
+/// What translation reads of an EndpointSlice, kept in its place: the Service it serves, its ports, and each
+/// endpoint's first address with its conditions, node and hints (a tenth of a decoded slice's memory, which
+/// matters at 100,000 endpoints).
+struct SliceEndpoints: Sendable, Hashable {
+    /// The Service the slice serves, or `nil` for one translation ignores: a slice without the label has no
+    /// Service, FQDN slices cannot be proxied, and labelled ones are another proxy's or a headless Service's.
+    var service: ObjectName?
+    var ports: [EndpointPort]
+    /// Their `port` is 0: each Service port takes the slice's port of its name.
+    var endpoints: [BackendEndpoint]
+
+    init(_ slice: EndpointSlice) {
+        if let serviceName = slice.serviceName, slice.addressType != "FQDN", ProxyLabels.isForThisProxy(slice.metadata)
+        {
+            service = ObjectName(namespace: slice.metadata.namespace ?? "default", name: serviceName)
+        }
+        ports = slice.ports ?? []
+        endpoints = (slice.endpoints ?? []).compactMap { endpoint in
+            // kube-proxy proxies to an endpoint's first address only.
+            guard let text = endpoint.addresses.first, let address = IPAddress(text) else { return nil }
+            let conditions = endpoint.conditions ?? EndpointConditions()
+            return BackendEndpoint(
+                address: address, port: 0, isReady: conditions.isReady, isServing: conditions.isServing,
+                isTerminating: conditions.isTerminating, nodeName: endpoint.nodeName,
+                zoneHints: Set((endpoint.hints?.forZones ?? []).map(\.name)),
+                nodeHints: Set((endpoint.hints?.forNodes ?? []).map(\.name)))
+        }
+    }
+}
+
 /// The endpoints of one Service: its EndpointSlices (in name order), or its legacy Endpoints when it has no slice
 /// (as the mirroring controller would have made one).
 struct ServiceEndpoints: Hashable {
-    var slices: [EndpointSlice] = []
+    var slices: [SliceEndpoints] = []
     var endpoints: Endpoints?
-
-    /// The Service a slice serves, or `nil` for one translation ignores: a slice without the label has no Service,
-    /// FQDN slices cannot be proxied, and labelled ones are another proxy's or a headless Service's.
-    static func service(of slice: EndpointSlice) -> ObjectName? {
-        guard let serviceName = slice.serviceName, slice.addressType != "FQDN",
-            ProxyLabels.isForThisProxy(slice.metadata)
-        else { return nil }
-        return ObjectName(namespace: slice.metadata.namespace ?? "default", name: serviceName)
-    }
 
     /// The distinct backends of one Service port (matched by port name and protocol).
     func backends(of port: ServicePort) -> [BackendEndpoint] {
@@ -48,21 +69,13 @@ struct ServiceEndpoints: Hashable {
         if !slices.isEmpty {
             for slice in slices {
                 guard
-                    let slicePort = slice.ports?.first(where: {
+                    let slicePort = slice.ports.first(where: {
                         ($0.name ?? "") == portName && ($0.protocol ?? "TCP") == transportProtocol
                     }), let number = slicePort.port
                 else { continue }
-                for endpoint in slice.endpoints ?? [] {
-                    // kube-proxy proxies to an endpoint's first address only.
-                    guard let text = endpoint.addresses.first, let address = IPAddress(text) else { continue }
-                    let conditions = endpoint.conditions ?? EndpointConditions()
-                    add(
-                        BackendEndpoint(
-                            address: address, port: UInt16(number), isReady: conditions.isReady,
-                            isServing: conditions.isServing, isTerminating: conditions.isTerminating,
-                            nodeName: endpoint.nodeName,
-                            zoneHints: Set((endpoint.hints?.forZones ?? []).map(\.name)),
-                            nodeHints: Set((endpoint.hints?.forNodes ?? []).map(\.name))))
+                for var endpoint in slice.endpoints {
+                    endpoint.port = UInt16(number)
+                    add(endpoint)
                 }
             }
         } else if let endpoints {
