@@ -2,10 +2,10 @@ import IPVSModel
 import KubernetesModel
 
 /// One Service's part of the desired state: what translating it alone gives.
-struct ServiceShare: Sendable, Hashable {
+struct ServiceShare: Sendable, Equatable {
     /// Within one Service the first port to want a virtual server has it (the others are warned about).
-    var virtualServers: [VirtualServerKey: DesiredVirtualServer] = [:]
-    var serviceAddresses: Set<IPAddress> = []
+    var virtualServers = SmallMap<VirtualServerKey, DesiredVirtualServer>()
+    var serviceAddresses = SmallSet<IPAddress>()
     var healthCheck: HealthCheck?
     var withoutLocalEndpoints: Set<TrafficPolicyKind> = []
     var warnings: [String] = []
