@@ -328,14 +328,18 @@ package enum HeapMemory {
     }
 
     /// Two arenas rather than glibc's eight per core (each thread's frees otherwise scatter over arenas of their
-    /// own), and blocks of 128 KiB or more (list pages, the tables of a first sync) in mappings of their own, given
-    /// back when freed rather than left between long-lived objects (glibc otherwise raises that threshold as large
-    /// blocks are freed). Docs/performance.md has what this saves. `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_`
-    /// in the environment win. Call before other threads start.
+    /// own); blocks of 128 KiB or more (list pages, the tables of a first sync) in mappings of their own, given back
+    /// when freed rather than left between long-lived objects (glibc otherwise raises that threshold as large
+    /// blocks are freed); and the top of the heap kept up to 32 MiB (a fixed mapping threshold would leave glibc's
+    /// 128 KiB trim threshold, and every sync would shrink the heap and fault it in again, which doubled an
+    /// endpoint change's latency in the VM): freed heap goes back after large changes, by ``returnToKernel()``.
+    /// Docs/performance.md has what each setting did. `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` and
+    /// `MALLOC_TRIM_THRESHOLD_` in the environment win. Call before other threads start.
     package static func configure() {
         #if canImport(Glibc)
             if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt?(-8, 2) }  // M_ARENA_MAX
             if getenv("MALLOC_MMAP_THRESHOLD_") == nil { _ = mallopt?(-3, 128 * 1024) }  // M_MMAP_THRESHOLD
+            if getenv("MALLOC_TRIM_THRESHOLD_") == nil { _ = mallopt?(-1, 32 * 1024 * 1024) }  // M_TRIM_THRESHOLD
         #endif
     }
 
