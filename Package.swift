@@ -137,9 +137,10 @@ let package = Package(
             name: "IPVSTests",
             dependencies: ["IPVS", "IPVSModel", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        .testTarget(name: "TranslationTests", dependencies: ["Translation", "IPVSModel", "KubernetesModel"]),
+        .testTarget(
+            name: "TranslationTests", dependencies: ["Translation", "IPVSModel", "KubernetesModel", "TestSupport"]),
         .testTarget(name: "NetfilterModelTests", dependencies: ["NetfilterModel", "InternetAddress"]),
-        // Test helpers: temporary folders that clean up after themselves.
+        // Test helpers: temporary folders that clean up after themselves, a seeded random number generator.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // In-memory fakes of the kernel connections the sync engine uses, for host tests.
         .target(

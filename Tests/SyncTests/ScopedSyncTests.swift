@@ -17,7 +17,7 @@ struct ScopedSyncTests {
         try withTemporaryFolder("scoped") { folder in
             let scoped = FakeNode(folder: folder + "/scoped")
             let everything = FakeNode(folder: folder + "/everything")
-            var random = SplitMix(seed: seed)
+            var random = SeededRandom(seed: seed)
             var cluster = ChangingCluster()
             var live = LiveTranslation(node: context)
             for step in 0..<80 {
@@ -117,7 +117,7 @@ private struct ChangingCluster {
     var services: [ObjectName: Service] = [:]
     var slices: [ObjectName: EndpointSlice] = [:]
 
-    mutating func change(using random: inout SplitMix) -> ClusterChange {
+    mutating func change(using random: inout SeededRandom) -> ClusterChange {
         if Int.random(in: 0..<3, using: &random) == 0 {
             let index = Int.random(in: 0..<6, using: &random)
             let name = ObjectName(namespace: "ns", name: "s\(index)")
@@ -150,20 +150,5 @@ private struct ChangingCluster {
             }, on: Bool.random(using: &random) ? "node-a" : "node-b")
         slices[name] = made
         return .endpointSlice(name, Located(made, at: location))
-    }
-}
-
-/// A deterministic generator, so that a failing seed fails again.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import TestSupport
 import Testing
 import Translation
 
@@ -169,20 +170,5 @@ private struct RandomCluster {
         return makeSlice(
             "slice-\(index)", service: "s\(Int.random(in: 0..<5, using: &random))",
             endpoints: endpoints, ports: [EndpointPort(name: "http", port: 8080)])
-    }
-}
-
-/// A deterministic generator (SplitMix64), so that a failing seed fails again.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
