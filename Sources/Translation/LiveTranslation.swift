@@ -96,7 +96,7 @@ package struct LiveTranslation: Sendable {
         warningsChanged = false
         state.serviceCount = services.count
         state.revision = DesiredState.Revision.next()
-        state.derivation = taken.map { DesiredState.Derivation(base: $0, touched: touched) } ?? nil
+        state.derivation = taken.map { DesiredState.Derivation(base: $0, touched: touched) }
         taken = state.revision
         touched = DesiredChanges(healthChecks: state.healthChecks, nodePodNetworks: state.nodePodNetworks)
         return state

@@ -261,7 +261,8 @@ package struct NFTablesPart: KernelPart {
         for family in NFTFamily.allCases {
             let had = before.elements[family] ?? [:]
             let has = after.elements[family] ?? [:]
-            guard !had.isEmpty || !has.isEmpty else { continue }
+            // Most changes (an endpoint on another node) want the same elements after as before.
+            guard had != has else { continue }
             let table = ProxyTable.make(family, rules: rules)
             guard var current = tables[family], current.skeletonDigest == table.skeleton.digest,
                 !current.hasUnreadableElements
