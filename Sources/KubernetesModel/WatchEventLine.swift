@@ -13,6 +13,9 @@ package struct WatchEventLine: Sendable, Hashable {
     /// Decodes a line with ``FastManifestDecoder``, or gives `nil` where it cannot vouch for it (another event
     /// type, keys in another order, anything unusual): `JSONDecoder` then decides.
     package static func decodeFast(_ line: ArraySlice<UInt8>) -> WatchEventLine? {
-        line.withUnsafeBufferPointer { FastManifestDecoder.decodeWatchEvent($0) }
+        // Bytes that are not UTF-8 are JSONDecoder's to refuse: the fast scanner would repair them
+        // (Docs/fuzzing.md, finding 8).
+        guard String(validating: line, as: UTF8.self) != nil else { return nil }
+        return line.withUnsafeBufferPointer { FastManifestDecoder.decodeWatchEvent($0) }
     }
 }

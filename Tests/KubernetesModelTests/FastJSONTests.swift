@@ -112,6 +112,17 @@ struct FastJSONTests {
         #expect(WatchEventLine.decodeFast(ArraySlice(line.utf8)) == nil)
     }
 
+    /// Fuzzing finding 8: a byte that is not UTF-8 inside a string. JSONDecoder refuses the object; the fast
+    /// scanner would have read it with the byte replaced, so it leaves such a line to JSONDecoder.
+    @Test func aWatchLineThatIsNotUTF8GoesToJSONDecoder() {
+        let valid = Array(
+            #"{"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"a"}}}"#.utf8)
+        #expect(WatchEventLine.decodeFast(ArraySlice(valid)) != nil)
+        var invalid = valid
+        invalid[invalid.firstIndex(of: UInt8(ascii: "a"))!] = 0xFF
+        #expect(WatchEventLine.decodeFast(ArraySlice(invalid)) == nil)
+    }
+
     /// The Node list the daemon reads (hand-written in the API server's shape), both ways alike, with the zone,
     /// pod CIDRs and addresses the proxy uses.
     @Test func onANodeList() throws {
