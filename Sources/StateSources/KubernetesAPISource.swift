@@ -335,8 +335,7 @@ final class ObjectStore: Sendable {
 
     /// Whether the store knows this version of the object.
     func holds<Object: KubernetesObject>(_ kind: Kind, _ object: Object) -> Bool {
-        guard let version = object.metadata.resourceVersion, !version.isEmpty else { return false }
-        return state.withLock { $0.versions[kind]?[object.metadata.objectName] == version }
+        state.withLock { known(object, kind, in: $0) }
     }
 
     /// Replaces every object of a kind with a fresh list's: what differs is handed out as changes.

@@ -1,3 +1,4 @@
+import IPVSModel
 import Translation
 
 /// One part of the kernel that a sync programs: the IPVS table (``IPVSTablePart``), the service addresses on
@@ -73,4 +74,22 @@ package enum SyncScope: Sendable {
     /// Only what the changes name may differ between the desired state the remembered kernel state was brought to
     /// and the desired state now (the changes say what that one had there): the rest is in the kernel as wanted.
     case touched(DesiredChanges)
+
+    /// The desired virtual servers a recall looks at, each with what the desired state the remembered kernel state
+    /// was brought to had at its key: every one, or only the touched ones and `also` (which, untouched, had the
+    /// same as now).
+    /// - Parameter previous: That earlier desired state, when the memory kept it (needed for ``everything``).
+    func virtualServers(
+        of desired: DesiredState, previous: DesiredState?, also: Set<VirtualServerKey> = []
+    ) -> [(key: VirtualServerKey, wanted: DesiredVirtualServer, had: DesiredVirtualServer?)] {
+        switch self {
+        case .everything:
+            return desired.virtualServers.map { ($0.key, $0.value, previous?.virtualServers[$0.key]) }
+        case .touched(let touched):
+            return Set(touched.virtualServers.keys).union(also).compactMap { key in
+                guard let wanted = desired.virtualServers[key] else { return nil }
+                return (key, wanted, touched.virtualServers[key] != nil ? touched.previous(key) : wanted)
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@ struct BackendEndpoint: Hashable {
 }
 
 /// What translation reads of an EndpointSlice, kept in its place: the Service it serves, its ports, and each
-/// endpoint's first address with its conditions, node and hints (a tenth of a decoded slice's memory, which
+/// endpoint's first address with its conditions, node and hints (much less memory than the decoded slice, which
 /// matters at 100,000 endpoints).
 struct SliceEndpoints: Sendable, Hashable {
     /// The Service the slice serves, or `nil` for one translation ignores: a slice without the label has no

@@ -74,18 +74,9 @@ package struct ConntrackPart: KernelPart {
         report: inout Report
     ) {
         var changed = Set<VirtualServerKey>()
-        func check(_ key: VirtualServerKey, _ wanted: DesiredVirtualServer, had: DesiredVirtualServer?) {
-            if had?.realServers != wanted.realServers { changed.insert(key) }
-        }
-        switch scope {
-        case .everything:
-            for (key, wanted) in desired.virtualServers {
-                check(key, wanted, had: previous?.virtualServers[key])
-            }
-        case .touched(let touched):
-            for key in touched.virtualServers.keys {
-                if let wanted = desired.virtualServers[key] { check(key, wanted, had: touched.previous(key)) }
-            }
+        for (key, wanted, had) in scope.virtualServers(of: desired, previous: previous)
+        where had?.realServers != wanted.realServers {
+            changed.insert(key)
         }
         state = .only(changed)
     }

@@ -90,23 +90,11 @@ package struct IPVSTablePart: KernelPart {
         _ state: inout State, previous: DesiredState?, for desired: DesiredState, scope: SyncScope,
         report: inout Report
     ) throws {
-        func readIfChanged(_ key: VirtualServerKey, wanted: DesiredVirtualServer, had: DesiredVirtualServer?) throws {
-            guard state.servers[key] != nil else { return }
+        for (key, wanted, had) in scope.virtualServers(of: desired, previous: previous, also: state.draining)
+        where state.servers[key] != nil {
             if had?.realServers != wanted.realServers || state.draining.contains(key) {
                 state.servers[key]?.realServers = try connection.realServers(of: key)
                 report.realServerReads += 1
-            }
-        }
-        switch scope {
-        case .everything:
-            for (key, wanted) in desired.virtualServers {
-                try readIfChanged(key, wanted: wanted, had: previous?.virtualServers[key])
-            }
-        case .touched(let touched):
-            for key in Set(touched.virtualServers.keys).union(state.draining) {
-                guard let wanted = desired.virtualServers[key] else { continue }
-                let had = touched.virtualServers[key] != nil ? touched.previous(key) : wanted
-                try readIfChanged(key, wanted: wanted, had: had)
             }
         }
     }
