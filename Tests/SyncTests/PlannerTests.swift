@@ -245,6 +245,17 @@ struct OwnershipStoreTests {
         let error = try #require(throws: StateError.self) { try store.load() }
         #expect(error.description.contains("owned.json: is not an ownership record"))
     }
+
+    /// A record that is there but cannot be looked at (here a symlink loop; EACCES, EIO and ENOMEM alike) is an
+    /// error: taken for "no record", the next write would forget what is owned.
+    @Test func aRecordThatCannotBeLookedAtIsAnErrorNotAnEmptyRecord() throws {
+        let directory = try makeTemporaryFolder("state")
+        defer { removeTemporaryFolder(directory) }
+        let store = OwnershipStore(directory: directory)
+        try FileManager.default.createSymbolicLink(atPath: store.file, withDestinationPath: "owned.json")
+        let error = try #require(throws: StateError.self) { try store.load() }
+        #expect(error.description.hasSuffix("owned.json: cannot look at: Too many levels of symbolic links"))
+    }
 }
 
 @Suite("Remembered table", .timeLimit(.minutes(2)))

@@ -27,8 +27,16 @@ package struct OwnershipStore: Sendable {
     }
 
     /// The record, or an empty one when none was written yet.
+    /// - Throws: ``StateError`` when the record cannot be looked at or read: taken for "none", the next write would
+    ///   forget what is owned.
     package func load() throws -> OwnershipRecord {
-        guard FileManager.default.fileExists(atPath: file) else { return OwnershipRecord() }
+        var info = stat()
+        guard stat(file, &info) == 0 else {
+            guard errno == ENOENT else {
+                throw StateError(file: file, message: "cannot look at: \(String(cString: strerror(errno)))")
+            }
+            return OwnershipRecord()
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
