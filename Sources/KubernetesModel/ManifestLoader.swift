@@ -19,10 +19,8 @@ public enum ManifestLoader {
             do {
                 let text = try readText(file)
                 decode(text, file: file, into: &set, problems: &problems)
-            } catch let problem as ManifestProblem {
-                problems.append(problem)
             } catch {
-                problems.append(ManifestProblem(file: file, message: "cannot read: \(error)"))
+                problems.append(error)
             }
         }
         let (invalid, warnings) = ManifestValidator.validate(set)
@@ -126,21 +124,25 @@ public enum ManifestLoader {
         var files: [String] = []
         let manager = FileManager.default
         for path in paths {
-            var isFolder: ObjCBool = false
-            guard manager.fileExists(atPath: path, isDirectory: &isFolder) else {
-                problems.append(ManifestProblem(file: path, message: "no such file or folder"))
+            var info = stat()
+            guard stat(path, &info) == 0 else {
+                // A path that is not there is not an empty folder (a deploy tool may be replacing it).
+                problems.append(
+                    errno == ENOENT
+                        ? ManifestProblem(file: path, message: "no such file or folder", isReadFailure: true)
+                        : .readFailure(path, "cannot look at", errno: errno))
                 continue
             }
-            guard isFolder.boolValue else {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
                 files.append(path)
                 continue
             }
-            var unreadable: [String] = []
+            var unreadable: [String: String] = [:]
             let enumerator = manager.enumerator(
                 at: URL(fileURLWithPath: path), includingPropertiesForKeys: [.isDirectoryKey],
                 options: [.skipsHiddenFiles],
-                errorHandler: { url, _ in
-                    unreadable.append(url.path)
+                errorHandler: { url, error in
+                    unreadable[url.path] = error.localizedDescription
                     return true
                 })
             var found: [String] = []
@@ -149,9 +151,14 @@ public enum ManifestLoader {
                 if !isFolder, manifestExtensions.contains(url.pathExtension.lowercased()) { found.append(url.path) }
             }
             // An unreadable folder must not pass for an empty one.
-            if opendir(path).map({ closedir($0) }) == nil { unreadable.append(path) }
-            for folder in Set(unreadable).sorted() {
-                problems.append(ManifestProblem(file: folder, message: "cannot read this folder"))
+            if let folder = opendir(path) {
+                closedir(folder)
+            } else {
+                unreadable[path] = String(cString: strerror(errno))
+            }
+            for (folder, reason) in unreadable.sorted(by: { $0.key < $1.key }) {
+                problems.append(
+                    ManifestProblem(file: folder, message: "cannot read this folder: \(reason)", isReadFailure: true))
             }
             files += found.sorted()
         }
@@ -159,11 +166,10 @@ public enum ManifestLoader {
     }
 
     /// Reads a file as UTF-8 text, refusing binary files after looking at their start only.
-    static func readText(_ file: String) throws -> String {
+    /// - Throws: A problem that ``ManifestProblem/isReadFailure`` when the file cannot be opened or read.
+    static func readText(_ file: String) throws(ManifestProblem) -> String {
         let descriptor = open(file, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw ManifestProblem(file: file, message: "cannot open: \(String(cString: strerror(errno)))")
-        }
+        guard descriptor >= 0 else { throw .readFailure(file, "cannot open", errno: errno) }
         defer { close(descriptor) }
         let binary = ManifestProblem(file: file, message: "not a text file (binary data); expected YAML or JSON")
         var bytes: [UInt8] = []
@@ -172,7 +178,7 @@ public enum ManifestLoader {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw ManifestProblem(file: file, message: "cannot read: \(String(cString: strerror(errno)))")
+                throw .readFailure(file, "cannot read", errno: errno)
             }
             if count == 0 { break }
             // The first chunk decides whether this is text at all: a binary file is never read further.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where an object came from: file, document, item of a List, and which object it is.
 public struct ObjectLocation: Sendable, Hashable, CustomStringConvertible {
     public var file: String
@@ -40,12 +42,24 @@ public struct ManifestProblem: Error, Sendable, Hashable, CustomStringConvertibl
     /// The field's path inside the object, such as `spec.ports[0].port`.
     public var field: String?
     public var message: String
+    /// Whether the file system failed (a path missing, a folder or file that cannot be opened or read), rather
+    /// than the content being wrong: nothing can then be said of what the file holds, not even that it is empty.
+    public var isReadFailure: Bool
 
-    public init(file: String, location: ObjectLocation? = nil, field: String? = nil, message: String) {
+    public init(
+        file: String, location: ObjectLocation? = nil, field: String? = nil, message: String,
+        isReadFailure: Bool = false
+    ) {
         self.file = file
         self.location = location
         self.field = field
         self.message = message
+        self.isReadFailure = isReadFailure
+    }
+
+    /// The file system's refusal of `file`: `cannot open: Too many open files`.
+    public static func readFailure(_ file: String, _ action: String, errno code: Int32) -> ManifestProblem {
+        ManifestProblem(file: file, message: "\(action): \(String(cString: strerror(code)))", isReadFailure: true)
     }
 
     public init(at location: ObjectLocation, field: String? = nil, _ message: String) {

@@ -304,7 +304,7 @@ struct BadInputTests {
         }
         thread.start()
         let message = try #require(result.wait())
-        #expect(message == "\(folder.path): cannot read this folder")
+        #expect(message == "\(folder.path): cannot read this folder: Permission denied")
     }
 }
 

@@ -87,6 +87,7 @@ enum FastManifestDecoder {
         var resourceVersion: String?
         var continueToken: String?
         var items: [DecodedItem] = []
+        var hasItems = false
         try scanner.object { scanner, key throws(Mismatch) in
             if key == "kind" {
                 kind = try scanner.optionalString()
@@ -104,6 +105,7 @@ enum FastManifestDecoder {
             } else if key == "items" {
                 guard let listKind = kind, listKind.hasSuffix("List"), listKind != "List" else { throw Mismatch() }
                 let itemKind = String(listKind.dropLast(4))
+                hasItems = true
                 guard try !scanner.takeNull() else { return }
                 try scanner.array { scanner throws(Mismatch) in
                     items.append(try item(&scanner, defaultKind: itemKind, listDepth: 1))
@@ -113,7 +115,9 @@ enum FastManifestDecoder {
             }
         }
         guard kind?.hasSuffix("List") == true else { throw Mismatch() }
-        return ListPage(items: items, resourceVersion: resourceVersion ?? "", continueToken: continueToken)
+        return ListPage(
+            kind: kind, hasItems: hasItems, items: items, resourceVersion: resourceVersion ?? "",
+            continueToken: continueToken)
     }
 
     /// One object: everything read in one pass, whatever the order of its members, then built by its kind.
