@@ -301,9 +301,7 @@ struct RunCommand: AsyncParsableCommand {
                 logger.info("using the Kubernetes API", metadata: ["connection": "\(server)"])
                 let client = try KubernetesAPIClient(configuration: server)
                 apiClient = client
-                var apiSource = KubernetesAPISource(client: client, nodeName: configuration.nodeName, logger: logger)
-                apiSource.reachability = { health.sourceReachable($0) }
-                source = apiSource
+                source = KubernetesAPISource(client: client, nodeName: configuration.nodeName, logger: logger)
             } catch {
                 printError("\(error)")
                 throw ExitStatus.failure

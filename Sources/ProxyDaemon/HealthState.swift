@@ -3,16 +3,16 @@ import KubernetesModel
 import Synchronization
 
 /// What `/healthz` and `/livez` report, as kube-proxy does: when rules were last synced, and unhealthy
-/// (503) once a queued change has waited longer than the health timeout, or the API server has been out of reach
-/// that long. `/healthz` also answers 503 while the
+/// (503) once a queued change has waited longer than the health timeout, or the source's view has been stale that
+/// long (the API server out of reach, a folder that cannot be read). `/healthz` also answers 503 while the
 /// node is not eligible for load-balancer traffic (pkg/proxy/healthcheck/proxy_health.go, Kubernetes 1.34).
 package final class HealthState: Sendable {
     private struct State {
         var lastUpdated: Date?
         var queuedSince: Date?
         var nodeEligible = true
-        /// Since when the source has not reached the API server.
-        var unreachableSince: Date?
+        /// Since when the source's view is stale: the API server out of reach, a folder that cannot be read.
+        var staleSince: Date?
     }
 
     private let state = Mutex(State())
@@ -40,16 +40,16 @@ package final class HealthState: Sendable {
         }
     }
 
-    /// Follows whether the source reaches the API server. While it does not, no change can be queued, so the
-    /// health timeout runs from the first failure instead: kube-proxy's rule, for a proxy that cannot hear of
-    /// changes.
-    package func sourceReachable(_ reachable: Bool, at date: Date? = nil) {
+    /// Follows whether the source's view is current. While it is stale (the API server out of reach, a folder
+    /// that cannot be read), no change can be queued, so the health timeout runs from the first failure instead:
+    /// kube-proxy's rule, for a proxy that cannot hear of changes.
+    package func sourceCurrent(_ current: Bool, at date: Date? = nil) {
         let date = date ?? currentTime()
         state.withLock {
-            if reachable {
-                $0.unreachableSince = nil
-            } else if $0.unreachableSince == nil {
-                $0.unreachableSince = date
+            if current {
+                $0.staleSince = nil
+            } else if $0.staleSince == nil {
+                $0.staleSince = date
             }
         }
     }
@@ -70,7 +70,7 @@ package final class HealthState: Sendable {
     package func isHealthy(now: Date? = nil) -> Bool {
         let now = now ?? currentTime()
         let waitingSince = state.withLock { state in
-            [state.queuedSince, state.unreachableSince].compactMap { $0 }.min()
+            [state.queuedSince, state.staleSince].compactMap { $0 }.min()
         }
         let limit = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         return waitingSince.map { now.timeIntervalSince($0) <= limit } ?? true

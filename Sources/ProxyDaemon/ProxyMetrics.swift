@@ -30,6 +30,8 @@ package final class ProxyMetrics: Sendable {
     let nftablesReads: Counter
     let flowsDeleted: Counter
     let healthCheckPortFailures: Counter
+    let sourceStale: Gauge
+    let sourceReadFailures: Counter
     private let syncs: [String: Counter]
     private let operations: [String: Counter]
     private let nftablesTransactions: [String: Counter]
@@ -109,6 +111,11 @@ package final class ProxyMetrics: Sendable {
         flowsDeleted = counter("ipvs_proxy_conntrack_flows_deleted_total", "Stale UDP and SCTP flows deleted")
         healthCheckPortFailures = counter(
             "ipvs_proxy_health_check_port_failures_total", "Health-check node ports that could not be opened")
+        sourceStale = gauge(
+            "ipvs_proxy_source_stale", "1 while the source keeps its last good view because a read fails, else 0")
+        sourceReadFailures = counter(
+            "ipvs_proxy_source_read_failures_total",
+            "Reads of the source that failed (an API request, a folder listing, a file); the last good view stayed")
         var syncs: [String: Counter] = [:]
         for mode in ["full", "incremental"] {
             for result in ["success", "error"] {

@@ -81,6 +81,8 @@ where LoopClock.Duration == Duration {
     /// Opened and closed as translation finds health-check node ports.
     let healthCheckPorts: HealthCheckPorts?
     private let pending = Mutex(Pending())
+    /// Since when the source's view is stale (a read fails), if it is.
+    private let stale = Mutex<LoopClock.Instant?>(nil)
     private let doorbell = Doorbell()
     /// The desired state, kept up to date change by change; used by one sync at a time.
     private let translation: Mutex<LiveTranslation>
@@ -122,7 +124,11 @@ where LoopClock.Duration == Duration {
         do {
             try await cancelWhenGracefulShutdown {
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await self.source.run { update in self.receive(update) } }
+                    group.addTask {
+                        try await self.source.run(
+                            update: { update in self.receive(update) },
+                            condition: { condition in self.follow(condition) })
+                    }
                     group.addTask { await self.loop() }
                     try await group.next()
                     group.cancelAll()
@@ -133,6 +139,36 @@ where LoopClock.Duration == Duration {
         }
         healthCheckPorts?.stop()
         logger.info("stopped; the kernel's rules stay in place")
+    }
+
+    /// Says when the source starts keeping its last good view because a read fails, and when it reads again; counts
+    /// every failed read. `/healthz` turns unhealthy once the view has been stale longer than the health timeout.
+    private func follow(_ condition: SourceCondition) {
+        let now = clock.now
+        let (was, reason) = stale.withLock { since -> (LoopClock.Instant?, String?) in
+            let was = since
+            switch condition {
+            case .current: since = nil
+            case .stale(let reason):
+                if since == nil { since = now }
+                return (was, reason)
+            }
+            return (was, nil)
+        }
+        if let reason {
+            metrics.sourceReadFailures.increment()
+            guard was == nil else { return }
+            metrics.sourceStale.set(Int64(1))
+            health.sourceCurrent(false)
+            logger.warning(
+                "the source cannot read; the kernel keeps the last good view until it can",
+                metadata: ["reason": "\(reason)"])
+        } else if let was {
+            metrics.sourceStale.set(Int64(0))
+            health.sourceCurrent(true)
+            logger.notice(
+                "the source reads again; its view is current", metadata: ["staleFor": "\(was.duration(to: now))"])
+        }
     }
 
     private func receive(_ update: ClusterUpdate) {

@@ -34,11 +34,25 @@ package struct ClusterUpdate: Sendable {
     }
 }
 
+/// Whether a source's view is whole and current, or the last good one kept while a read fails.
+package enum SourceCondition: Sendable, Hashable {
+    /// Every read succeeded.
+    case current
+    /// A read failed (the reason says which and why): the source keeps its last good view, delivers nothing that
+    /// read could have changed, and reads again.
+    case stale(String)
+}
+
 /// Where desired state comes from while the daemon runs.
 package protocol ClusterSource: Sendable {
-    /// Delivers updates until cancelled. A source that loses its connection keeps retrying with backoff and
-    /// delivers nothing meanwhile, so the kernel keeps the last good state.
-    func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws
+    /// Delivers updates until cancelled. A read that fails (an unreachable server, an answer that is not what was
+    /// asked for, a folder that cannot be listed) is never taken for an empty one: the source delivers nothing
+    /// meanwhile, so the kernel keeps the last good state, and says so through `condition` at every failed read,
+    /// and once when its view is current again.
+    func run(
+        update: @escaping @Sendable (ClusterUpdate) async -> Void,
+        condition: @escaping @Sendable (SourceCondition) -> Void
+    ) async throws
 }
 
 /// Counts the objects that differ between two snapshots, by kind.

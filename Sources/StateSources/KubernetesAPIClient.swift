@@ -22,6 +22,16 @@ package struct APIError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// A 200 answer that is not what was asked for: a list of another kind, or not a list at all. Taken for an empty
+/// list, it would delete every Service.
+package struct UnexpectedAnswer: Error, Sendable, CustomStringConvertible {
+    package var path: String
+    package var expected: String
+    package var found: String
+
+    package var description: String { "\(path): the API server answered \(found) where a \(expected) was asked for" }
+}
+
 /// A Kubernetes `Status` object.
 struct APIStatus: Decodable {
     var code: Int?
@@ -162,14 +172,33 @@ package final class KubernetesAPIClient: Sendable {
         return request
     }
 
-    /// Fetches one page of a list; `selector` is an escaped `labelSelector=` or `fieldSelector=` query.
-    func listPage(_ path: String, selector: String, limit: Int, continueToken: String?) async throws -> ListPage {
+    /// Fetches one page of a list of `itemKind` objects; `selector` is an escaped `labelSelector=` or
+    /// `fieldSelector=` query.
+    /// - Throws: ``APIError`` for an error status, or a `Status` in a 200 answer; ``UnexpectedAnswer`` for a 200
+    ///   answer that is not a page of the list asked for (another kind, `{}`, no `items`): never an empty page.
+    func listPage(
+        _ path: String, selector: String, limit: Int, continueToken: String?, itemKind: String
+    ) async throws -> ListPage {
         var query = "\(path)?\(selector)&limit=\(limit)"
         if let continueToken { query += "&continue=\(Self.escape(continueToken))" }
         let response = try await client.execute(request(query), timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
         try Self.check(response.status, body)
-        return try ListPage.decode(String(buffer: body))
+        let page: ListPage
+        do {
+            page = try ListPage.decode(String(buffer: body))
+        } catch {
+            throw UnexpectedAnswer(path: path, expected: itemKind + "List", found: "no JSON object (\(error))")
+        }
+        guard page.isList(of: itemKind) else {
+            // A Status in a 200 answer is still the server's error, with its own code (a 410 there means relist).
+            if page.kind == "Status" { throw Self.error(in: body, status: nil) }
+            let found =
+                page.kind.map { page.hasItems ? "kind \($0)" : "kind \($0) without items" }
+                ?? "an object without a kind"
+            throw UnexpectedAnswer(path: path, expected: itemKind + "List", found: found)
+        }
+        return page
     }
 
     /// Streams watch events from `resourceVersion` on; ends when the server closes the stream.
@@ -203,9 +232,14 @@ package final class KubernetesAPIClient: Sendable {
 
     private static func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
         guard status != .ok else { return }
+        throw error(in: body, status: Int(status.code))
+    }
+
+    /// The error an answer's body says, by the HTTP status, or (`nil`) by the `Status` object's own code.
+    private static func error(in body: ByteBuffer, status: Int?) -> APIError {
         let decoded = try? JSONDecoder().decode(APIStatus.self, from: Data(body.readableBytesView))
-        throw APIError(
-            status: Int(status.code), reason: decoded?.reason,
+        return APIError(
+            status: status ?? decoded?.code ?? 500, reason: decoded?.reason,
             message: decoded?.message ?? String(buffer: body).prefix(200).description)
     }
 

@@ -7,9 +7,13 @@ import Synchronization
 /// list's resource version with bookmarks, Services and slices with kube-proxy's label selector (no
 /// `service-proxy-name`, no `headless`), the Node by its name. An expired resource version (410) means a fresh
 /// list; a dropped connection or an error means a retry with exponential backoff, resuming the watch where it
-/// stopped. Nothing is delivered until every kind has been listed once (the Node: or failed to list, so that a
-/// cluster without the RBAC for it still gets its Services), and nothing while the server is unreachable, so the
-/// kernel keeps the last good state.
+/// stopped.
+///
+/// A read either succeeds whole or changes nothing: a list is taken only when every page arrived and each is a
+/// page of the list asked for (never a `Status`, `{}` or another kind), and an object that fails to decode or
+/// validate keeps its last good version, on a relist as on a watch. Nothing is delivered until every kind has been
+/// listed once (the Node: or refused for good, 401, 403 or 404, so that a cluster without the RBAC for it still
+/// gets its Services), and nothing while the server is unreachable, so the kernel keeps the last good state.
 package struct KubernetesAPISource: ClusterSource {
     package let client: KubernetesAPIClient
     package let logger: Logger
@@ -21,8 +25,6 @@ package struct KubernetesAPISource: ClusterSource {
     /// The first retry delay; doubled per failure up to ``maximumBackoff``.
     package var initialBackoff: Duration = .milliseconds(500)
     package var maximumBackoff: Duration = .seconds(30)
-    /// Told `false` when a Service or EndpointSlice request fails, `true` once both succeed again.
-    package var reachability: (@Sendable (Bool) -> Void)?
 
     package init(client: KubernetesAPIClient, nodeName: String, logger: Logger) {
         self.client = client
@@ -30,9 +32,12 @@ package struct KubernetesAPISource: ClusterSource {
         self.logger = logger
     }
 
-    package func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
+    package func run(
+        update: @escaping @Sendable (ClusterUpdate) async -> Void,
+        condition: @escaping @Sendable (SourceCondition) -> Void
+    ) async throws {
         let store = ObjectStore()
-        let failing = FailingKinds(report: reachability)
+        let failing = FailingKinds(report: condition)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await inform(Resource<Service>.services, store: store, failing: failing, update: update)
@@ -52,17 +57,21 @@ package struct KubernetesAPISource: ClusterSource {
         _ resource: Resource<Object>, store: ObjectStore, failing: FailingKinds,
         update: @escaping @Sendable (ClusterUpdate) async -> Void
     ) async throws {
-        func reached(_ reached: Bool) {
-            if resource.isRequired { failing.set(resource.kind.rawValue, failing: !reached) }
-        }
+        let kind = resource.kind.rawValue
         var resourceVersion: String?
         var failures = 0
+        /// Whether a list of this kind was ever taken: the store then holds its last good view.
+        var listed = false
+        /// Whether updates went on without this kind (its list refused for good).
+        var goneOnWithout = false
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
-                    let (listing, version, problems) = try await list(resource, against: store)
+                    let (listing, version, problems) = try await list(resource, against: store, relist: listed)
                     store.replace(resource.kind, with: listing, problems: problems)
                     resourceVersion = version
+                    listed = true
+                    failures = 0
                     logger.info(
                         "listed",
                         metadata: [
@@ -70,7 +79,7 @@ package struct KubernetesAPISource: ClusterSource {
                             "resourceVersion": "\(version)",
                         ])
                     if let ready = store.takeUpdate() { await update(ready) }
-                    reached(true)
+                    failing.succeeded(kind)
                 }
                 try await client.watch(
                     resource.path, selector: resource.selector, resourceVersion: resourceVersion!,
@@ -79,9 +88,9 @@ package struct KubernetesAPISource: ClusterSource {
                     for event in events { try apply(event, of: resource, to: store, resourceVersion: &resourceVersion) }
                     if let ready = store.takeUpdate() { await update(ready) }
                     failures = 0
-                    reached(true)
+                    failing.succeeded(kind)
                 }
-                reached(true)
+                failing.succeeded(kind)
             } catch let error as APIError where error.isExpired {
                 logger.info(
                     "resource version expired; listing again",
@@ -91,11 +100,16 @@ package struct KubernetesAPISource: ClusterSource {
                 throw CancellationError()
             } catch {
                 failures += 1
-                reached(false)
-                if !resource.isRequired && resourceVersion == nil && failures == 1 {
-                    // Proxying goes on without it (and picks it up once a list succeeds).
-                    store.replace(resource.kind, with: Listing<Object>(), problems: [])
-                    if let ready = store.takeUpdate() { await update(ready) }
+                if !listed, resource.mayGoOnWithout(error) {
+                    // Refused for good (no RBAC for Nodes): proxying goes on without it, and picks it up once a list
+                    // succeeds. Not a stale view: there is nothing to wait for.
+                    if !goneOnWithout {
+                        goneOnWithout = true
+                        store.replace(resource.kind, with: Listing<Object>(), problems: [])
+                        if let ready = store.takeUpdate() { await update(ready) }
+                    }
+                } else {
+                    failing.failed(kind, reason: "\(error)")
                 }
                 let delay = backoff(after: failures)
                 logger.warning(
@@ -108,8 +122,12 @@ package struct KubernetesAPISource: ClusterSource {
 
     /// Lists every object of a resource, page by page, keeping only those that differ from what the store knows:
     /// a relist at 10,000 Services holds one copy of the cluster, not two.
+    ///
+    /// An object that fails to decode or validate is left as the store knows it (its name counts as seen, so a
+    /// relist does not remove it); on a relist, one whose name cannot even be read fails the whole list, since its
+    /// last good version could not be told from the others.
     private func list<Object: KubernetesObject>(
-        _ resource: Resource<Object>, against store: ObjectStore
+        _ resource: Resource<Object>, against store: ObjectStore, relist: Bool
     ) async throws -> (Listing<Object>, String, [ManifestProblem]) {
         var listing = Listing<Object>()
         var problems: [ManifestProblem] = []
@@ -117,14 +135,21 @@ package struct KubernetesAPISource: ClusterSource {
         var version = ""
         repeat {
             let page = try await client.listPage(
-                resource.path, selector: resource.selector, limit: pageSize, continueToken: token)
+                resource.path, selector: resource.selector, limit: pageSize, continueToken: token,
+                itemKind: resource.kind.rawValue)
             for item in page.items {
                 switch resource.validated(item) {
                 case .success(let object):
                     let name = object.metadata.objectName
                     listing.seen.insert(name)
                     if !store.holds(resource.kind, object) { listing.changed[name] = object }
-                case .failure(let problem): problems.append(problem)
+                case .failure(let problem):
+                    if let name = problem.location?.name.map(resource.objectName(parsing:)) {
+                        listing.seen.insert(name)
+                    } else if relist {
+                        throw UnreadableListItem(problem: problem)
+                    }
+                    problems.append(problem)
                 }
             }
             token = page.continueToken
@@ -181,8 +206,9 @@ struct Resource<Object: KubernetesObject>: Sendable {
     var path: String
     /// A `labelSelector=` or `fieldSelector=` query, escaped.
     var selector: String
-    /// Whether updates wait for a successful list of it.
-    var isRequired = true
+    /// Whether updates go on without this kind when its list is refused for good (401, 403, 404: no RBAC for it),
+    /// rather than wait for a list that will not come.
+    var isOptional = false
 
     static var services: Resource<Service> {
         Resource<Service>(kind: .service, path: "/api/v1/services", selector: labelSelector)
@@ -194,11 +220,23 @@ struct Resource<Object: KubernetesObject>: Sendable {
     static func node(named name: String) -> Resource<Node> {
         Resource<Node>(
             kind: .node, path: "/api/v1/nodes",
-            selector: "fieldSelector=" + KubernetesAPIClient.escape("metadata.name=\(name)"), isRequired: false)
+            selector: "fieldSelector=" + KubernetesAPIClient.escape("metadata.name=\(name)"), isOptional: true)
     }
 
     /// kube-proxy's: objects labelled for another proxy or as headless are not the proxy's.
     private static var labelSelector: String { "labelSelector=" + KubernetesAPIClient.escape(ProxyLabels.selector) }
+
+    /// Whether updates go on without this kind after its first list failed so.
+    func mayGoOnWithout(_ error: any Error) -> Bool {
+        guard isOptional, let error = error as? APIError else { return false }
+        return [401, 403, 404].contains(error.status)
+    }
+
+    /// The name of an object as its problems give it (`namespace/name`, or a cluster-scoped object's name).
+    func objectName(parsing text: String) -> ObjectName {
+        guard let slash = text.firstIndex(of: "/") else { return ObjectMeta(name: text).objectName }
+        return ObjectName(namespace: String(text[..<slash]), name: String(text[text.index(after: slash)...]))
+    }
 
     func location(_ name: String?) -> ObjectLocation {
         ObjectLocation(file: path, document: 1, kind: kind.rawValue, name: name)
@@ -239,25 +277,30 @@ struct Resource<Object: KubernetesObject>: Sendable {
     }
 }
 
-/// The kinds whose requests fail now; says when the API server goes out of reach and when it is back.
+/// The kinds whose requests fail now; says at every failure that the view is stale, and that it is current again
+/// once the last failing kind succeeds.
 final class FailingKinds: Sendable {
     private let kinds = Mutex<Set<String>>([])
-    private let report: (@Sendable (Bool) -> Void)?
+    private let report: @Sendable (SourceCondition) -> Void
 
-    init(report: (@Sendable (Bool) -> Void)?) { self.report = report }
+    init(report: @escaping @Sendable (SourceCondition) -> Void) { self.report = report }
 
-    /// Says `false` at every failure (the health timeout runs from the first), `true` when the last failing kind
-    /// succeeds again.
-    func set(_ kind: String, failing: Bool) {
-        let reachable: Bool? = kinds.withLock { kinds in
-            if failing {
-                kinds.insert(kind)
-                return false
-            }
-            return kinds.remove(kind) != nil && kinds.isEmpty ? true : nil
-        }
-        if let reachable { report?(reachable) }
+    func failed(_ kind: String, reason: String) {
+        kinds.withLock { _ = $0.insert(kind) }
+        report(.stale("\(kind): \(reason)"))
     }
+
+    func succeeded(_ kind: String) {
+        let recovered = kinds.withLock { $0.remove(kind) != nil && $0.isEmpty }
+        if recovered { report(.current) }
+    }
+}
+
+/// An object of a relist whose name cannot be read: its last good version could not be kept, so the list is not
+/// taken.
+struct UnreadableListItem: Error, CustomStringConvertible {
+    var problem: ManifestProblem
+    var description: String { "a listed object cannot be read, not even its name: \(problem)" }
 }
 
 /// A fresh list of one kind, as far as it differs from what the store knows: the objects that differ, and the name

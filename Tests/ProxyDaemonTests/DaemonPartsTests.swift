@@ -52,16 +52,16 @@ struct HealthStateTests {
         let health = HealthState(timeout: .seconds(60))
         let start = Date(timeIntervalSince1970: 1_795_000_000)
         health.synced(at: start)
-        health.sourceReachable(false, at: start.addingTimeInterval(5))
+        health.sourceCurrent(false, at: start.addingTimeInterval(5))
         // Later failures do not restart the clock.
-        health.sourceReachable(false, at: start.addingTimeInterval(50))
+        health.sourceCurrent(false, at: start.addingTimeInterval(50))
         #expect(health.response(now: start.addingTimeInterval(65), includeNodeEligible: true).status == .ok)
         #expect(
             health.response(now: start.addingTimeInterval(66), includeNodeEligible: true).status == .serviceUnavailable)
         #expect(
             health.response(now: start.addingTimeInterval(66), includeNodeEligible: false).status == .serviceUnavailable
         )
-        health.sourceReachable(true, at: start.addingTimeInterval(70))
+        health.sourceCurrent(true, at: start.addingTimeInterval(70))
         #expect(health.response(now: start.addingTimeInterval(71), includeNodeEligible: true).status == .ok)
     }
 

@@ -11,10 +11,14 @@ import Translation
 
 @testable import ProxyDaemon
 
-/// A source that delivers what the test sends it.
+/// A source that delivers what the test sends it, and says what the test tells it to.
 final class FakeSource: ClusterSource {
-    private let updates: AsyncStream<ClusterUpdate>
-    private let continuation: AsyncStream<ClusterUpdate>.Continuation
+    private enum Event {
+        case update(ClusterUpdate)
+        case condition(SourceCondition)
+    }
+    private let updates: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
 
     init() {
         (updates, continuation) = AsyncStream.makeStream()
@@ -32,13 +36,27 @@ final class FakeSource: ClusterSource {
         ManifestLoader.decode(json, file: "test", into: &set, problems: &problems)
         precondition(problems.isEmpty, "\(problems)")
         continuation.yield(
-            ClusterUpdate(
-                changes: [.everything(set)], serviceChanges: changes, endpointChanges: changes,
-                lastChangeTriggerTimes: triggeredAt))
+            .update(
+                ClusterUpdate(
+                    changes: [.everything(set)], serviceChanges: changes, endpointChanges: changes,
+                    lastChangeTriggerTimes: triggeredAt)))
     }
 
-    func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
-        for await next in updates { await update(next) }
+    /// Says the source's view is current, or stale.
+    func say(_ condition: SourceCondition) {
+        continuation.yield(.condition(condition))
+    }
+
+    func run(
+        update: @escaping @Sendable (ClusterUpdate) async -> Void,
+        condition: @escaping @Sendable (SourceCondition) -> Void
+    ) async throws {
+        for await next in updates {
+            switch next {
+            case .update(let next): await update(next)
+            case .condition(let said): condition(said)
+            }
+        }
     }
 
     private func generated(services count: Int, endpoints: [String]) -> String {
@@ -297,6 +315,49 @@ struct SyncLoopTests {
                 try await node.settled(&sleeps)
                 #expect(node.health.response(includeNodeEligible: true).status == .ok)
                 #expect(node.ipvs.current.count == 2)
+            }
+        }
+    }
+}
+
+extension SyncLoopTests {
+    /// A source that cannot read keeps the kernel as it is, says so in the log and the metrics at once, and fails
+    /// `/healthz` once its view has been stale longer than the health timeout (twice the sync period); all of it
+    /// clears when it reads again.
+    @Test func aStaleSourceIsToldCountedAndFailsHealthAfterTheTimeout() async throws {
+        try await withTemporaryFolder("stale") { folder in
+            let node = LoopHarness(stateFolder: folder)
+            func eventually(_ condition: () -> Bool) async throws -> Bool {
+                for _ in 0..<1000 {
+                    if condition() { return true }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                return false
+            }
+            try await node.running { sleeps in
+                node.source.send(services: 2)
+                try await node.settled(&sleeps, wakingAt: seconds(30))
+                #expect(node.metric("ipvs_proxy_source_stale") == 0)
+
+                node.source.say(.stale("/etc/manifests: cannot read this folder: Too many open files"))
+                node.source.say(.stale("/etc/manifests: cannot read this folder: Too many open files"))
+                #expect(try await eventually { node.metric("ipvs_proxy_source_read_failures_total") == 2 })
+                #expect(node.metric("ipvs_proxy_source_stale") == 1)
+                #expect(node.health.response(includeNodeEligible: true).status == .ok, "not before the timeout")
+
+                // Full resyncs at 30 s and 61 s: at 30 s still within the timeout, at 61 s past it.
+                node.clock.advance(by: .seconds(30))
+                try await node.settled(&sleeps, wakingAt: seconds(60))
+                #expect(node.health.response(includeNodeEligible: true).status == .ok)
+                node.clock.advance(by: .seconds(31))
+                try await node.settled(&sleeps, wakingAt: seconds(91))
+                #expect(node.health.response(includeNodeEligible: true).status == .serviceUnavailable)
+                #expect(node.ipvs.current.count == 2, "the kernel keeps the last good view")
+
+                node.source.say(.current)
+                #expect(try await eventually { node.metric("ipvs_proxy_source_stale") == 0 })
+                #expect(node.health.response(includeNodeEligible: true).status == .ok)
+                #expect(node.metric("ipvs_proxy_source_read_failures_total") == 2)
             }
         }
     }

@@ -8,14 +8,14 @@ import Testing
 @testable import StateSources
 
 /// kube-proxy's label selector (no `service-proxy-name`, no `headless` label), as it goes on the wire.
-private let labelSelector =
+let labelSelector =
     "labelSelector=%21service.kubernetes.io%2Fservice-proxy-name%2C%21service.kubernetes.io%2Fheadless"
 /// The first list of Services.
-private let serviceList = "/api/v1/services?\(labelSelector)&limit=500"
+let serviceList = "/api/v1/services?\(labelSelector)&limit=500"
 
 /// The server's answers for a normal cluster: the recorded lists, the hand-written Node, and watches that stay
 /// open.
-@Sendable private func recordedCluster(_ uri: String, _ count: Int) -> FakeResponse {
+@Sendable func recordedCluster(_ uri: String, _ count: Int) -> FakeResponse {
     switch FakeAPIServer.kind(of: uri) {
     case "/api/v1/services": .full(status: .ok, body: recorded("list-services.json"))
     case "/apis/discovery.k8s.io/v1/endpointslices": .full(status: .ok, body: recorded("list-endpointslices.json"))
@@ -35,16 +35,16 @@ final class Updates: @unchecked Sendable {
 }
 
 /// What a source said, in order.
-private final class Said: Sendable {
+final class Said: Sendable {
     let values = Mutex<[Bool]>([])
 }
 
 /// Runs a source against a fake server and collects its updates.
-private final class Harness: @unchecked Sendable {
+final class Harness: @unchecked Sendable {
     let server: FakeAPIServer
     let client: KubernetesAPIClient
     let updates = Updates()
-    /// What the source said of the API server's reachability, in order.
+    /// What the source said of its view, in order: `false` stale (a request failed), `true` current again.
     let reachability = Said()
     private var task: Task<Void, any Error>?
 
@@ -63,10 +63,11 @@ private final class Harness: @unchecked Sendable {
         source.pageSize = pageSize
         source.initialBackoff = .milliseconds(10)
         let reachability = reachability
-        source.reachability = { reached in reachability.values.withLock { $0.append(reached) } }
         let updates = updates
         task = Task {
-            try await source.run { update in updates.withLock { $0.append(update) } }
+            try await source.run(
+                update: { update in updates.withLock { $0.append(update) } },
+                condition: { condition in reachability.values.withLock { $0.append(condition == .current) } })
         }
     }
 
@@ -88,7 +89,7 @@ private final class Harness: @unchecked Sendable {
 }
 
 /// The objects a source's updates add up to (`nil` before the first), in name order.
-private func folded(_ updates: [ClusterUpdate]) -> ManifestSet? {
+func folded(_ updates: [ClusterUpdate]) -> ManifestSet? {
     guard !updates.isEmpty else { return nil }
     var services: [ObjectName: Located<Service>] = [:]
     var slices: [ObjectName: Located<EndpointSlice>] = [:]
@@ -111,11 +112,11 @@ private func folded(_ updates: [ClusterUpdate]) -> ManifestSet? {
     return set
 }
 
-private func service(_ set: ManifestSet, _ name: String) -> Service? {
+func service(_ set: ManifestSet, _ name: String) -> Service? {
     set.services.first { $0.object.metadata.name == name }?.object
 }
 
-private func slice(_ set: ManifestSet, _ name: String) -> EndpointSlice? {
+func slice(_ set: ManifestSet, _ name: String) -> EndpointSlice? {
     set.endpointSlices.first { $0.object.metadata.name == name }?.object
 }
 
@@ -296,7 +297,7 @@ struct KubernetesAPISourceTests {
         let harness = try Harness(caFile: "tls/other-ca.pem", respond: recordedCluster)
         await #expect(throws: (any Error).self) {
             _ = try await harness.client.listPage(
-                "/api/v1/services", selector: labelSelector, limit: 10, continueToken: nil)
+                "/api/v1/services", selector: labelSelector, limit: 10, continueToken: nil, itemKind: "Service")
         }
         #expect(harness.server.requests.isEmpty)
         await harness.finish()
@@ -308,7 +309,7 @@ struct KubernetesAPISourceTests {
         }
         let error = try await #require(throws: APIError.self) {
             _ = try await harness.client.listPage(
-                "/api/v1/services", selector: labelSelector, limit: 10, continueToken: nil)
+                "/api/v1/services", selector: labelSelector, limit: 10, continueToken: nil, itemKind: "Service")
         }
         #expect(error.status == status)
         #expect(error.reason == reason)
