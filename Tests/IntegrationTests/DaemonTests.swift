@@ -3,29 +3,6 @@ import IPVS
 import IPVSModel
 import Testing
 
-private func service(_ name: String, clusterIP: String, endpoints: [String], port: Int = 80) -> String {
-    """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: \(name), namespace: lab}
-    spec:
-      clusterIP: \(clusterIP)
-      ports: [{name: web, port: \(port), protocol: TCP, targetPort: 8080}]
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: \(name)-1
-      namespace: lab
-      labels: {kubernetes.io/service-name: \(name)}
-    addressType: IPv4
-    ports: [{name: web, port: 8080, protocol: TCP}]
-    endpoints:
-    \(endpoints.map { "- {addresses: [\"\($0)\"], conditions: {ready: true}}" }.joined(separator: "\n"))
-
-    """
-}
-
 private let web = VirtualServerKey.address(.tcp, IPAddress("10.96.50.1")!, port: 80)
 
 /// The real servers of `key` as `address:port` strings, sorted.
