@@ -168,10 +168,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // An HTTPS server that answers like a kube-apiserver, scripted by the test, for the API source's tests on the
+        // host and the daemon's in the VM.
+        .target(
+            name: "FakeAPIServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Tests/FakeAPIServer"
+        ),
         .testTarget(
             name: "StateSourcesTests",
             dependencies: [
-                "StateSources", "KubernetesModel", "TestSupport",
+                "StateSources", "KubernetesModel", "TestSupport", "FakeAPIServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -197,7 +209,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "Sync",
-                "ProxyCommands", "CTestSupport", .product(name: "SystemPackage", package: "swift-system"),
+                "ProxyCommands", "CTestSupport", "FakeAPIServer", .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
     ]

@@ -201,10 +201,11 @@ package final class KubernetesAPIClient: Sendable {
         return page
     }
 
-    /// Streams watch events from `resourceVersion` on; ends when the server closes the stream.
+    /// Streams watch events from `resourceVersion` on; ends when the server closes the stream. `onOpen` is told when
+    /// the server has accepted the watch (a quiet cluster may send no event for minutes).
     func watch<Object>(
         _ path: String, selector: String, resourceVersion: String, timeoutSeconds: Int, of type: Object.Type,
-        onEvents: ([WatchEvent<Object>]) async throws -> Void
+        onOpen: () -> Void = {}, onEvents: ([WatchEvent<Object>]) async throws -> Void
     ) async throws {
         let query =
             "\(path)?\(selector)&watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
@@ -215,6 +216,7 @@ package final class KubernetesAPIClient: Sendable {
             try Self.check(response.status, body)
             return
         }
+        onOpen()
         var pending: [UInt8] = []
         for try await chunk in response.body {
             pending += chunk.readableBytesView

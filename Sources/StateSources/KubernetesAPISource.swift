@@ -83,14 +83,16 @@ package struct KubernetesAPISource: ClusterSource {
                 }
                 try await client.watch(
                     resource.path, selector: resource.selector, resourceVersion: resourceVersion!,
-                    timeoutSeconds: watchTimeoutSeconds, of: Object.self
+                    timeoutSeconds: watchTimeoutSeconds, of: Object.self,
+                    onOpen: {
+                        // The server answers again: the view is current, and the next failure starts a new backoff.
+                        failures = 0
+                        failing.succeeded(kind)
+                    }
                 ) { events in
                     for event in events { try apply(event, of: resource, to: store, resourceVersion: &resourceVersion) }
                     if let ready = store.takeUpdate() { await update(ready) }
-                    failures = 0
-                    failing.succeeded(kind)
                 }
-                failing.succeeded(kind)
             } catch let error as APIError where error.isExpired {
                 logger.info(
                     "resource version expired; listing again",

@@ -1,3 +1,4 @@
+import FakeAPIServer
 import Foundation
 import KubernetesModel
 import Logging

@@ -7,15 +7,23 @@ final class Daemon: @unchecked Sendable {
     let log: String
     let stateDirectory: String
 
-    init(namespace: TestNamespace, manifests: String, arguments: [String] = []) throws {
+    convenience init(namespace: TestNamespace, manifests: String, arguments: [String] = []) throws {
+        try self.init(namespace: namespace, source: ["-f", manifests], arguments: arguments)
+    }
+
+    /// The daemon watching the API server that a kubeconfig names.
+    convenience init(namespace: TestNamespace, kubeconfig: String, arguments: [String] = []) throws {
+        try self.init(namespace: namespace, source: ["--kubeconfig", kubeconfig], arguments: arguments)
+    }
+
+    private init(namespace: TestNamespace, source: [String], arguments: [String]) throws {
         stateDirectory = try temporaryFolder("daemon-state")
         log = (try temporaryFolder("daemon-log") as NSString).appendingPathComponent("daemon.log")
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: Tools.ipvsProxy)
         process.arguments =
-            [
-                "run", "-f", manifests, "--netns", namespace.path, "--state-dir", stateDirectory, "--node-name",
-                "node-a",
+            ["run"] + source + [
+                "--netns", namespace.path, "--state-dir", stateDirectory, "--node-name", "node-a",
                 "--min-sync-period", "100ms", "--poll-interval", "50ms", "--healthz-bind-address", "",
                 "--metrics-bind-address", "", "--log-level", "debug",
             ] + arguments

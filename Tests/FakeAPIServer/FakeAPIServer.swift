@@ -5,19 +5,23 @@ import NIOPosix
 import NIOSSL
 
 /// What the fake API server answers to one request.
-enum FakeResponse: Sendable {
+public indirect enum FakeResponse: Sendable {
     /// A whole response.
     case full(status: HTTPResponseStatus, body: String)
     /// A watch stream: these lines, then the stream ends cleanly.
     case stream(lines: [String])
     /// A watch stream that sends these lines and then drops the connection without ending the response.
     case dropAfter(lines: [String])
+    /// A watch stream that sends these lines, then the first part of one more, and drops the connection mid-event.
+    case dropMidEvent(lines: [String], partial: String)
     /// A watch stream that sends these lines and then stays open until the server stops.
     case hold(lines: [String])
+    /// The answer, after a while (a server that is slow to answer, then times out).
+    case delayed(Duration, FakeResponse)
 }
 
 /// An HTTPS server that answers like a kube-apiserver from recorded responses, and records what it was asked.
-final class FakeAPIServer: @unchecked Sendable {
+public final class FakeAPIServer: @unchecked Sendable {
     private var channel: (any Channel)?
     private let requestsBox = NSLock()
     private var recorded: [String] = []
@@ -26,14 +30,17 @@ final class FakeAPIServer: @unchecked Sendable {
 
     /// - Parameter respond: The answer to a request URI; `count` is how many requests for the same path and
     ///   kind (list or watch) came before it.
-    init(respond: @escaping @Sendable (_ uri: String, _ count: Int) -> FakeResponse) {
+    public init(respond: @escaping @Sendable (_ uri: String, _ count: Int) -> FakeResponse) {
         self.respond = respond
     }
 
-    var port: Int { channel?.localAddress?.port ?? 0 }
-    var url: String { "https://127.0.0.1:\(port)" }
+    public var port: Int { channel?.localAddress?.port ?? 0 }
+    public var url: String { "https://127.0.0.1:\(port)" }
+    /// The CA that signed the server's certificate (for 127.0.0.1), as a PEM file.
+    public static var certificateAuthorityFile: String { fixture("tls/ca.pem") }
 
-    var requests: [String] { requestsBox.withLock { recorded } }
+    /// Every request URI, in order.
+    public var requests: [String] { requestsBox.withLock { recorded } }
 
     fileprivate func record(_ uri: String) -> Int {
         requestsBox.withLock {
@@ -45,12 +52,12 @@ final class FakeAPIServer: @unchecked Sendable {
     }
 
     /// The path plus whether it is a watch: requests are counted per kind.
-    static func kind(of uri: String) -> String {
+    public static func kind(of uri: String) -> String {
         let path = uri.split(separator: "?").first.map(String.init) ?? uri
         return uri.contains("watch=1") ? path + " watch" : path
     }
 
-    func start() throws {
+    public func start() throws {
         let tls = try TLSConfiguration.makeServerConfiguration(
             certificateChain: NIOSSLCertificate.fromPEMFile(fixture("tls/server.pem")).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: fixture("tls/server.key"), format: .pem)))
@@ -69,36 +76,25 @@ final class FakeAPIServer: @unchecked Sendable {
     }
 
     /// Stops listening and drops every open connection (held watch streams included).
-    func stop() {
+    public func stop() {
         try? channel?.close().wait()
-        for connection in requestsBox.withLock({ connections }) { try? connection.close().wait() }
+        closeConnections()
+    }
+
+    /// Drops every open connection (held watch streams included): the client asks again.
+    public func closeConnections() {
+        let open = requestsBox.withLock {
+            defer { connections = [] }
+            return connections
+        }
+        for connection in open { try? connection.close().wait() }
     }
 }
 
 /// The path of a file under Tests/Fixtures.
-func fixture(_ name: String) -> String {
+private func fixture(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/\(name)").path
-}
-
-/// A recorded API response, unedited.
-func recorded(_ name: String) -> String {
-    try! String(contentsOfFile: fixture("recorded-api/\(name)"), encoding: .utf8)
-}
-
-/// A hand-written API response (Tests/Fixtures/hand-written: the recordings hold no Node).
-func handWritten(_ name: String) -> String {
-    try! String(contentsOfFile: fixture("hand-written/\(name)"), encoding: .utf8)
-}
-
-/// The lines of a hand-written watch stream.
-func handWrittenLines(_ name: String) -> [String] {
-    handWritten(name).split(separator: "\n").map(String.init)
-}
-
-/// The lines of a recorded watch stream.
-func recordedLines(_ name: String) -> [String] {
-    recorded(name).split(separator: "\n").map(String.init)
 }
 
 private final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -129,7 +125,7 @@ private final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
                 promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        case .stream(let lines), .dropAfter(let lines), .hold(let lines):
+        case .stream(let lines), .dropAfter(let lines), .dropMidEvent(let lines, _), .hold(let lines):
             let headers = HTTPHeaders([("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
             context.write(
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil
@@ -137,11 +133,20 @@ private final class FakeAPIHandler: ChannelInboundHandler, @unchecked Sendable {
             for line in lines {
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line + "\n")))), promise: nil)
             }
+            if case .dropMidEvent(_, let partial) = response {
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: partial)))), promise: nil)
+            }
             context.flush()
             switch response {
             case .stream: context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            case .dropAfter: context.close(promise: nil)
+            case .dropAfter, .dropMidEvent: context.close(promise: nil)
             default: break
+            }
+        case .delayed(let delay, let then):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) {
+                let (handler, context) = bound.value
+                handler.answer(then, context: context)
             }
         }
     }
