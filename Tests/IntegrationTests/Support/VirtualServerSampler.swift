@@ -41,7 +41,7 @@ final class VirtualServerSampler: Sendable {
     ///     slow read).
     ///   - required: The virtual servers that must be there at this moment.
     init(
-        _ ipvs: IPVSHandle, every interval: TimeInterval = 0.2,
+        _ ipvs: IPVSHandle, every interval: TimeInterval = 0.1,
         required: @escaping @Sendable () -> Set<VirtualServerKey>
     ) {
         let thread = Thread { [self] in
