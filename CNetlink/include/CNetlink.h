@@ -332,7 +332,8 @@ int cnetlink_conntrack_batch_append_delete(cnetlink_conntrack *handle, const cne
 /// Finishes the batch like `cnetlink_ipvs_batch_commit` (an entry already gone fails with `-ENOENT`).
 int cnetlink_conntrack_batch_commit(cnetlink_conntrack *handle, cnetlink_failure_visitor visitor, void *context);
 
-/// Parses one ctnetlink entry message (pure; no socket needed).
+/// Parses one ctnetlink entry message (pure; no socket needed). `-CNETLINK_EBADREPLY` when either direction
+/// lacks its source or destination address: such an entry is never reported with zeros in their place.
 int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntrack_entry *entry);
 /// Encodes the deletion of an entry as one netlink message. Returns its length, or a negative code.
 int cnetlink_conntrack_encode_delete(const cnetlink_conntrack_entry *entry, uint32_t sequence, void *buffer,
