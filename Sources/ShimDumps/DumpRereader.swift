@@ -3,9 +3,10 @@ import Synchronization
 
 /// Reads the shim's dumps again, from scratch, while the kernel marks them interrupted; counts how often.
 ///
-/// The kernel sends a large dump in parts and resumes it by position. When its table changes between two parts
-/// (rtnetlink's links and addresses, conntrack), the parts that follow are flagged `NLM_F_DUMP_INTR` and may skip
-/// or repeat entries; the shim then returns `-CNETLINK_EDUMPINTR`. What such a read gathered is not the table:
+/// The kernel sends a large dump in parts and resumes it by position. When its table changes between two parts,
+/// rtnetlink flags the parts that follow `NLM_F_DUMP_INTR` (they may skip or repeat links or addresses), and the
+/// shim returns `-CNETLINK_EDUMPINTR`. IPVS and conntrack dumps are not flagged today; they are read the same
+/// way, so that nothing depends on which dumps the kernel flags. What such a read gathered is not the table:
 /// it is thrown away and the dump read anew, at most ``attempts`` times; after that the code goes to the caller,
 /// which throws it. A dump is never taken as shorter than it is.
 package final class DumpRereader: Sendable {
