@@ -57,18 +57,22 @@ let package = Package(
             name: "NetfilterModel",
             dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Reads the shim's dumps again while the kernel marks them interrupted (for IPVS and Netfilter).
+        .target(name: "ShimDumps", dependencies: ["CNetlink"]),
         // Connections to the kernel's nftables (libnftables) and conntrack table, over the shim.
         .target(
             name: "Netfilter",
             dependencies: [
-                "CNetlink", "InternetAddress", "NetfilterModel",
+                "CNetlink", "ShimDumps", "InternetAddress", "NetfilterModel",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Connections to the kernel's IPVS table and to its links and addresses, over the shim.
         .target(
             name: "IPVS",
-            dependencies: ["CNetlink", "IPVSModel", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "CNetlink", "ShimDumps", "IPVSModel", .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         // The subcommands of `ipvs-proxy`, as a library so tests can run them in-process.
         .target(
@@ -135,7 +139,10 @@ let package = Package(
         .executableTarget(name: "ipvs-proxy", dependencies: ["ProxyCommands"]),
         .testTarget(
             name: "IPVSTests",
-            dependencies: ["IPVS", "IPVSModel", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: [
+                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "ShimDumps", "CNetlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(
             name: "TranslationTests", dependencies: ["Translation", "IPVSModel", "KubernetesModel", "TestSupport"]),

@@ -44,20 +44,26 @@ void cnetlink_conntrack_close(cnetlink_conntrack *handle) {
     free(handle);
 }
 
-static void copy_address(struct nl_addr *address, uint8_t target[16]) {
+/// Copies an address; 0, or -CNETLINK_EBADREPLY when the message had none (or not of the entry's family).
+static int copy_address(struct nl_addr *address, int family, uint8_t target[16]) {
     memset(target, 0, 16);
-    if (address == NULL) {
-        return;
+    unsigned int expected = family == AF_INET6 ? 16 : 4;
+    if (address == NULL || nl_addr_get_len(address) != expected) {
+        return -CNETLINK_EBADREPLY;
     }
-    unsigned int length = nl_addr_get_len(address);
-    memcpy(target, nl_addr_get_binary_addr(address), length > 16 ? 16 : length);
+    memcpy(target, nl_addr_get_binary_addr(address), expected);
+    return 0;
 }
 
-static void copy_tuple(const struct nfnl_ct *ct, int reply, cnetlink_conntrack_tuple *tuple) {
-    copy_address(nfnl_ct_get_src(ct, reply), tuple->source);
-    copy_address(nfnl_ct_get_dst(ct, reply), tuple->destination);
+static int copy_tuple(const struct nfnl_ct *ct, int reply, cnetlink_conntrack_tuple *tuple) {
+    int family = nfnl_ct_get_family(ct);
+    if (copy_address(nfnl_ct_get_src(ct, reply), family, tuple->source) < 0 ||
+        copy_address(nfnl_ct_get_dst(ct, reply), family, tuple->destination) < 0) {
+        return -CNETLINK_EBADREPLY;
+    }
     tuple->source_port = nfnl_ct_get_src_port(ct, reply);
     tuple->destination_port = nfnl_ct_get_dst_port(ct, reply);
+    return 0;
 }
 
 int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntrack_entry *entry) {
@@ -71,13 +77,19 @@ int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntr
     if (result < 0 || ct == NULL) {
         return result < 0 ? transport_translate_libnl(result) : -CNETLINK_EBADREPLY;
     }
+    result = 0;
     memset(entry, 0, sizeof(*entry));
     entry->family = nfnl_ct_get_family(ct);
     entry->protocol = nfnl_ct_get_proto(ct);
-    copy_tuple(ct, 0, &entry->original);
-    copy_tuple(ct, 1, &entry->reply);
+    // An address left out is not 0.0.0.0: zeros in its place would make the entry look like one to a
+    // deleted endpoint, and the sync would delete it as stale.
+    if (entry->family != AF_INET && entry->family != AF_INET6) {
+        result = -CNETLINK_EBADREPLY;
+    } else if (copy_tuple(ct, 0, &entry->original) < 0 || copy_tuple(ct, 1, &entry->reply) < 0) {
+        result = -CNETLINK_EBADREPLY;
+    }
     nfnl_ct_put(ct);
-    return 0;
+    return result;
 }
 
 struct entry_dump {
@@ -93,7 +105,8 @@ static int handle_entry(const struct nlmsghdr *message, void *context) {
     }
     cnetlink_conntrack_entry entry;
     if (cnetlink_conntrack_parse(message, message->nlmsg_len, &entry) < 0) {
-        // An entry libnl cannot read (an unusual protocol) is not one the proxy deletes.
+        // An entry this shim cannot read whole (an unusual protocol, a missing address) is not one the
+        // proxy deletes.
         return 0;
     }
     return dump->visitor(&entry, dump->context);

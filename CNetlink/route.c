@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -33,6 +34,22 @@ int cnetlink_route_open(const char *netns_path, cnetlink_route **handle) {
         return -ENOMEM;
     }
     int result = transport_open(&route->transport, NETLINK_ROUTE, netns_path);
+    if (result < 0) {
+        free(route);
+        return result;
+    }
+    *handle = route;
+    return 0;
+}
+
+int cnetlink_route_open_socket(int fd, cnetlink_route **handle) {
+    *handle = NULL;
+    cnetlink_route *route = calloc(1, sizeof(*route));
+    if (route == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    int result = transport_open_socket(&route->transport, fd);
     if (result < 0) {
         free(route);
         return result;
@@ -171,8 +188,16 @@ int cnetlink_route_add_dummy_link(cnetlink_route *handle, const char *name, int3
     if (result < 0) {
         return result;
     }
+    // The new link's index, asked for by name: one answer (ended by the acknowledgement), where a dump of
+    // every link could come back interrupted by others' links changing meanwhile.
+    message = begin_request(handle, RTM_GETLINK, NLM_F_ACK, sizeof(struct ifinfomsg), &header);
+    if (message == NULL) {
+        return -EMSGSIZE;
+    }
+    NLA_PUT_STRING(message, IFLA_IFNAME, name);
     struct link_index wanted = {name, 0};
-    result = cnetlink_route_dump_links(handle, find_link, &wanted);
+    struct link_dump lookup = {find_link, &wanted};
+    result = transport_exchange(&handle->transport, handle_link, &lookup);
     if (result < 0) {
         return result;
     }

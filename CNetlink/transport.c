@@ -126,6 +126,19 @@ static int connect_body(void *context) {
     return connect_socket(request->transport, request->protocol);
 }
 
+/// The receive buffer and the scratch message; on failure the transport is closed.
+static int allocate_buffers(struct cnetlink_transport *transport) {
+    transport->next_sequence = (uint32_t)time(NULL);
+    transport->receive_capacity = RECEIVE_CAPACITY;
+    transport->receive_buffer = malloc(RECEIVE_CAPACITY);
+    transport->scratch = nlmsg_alloc_size(SCRATCH_SIZE);
+    if (transport->receive_buffer == NULL || transport->scratch == NULL) {
+        transport_close(transport);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path) {
     memset(transport, 0, sizeof(*transport));
     struct connect_request request = {transport, protocol};
@@ -139,16 +152,17 @@ int transport_open(struct cnetlink_transport *transport, int protocol, const cha
     int one = 1;
     // Error replies then carry only the failed message's header, not its whole payload.
     (void)setsockopt(transport->fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    return allocate_buffers(transport);
+}
 
-    transport->next_sequence = (uint32_t)time(NULL);
-    transport->receive_capacity = RECEIVE_CAPACITY;
-    transport->receive_buffer = malloc(RECEIVE_CAPACITY);
-    transport->scratch = nlmsg_alloc_size(SCRATCH_SIZE);
-    if (transport->receive_buffer == NULL || transport->scratch == NULL) {
-        transport_close(transport);
-        return -ENOMEM;
+int transport_open_socket(struct cnetlink_transport *transport, int fd) {
+    memset(transport, 0, sizeof(*transport));
+    if (fd < 0) {
+        return -EBADF;
     }
-    return 0;
+    transport->fd = fd;
+    transport->is_test_socket = 1;
+    return allocate_buffers(transport);
 }
 
 int transport_set_receive_buffer(struct cnetlink_transport *transport, int bytes) {
@@ -165,6 +179,9 @@ int transport_set_receive_buffer(struct cnetlink_transport *transport, int bytes
 void transport_close(struct cnetlink_transport *transport) {
     if (transport->socket != NULL) {
         nl_socket_free(transport->socket);
+    }
+    if (transport->is_test_socket) {
+        close(transport->fd);
     }
     if (transport->scratch != NULL) {
         nlmsg_free(transport->scratch);
@@ -189,7 +206,10 @@ size_t transport_scratch_capacity(struct cnetlink_transport *transport) {
 static int send_all(struct cnetlink_transport *transport, const void *data, size_t length) {
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     for (;;) {
-        ssize_t sent = sendto(transport->fd, data, length, 0, (struct sockaddr *)&kernel, sizeof(kernel));
+        // A test's socket is connected to its peer and refuses a netlink address.
+        ssize_t sent = transport->is_test_socket
+                           ? send(transport->fd, data, length, 0)
+                           : sendto(transport->fd, data, length, 0, (struct sockaddr *)&kernel, sizeof(kernel));
         if (sent >= 0) {
             // A netlink datagram is sent whole or not at all.
             return 0;
@@ -241,6 +261,31 @@ static int error_of(const struct nlmsghdr *message) {
     return error->error;
 }
 
+/// The error a dump's NLMSG_DONE carries: 0, or a negative errno when the dump failed part-way (the
+/// entries before it were sent, the rest never will be). Older kernels send a DONE with no payload.
+static int done_error(const struct nlmsghdr *message) {
+    if (message->nlmsg_len < NLMSG_LENGTH(sizeof(int))) {
+        return 0;
+    }
+    int error;
+    memcpy(&error, NLMSG_DATA(message), sizeof(error));
+    return error < 0 ? error : 0;
+}
+
+/// How an exchange that was read to its end (acknowledged, or its dump done) came out.
+static int finish_exchange(int result, int stopped, int interrupted) {
+    // The handler's own reason to stop comes first: it is what its caller asked for.
+    if (stopped != 0) {
+        return stopped;
+    }
+    // The kernel's dump resumed after a change to its table: entries may be missing or repeated, and
+    // the count or the handler's view cannot be trusted.
+    if (interrupted) {
+        return -CNETLINK_EDUMPINTR;
+    }
+    return result;
+}
+
 int transport_exchange(struct cnetlink_transport *transport, transport_message_handler handler, void *context) {
     discard_pending(transport);
     struct nlmsghdr *request = nlmsg_hdr(transport->scratch);
@@ -250,6 +295,7 @@ int transport_exchange(struct cnetlink_transport *transport, transport_message_h
         return result;
     }
     int stopped = 0;
+    int interrupted = 0;
     for (;;) {
         ssize_t length = receive_datagram(transport, 0);
         if (length < 0) {
@@ -262,15 +308,24 @@ int transport_exchange(struct cnetlink_transport *transport, transport_message_h
                 // Left over from an exchange that was abandoned; not ours.
                 continue;
             }
+            // The kernel may set it on any message of the dump, the DONE included.
+            if (message->nlmsg_flags & NLM_F_DUMP_INTR) {
+                interrupted = 1;
+            }
             switch (message->nlmsg_type) {
-            case NLMSG_DONE:
-                return stopped != 0 ? stopped : result;
+            case NLMSG_DONE: {
+                int error = done_error(message);
+                if (error != 0) {
+                    return error;
+                }
+                return finish_exchange(result, stopped, interrupted);
+            }
             case NLMSG_ERROR: {
                 int error = error_of(message);
                 if (error != 0) {
                     return error;
                 }
-                return stopped != 0 ? stopped : result;
+                return finish_exchange(result, stopped, interrupted);
             }
             case NLMSG_NOOP:
             case NLMSG_OVERRUN:

@@ -21,6 +21,9 @@ struct cnetlink_failure {
 struct cnetlink_transport {
     struct nl_sock *socket;
     int fd;
+    /// A datagram socket handed in by a test (`transport_open_socket`) rather than a netlink socket: sent to
+    /// with `send()` (it refuses a netlink address), and closed by `transport_close`.
+    int is_test_socket;
     uint32_t next_sequence;
 
     uint8_t *receive_buffer;
@@ -53,6 +56,8 @@ int transport_translate_libnl(int libnl_code);
 int transport_in_namespace(const char *netns_path, int (*body)(void *), void *context);
 
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path);
+/// Takes a connected datagram socket that plays the kernel (for tests); `transport_close` closes it.
+int transport_open_socket(struct cnetlink_transport *transport, int fd);
 void transport_close(struct cnetlink_transport *transport);
 /// Sets the socket's receive buffer (the kernel doubles it for its bookkeeping, and has a minimum).
 int transport_set_receive_buffer(struct cnetlink_transport *transport, int bytes);
@@ -67,6 +72,10 @@ size_t transport_scratch_capacity(struct cnetlink_transport *transport);
 
 /// Sends the message in the scratch buffer (its sequence number must already be set) and reads replies
 /// until that sequence is answered by an acknowledgement, an error, or the end of a dump.
+///
+/// Returns the number of data messages, the handler's nonzero result, or a negative code: the kernel's
+/// error (an error message, or the error a dump's NLMSG_DONE carries), or `-CNETLINK_EDUMPINTR` when the
+/// kernel flagged any message of a dump NLM_F_DUMP_INTR (the handler has then seen an inconsistent dump).
 int transport_exchange(struct cnetlink_transport *transport, transport_message_handler handler, void *context);
 
 int transport_batch_begin(struct cnetlink_transport *transport);

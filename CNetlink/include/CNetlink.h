@@ -8,6 +8,7 @@
 // - `-errno` for errors that come from the kernel or the C library (EEXIST, ESRCH, ENOENT, ...);
 // - `-CNETLINK_ENOIPVS` when the IPVS family is not registered (module `ip_vs` not loaded or built);
 // - `-CNETLINK_EBADREPLY` when the kernel's reply does not have the shape the protocol promises;
+// - `-CNETLINK_EDUMPINTR` when the kernel marked a dump interrupted (read it again);
 // - `-(CNETLINK_LIBNL_BASE + nle)` for libnl's own failures (`NLE_*`), which are not errno values
 //   (libnl's `NLE_OBJ_NOTFOUND` is 12, the same number as `ENOMEM`).
 #ifndef CNETLINK_H
@@ -29,6 +30,9 @@ enum {
     CNETLINK_EBADREPLY = CNETLINK_ERROR_BASE + 2,
     /// libnftables refused a command or the kernel refused its transaction; its error text says why.
     CNETLINK_ENFTABLES = CNETLINK_ERROR_BASE + 3,
+    /// The kernel marked the dump interrupted (NLM_F_DUMP_INTR): its table changed while it was read, and
+    /// entries may be missing or repeated; read it again. What the visitor saw of it is not the table.
+    CNETLINK_EDUMPINTR = CNETLINK_ERROR_BASE + 4,
     /// libnl's own error codes are reported as `-(CNETLINK_LIBNL_BASE + NLE_x)`.
     CNETLINK_LIBNL_BASE = 0x20000,
 };
@@ -222,11 +226,17 @@ typedef int (*cnetlink_link_visitor)(const cnetlink_link *link, void *context);
 typedef int (*cnetlink_address_visitor)(const cnetlink_address *address, void *context);
 
 int cnetlink_route_open(const char *netns_path, cnetlink_route **handle);
+/// For tests: a handle that talks over `fd`, a connected datagram socket (one end of
+/// `socketpair(AF_UNIX, SOCK_DGRAM)`) whose peer plays the kernel, instead of a netlink socket. The handle
+/// owns `fd` from then on (closed by `cnetlink_route_close`, or here on failure).
+int cnetlink_route_open_socket(int fd, cnetlink_route **handle);
 void cnetlink_route_close(cnetlink_route *handle);
 
-/// Dumps every link. Returns the count, or a negative code.
+/// Dumps every link. Returns the count, or a negative code: `-CNETLINK_EDUMPINTR` when links changed during
+/// the dump (the visitor has seen a list that may miss or repeat links: start again with a fresh one).
 int cnetlink_route_dump_links(cnetlink_route *handle, cnetlink_link_visitor visitor, void *context);
-/// Dumps every address of every link (both families). Returns the count, or a negative code.
+/// Dumps every address of every link (both families). Returns the count, or a negative code:
+/// `-CNETLINK_EDUMPINTR` when addresses changed during the dump, as for links.
 int cnetlink_route_dump_addresses(cnetlink_route *handle, cnetlink_address_visitor visitor, void *context);
 /// Creates a dummy link; `-EEXIST` when a link of that name exists. Stores the new link's index.
 int cnetlink_route_add_dummy_link(cnetlink_route *handle, const char *name, int32_t *index);
@@ -310,7 +320,9 @@ typedef int (*cnetlink_conntrack_visitor)(const cnetlink_conntrack_entry *entry,
 
 int cnetlink_conntrack_open(const char *netns_path, cnetlink_conntrack **handle);
 void cnetlink_conntrack_close(cnetlink_conntrack *handle);
-/// Dumps every entry of one family. Returns the number of entries visited, or a negative code.
+/// Dumps every entry of one family. Returns the number of entry messages, or a negative code
+/// (`-CNETLINK_EDUMPINTR` when the kernel marked the dump interrupted). An entry `cnetlink_conntrack_parse`
+/// cannot read is not visited: the proxy deletes only entries it has read whole.
 int cnetlink_conntrack_dump(cnetlink_conntrack *handle, uint8_t family, cnetlink_conntrack_visitor visitor,
                             void *context);
 /// Starts a batch of deletions, sent like an IPVS batch (many per `send()`, failures only).
@@ -320,7 +332,8 @@ int cnetlink_conntrack_batch_append_delete(cnetlink_conntrack *handle, const cne
 /// Finishes the batch like `cnetlink_ipvs_batch_commit` (an entry already gone fails with `-ENOENT`).
 int cnetlink_conntrack_batch_commit(cnetlink_conntrack *handle, cnetlink_failure_visitor visitor, void *context);
 
-/// Parses one ctnetlink entry message (pure; no socket needed).
+/// Parses one ctnetlink entry message (pure; no socket needed). `-CNETLINK_EBADREPLY` when either direction
+/// lacks its source or destination address: such an entry is never reported with zeros in their place.
 int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntrack_entry *entry);
 /// Encodes the deletion of an entry as one netlink message. Returns its length, or a negative code.
 int cnetlink_conntrack_encode_delete(const cnetlink_conntrack_entry *entry, uint32_t sequence, void *buffer,

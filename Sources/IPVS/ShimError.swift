@@ -10,6 +10,7 @@ extension IPVSError {
             switch positive {
             case Int32(CNETLINK_ENOIPVS): .ipvsUnavailable
             case Int32(CNETLINK_EBADREPLY): .malformedReply
+            case Int32(CNETLINK_EDUMPINTR): .dumpInterrupted
             case Int32(CNETLINK_LIBNL_BASE)...: .netlinkLibrary(code: positive - Int32(CNETLINK_LIBNL_BASE))
             default: .kernel(Errno(rawValue: positive))
             }

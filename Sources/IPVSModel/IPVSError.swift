@@ -10,6 +10,9 @@ public struct IPVSError: Error, Sendable, Hashable, CustomStringConvertible {
         case ipvsUnavailable
         /// The kernel's reply did not have the shape the protocol promises.
         case malformedReply
+        /// The kernel marked a dump interrupted (`NLM_F_DUMP_INTR`) every time it was read: its table changed
+        /// while it was read, so entries may have been missed or repeated. Nothing of it was used.
+        case dumpInterrupted
         /// libnl failed on its own, with this `NLE_*` code.
         case netlinkLibrary(code: Int32)
     }
@@ -48,6 +51,9 @@ public struct IPVSError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "family (module ip_vs not loaded, or not built into this kernel; try `modprobe ip_vs`)"
         case .malformedReply:
             return "\(operation): the kernel's reply was malformed"
+        case .dumpInterrupted:
+            return "\(operation): the kernel's table kept changing while it was read (each read was marked "
+                + "interrupted and could miss entries); try again"
         case .netlinkLibrary(let code):
             return "\(operation): libnl error \(code)"
         }

@@ -1,6 +1,7 @@
 import CNetlink
 import InternetAddress
 import NetfilterModel
+import ShimDumps
 import Synchronization
 import SystemPackage
 
@@ -11,6 +12,7 @@ public final class ConntrackHandle: Sendable {
     // Used only with `lock` held.
     private nonisolated(unsafe) let handle: OpaquePointer
     private let lock = Mutex(())
+    private let dumps = DumpRereader()
 
     public init(networkNamespacePath: String? = nil) throws(NetfilterError) {
         var handle: OpaquePointer?
@@ -26,25 +28,34 @@ public final class ConntrackHandle: Sendable {
         cnetlink_conntrack_close(handle)
     }
 
-    /// Every entry of one family with a protocol in `protocols` (IP protocol numbers).
+    /// How many of this handle's dumps the kernel marked interrupted (each was read again from the start).
+    public var interruptedDumps: Int { dumps.interruptedDumps }
+
+    /// Every entry of one family with a protocol in `protocols` (IP protocol numbers). Entries the shim cannot
+    /// read whole (an address missing) are left out: they are not the proxy's to delete.
+    /// - Throws: ``NetfilterError``; ``NetfilterError/Reason/dumpInterrupted`` when the table kept changing
+    ///   through every read.
     public func entries(family: AddressFamily, protocols: Set<UInt8>) throws(NetfilterError) -> [ConntrackEntry] {
         struct Dump {
             var protocols: Set<UInt8>
             var entries: [ConntrackEntry] = []
         }
-        var dump = Dump(protocols: protocols)
-        let result = lock.withLock { _ in
-            withUnsafeMutablePointer(to: &dump) { dump in
-                cnetlink_conntrack_dump(
-                    handle, UInt8(family.rawValue),
-                    { entry, context in
-                        let dump = context!.assumingMemoryBound(to: Dump.self)
-                        let entry = entry!.pointee
-                        if dump.pointee.protocols.contains(entry.protocol) {
-                            dump.pointee.entries.append(ConntrackEntry(entry))
-                        }
-                        return 0
-                    }, dump)
+        let (result, dump) = lock.withLock { _ in
+            dumps.read { () -> (code: Int32, result: Dump) in
+                var dump = Dump(protocols: protocols)
+                let code = withUnsafeMutablePointer(to: &dump) { dump in
+                    cnetlink_conntrack_dump(
+                        handle, UInt8(family.rawValue),
+                        { entry, context in
+                            let dump = context!.assumingMemoryBound(to: Dump.self)
+                            let entry = entry!.pointee
+                            if dump.pointee.protocols.contains(entry.protocol) {
+                                dump.pointee.entries.append(ConntrackEntry(entry))
+                            }
+                            return 0
+                        }, dump)
+                }
+                return (code, dump)
             }
         }
         if result < 0 { throw NetfilterError(operation: "dump conntrack entries", code: result) }

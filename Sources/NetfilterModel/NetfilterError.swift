@@ -10,6 +10,9 @@ public struct NetfilterError: Error, Sendable, Hashable, CustomStringConvertible
         case refused(String)
         /// The kernel's reply did not have the shape the protocol promises.
         case malformedReply
+        /// The kernel marked a dump interrupted (`NLM_F_DUMP_INTR`) every time it was read: its table changed
+        /// while it was read, so entries may have been missed or repeated. Nothing of it was used.
+        case dumpInterrupted
         /// libnl failed on its own, with this `NLE_*` code.
         case netlinkLibrary(code: Int32)
     }
@@ -42,6 +45,9 @@ public struct NetfilterError: Error, Sendable, Hashable, CustomStringConvertible
         case .kernel(let errno): "\(operation): \(errno)"
         case .refused(let text): "\(operation): \(text.trimmingTrailingNewlines)"
         case .malformedReply: "\(operation): the kernel's reply was malformed"
+        case .dumpInterrupted:
+            "\(operation): the kernel's table kept changing while it was read (each read was marked interrupted "
+                + "and could miss entries); try again"
         case .netlinkLibrary(let code): "\(operation): libnl error \(code)"
         }
     }

@@ -41,14 +41,29 @@ package struct NodeAddressWatch: ServiceLifecycle.Service {
                     }
                     guard let announcement else { continue }
                     // Looked up each time: the dummy link may be made (or made again) after the watch starts.
-                    let dummy = try interfaces.link(named: dummyLinkName)?.index
-                    if Self.concernsTheNode(announcement, dummyLinkIndex: dummy) { onChange() }
+                    let dummy = Result { try interfaces.link(named: dummyLinkName)?.index }
+                    if case .failure(let error) = dummy {
+                        logger.warning(
+                            "could not read links; taking an address change for the node's",
+                            metadata: ["error": "\(error)"])
+                    }
+                    if Self.concernsTheNode(announcement, dummyLink: dummy) { onChange() }
                 } catch {
                     logger.warning("could not follow address changes", metadata: ["error": "\(error)"])
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
         }
+    }
+
+    /// Whether an announcement may be about the node's addresses, given the lookup of the dummy link's index.
+    /// When links could not be read (they kept changing through every read), the change may be anyone's: dropping
+    /// it would leave node ports behind until the next full resync, while a sync for nothing costs little.
+    static func concernsTheNode(_ announcement: AddressAnnouncement, dummyLink lookup: Result<Int32?, any Error>)
+        -> Bool
+    {
+        guard case .success(let index) = lookup else { return true }
+        return concernsTheNode(announcement, dummyLinkIndex: index)
     }
 
     /// Whether an announcement may be about an address of a link other than the dummy link.

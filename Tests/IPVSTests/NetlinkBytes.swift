@@ -7,12 +7,19 @@ struct NetlinkMessageBuilder {
     private var nestStarts: [Int] = []
 
     init(type: UInt16, flags: UInt16 = 0, sequence: UInt32 = 1, command: UInt8, version: UInt8 = 1) {
+        self.init(type: type, flags: flags, sequence: sequence, header: [command, version, 0, 0])
+    }
+
+    /// A message of another netlink family, whose fixed header (rtnetlink's `ifaddrmsg`, nfnetlink's
+    /// `nfgenmsg`, ...) is `header`, padded to 4 bytes.
+    init(type: UInt16, flags: UInt16 = 0, sequence: UInt32 = 1, header: [UInt8]) {
         append32(0)  // length, patched in `message`
         append16(type)
         append16(flags)
         append32(sequence)
         append32(0)  // port id
-        bytes += [command, version, 0, 0]
+        bytes += header
+        pad()
     }
 
     mutating func attribute(_ type: UInt16, _ payload: [UInt8]) {

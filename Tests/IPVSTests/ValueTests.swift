@@ -1,8 +1,11 @@
+import CNetlink
+import NetfilterModel
 import SystemPackage
 import Testing
 
 @testable import IPVS
 @testable import IPVSModel
+@testable import Netfilter
 
 @Suite("IP addresses", .timeLimit(.minutes(2)))
 struct IPAddressTests {
@@ -98,9 +101,24 @@ struct ErrorTests {
         #expect(IPVSError(operation: "x", code: -2).errno == .noSuchFileOrDirectory)
         #expect(IPVSError(operation: "x", code: -0x10001).reason == .ipvsUnavailable)
         #expect(IPVSError(operation: "x", code: -0x10002).reason == .malformedReply)
+        #expect(IPVSError(operation: "x", code: -Int32(CNETLINK_EDUMPINTR)).reason == .dumpInterrupted)
         // libnl's NLE_OBJ_NOTFOUND is 12, like ENOMEM: it must not turn into ENOMEM.
         #expect(IPVSError(operation: "x", code: -(0x20000 + 12)).reason == .netlinkLibrary(code: 12))
         #expect(IPVSError(operation: "x", code: -12).errno == .noMemory)
+    }
+
+    @Test func netfilterDecodesTheShimsOwnCodes() {
+        #expect(NetfilterError(operation: "x", code: -Int32(CNETLINK_EDUMPINTR)).reason == .dumpInterrupted)
+        #expect(NetfilterError(operation: "x", code: -Int32(CNETLINK_EBADREPLY)).reason == .malformedReply)
+        #expect(NetfilterError(operation: "x", code: -2).errno == .noSuchFileOrDirectory)
+        let error = NetfilterError(operation: "dump conntrack entries", code: -Int32(CNETLINK_EDUMPINTR))
+        #expect(error.description.hasPrefix("dump conntrack entries: the kernel's table kept changing"))
+    }
+
+    @Test func anInterruptedDumpSaysSo() {
+        let error = IPVSError(operation: "list addresses", reason: .dumpInterrupted)
+        #expect(error.description.hasPrefix("list addresses: the kernel's table kept changing"))
+        #expect(error.errno == nil)
     }
 
     @Test func missingIPVSSaysSo() {

@@ -239,4 +239,11 @@ struct NodeAddressWatchTests {
         #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLinkIndex: nil))
         #expect(NodeAddressWatch.concernsTheNode(.lost, dummyLinkIndex: 7))
     }
+
+    @Test func aChangeIsTheNodesWhenLinksCannotBeRead() {
+        let interrupted = IPVSError(operation: "list links", reason: .dumpInterrupted)
+        #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .failure(interrupted)))
+        #expect(!NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .success(7)))
+        #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .success(nil)))
+    }
 }

@@ -1,5 +1,6 @@
 import CNetlink
 import IPVSModel
+import ShimDumps
 import Synchronization
 import SystemPackage
 
@@ -9,6 +10,7 @@ public final class InterfaceHandle: Sendable {
     // The shim's socket is not thread-safe: it is used only with `lock` held.
     private nonisolated(unsafe) let handle: OpaquePointer
     private let lock = Mutex(())
+    private let dumps = DumpRereader()
 
     /// Opens a handle for the caller's network namespace, or the one at `networkNamespacePath`.
     public init(networkNamespacePath: String? = nil) throws {
@@ -18,6 +20,15 @@ public final class InterfaceHandle: Sendable {
             let place = networkNamespacePath.map { " in network namespace \($0)" } ?? ""
             throw IPVSError(operation: "open route netlink socket\(place)", code: result)
         }
+        self.handle = handle
+    }
+
+    /// For tests: a handle that talks to a peer playing the kernel over `socketDescriptor`, a connected
+    /// datagram socket (an `AF_UNIX` socket pair's end), which it then owns.
+    init(testingSocket socketDescriptor: Int32) throws {
+        var handle: OpaquePointer?
+        let result = cnetlink_route_open_socket(socketDescriptor, &handle)
+        guard result == 0, let handle else { throw IPVSError(operation: "open a test socket", code: result) }
         self.handle = handle
     }
 
@@ -33,26 +44,35 @@ public final class InterfaceHandle: Sendable {
         if result < 0 { throw IPVSError(operation: operation(), code: result) }
     }
 
+    /// How many of this handle's dumps the kernel marked interrupted: links or addresses changed while they
+    /// were read. Each was read again from the start, up to a bound (then the read threw
+    /// ``IPVSError/Reason/dumpInterrupted``).
+    public var interruptedDumps: Int { dumps.interruptedDumps }
+
     /// Every link of the namespace.
+    /// - Throws: ``IPVSError``; ``IPVSError/Reason/dumpInterrupted`` when links kept changing through every read.
     public func links() throws -> [NetworkLink] {
-        var links: [NetworkLink] = []
-        let result = withHandle { handle in
-            withUnsafeMutablePointer(to: &links) { links in
-                cnetlink_route_dump_links(
-                    handle,
-                    { link, context in
-                        let links = context!.assumingMemoryBound(to: [NetworkLink].self)
-                        var cLink = link!.pointee
-                        let name = withUnsafeBytes(of: &cLink.name) {
-                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                        }
-                        let kind = withUnsafeBytes(of: &cLink.kind) {
-                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                        }
-                        links.pointee.append(
-                            NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
-                        return 0
-                    }, links)
+        let (result, links) = withHandle { handle in
+            dumps.read { () -> (code: Int32, result: [NetworkLink]) in
+                var links: [NetworkLink] = []
+                let code = withUnsafeMutablePointer(to: &links) { links in
+                    cnetlink_route_dump_links(
+                        handle,
+                        { link, context in
+                            let links = context!.assumingMemoryBound(to: [NetworkLink].self)
+                            var cLink = link!.pointee
+                            let name = withUnsafeBytes(of: &cLink.name) {
+                                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                            }
+                            let kind = withUnsafeBytes(of: &cLink.kind) {
+                                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                            }
+                            links.pointee.append(
+                                NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
+                            return 0
+                        }, links)
+                }
+                return (code, links)
             }
         }
         try Self.check(result, "list links")
@@ -65,22 +85,27 @@ public final class InterfaceHandle: Sendable {
     }
 
     /// Every address of every link, both families.
+    /// - Throws: ``IPVSError``; ``IPVSError/Reason/dumpInterrupted`` when addresses kept changing through every
+    ///   read.
     public func addresses() throws -> [InterfaceAddress] {
-        var addresses: [InterfaceAddress] = []
-        let result = withHandle { handle in
-            withUnsafeMutablePointer(to: &addresses) { addresses in
-                cnetlink_route_dump_addresses(
-                    handle,
-                    { address, context in
-                        let addresses = context!.assumingMemoryBound(to: [InterfaceAddress].self)
-                        let entry = address!.pointee
-                        addresses.pointee.append(
-                            InterfaceAddress(
-                                linkIndex: entry.link_index,
-                                address: IPAddress(family: entry.family, cBytes: entry.address),
-                                prefixLength: entry.prefix_length))
-                        return 0
-                    }, addresses)
+        let (result, addresses) = withHandle { handle in
+            dumps.read { () -> (code: Int32, result: [InterfaceAddress]) in
+                var addresses: [InterfaceAddress] = []
+                let code = withUnsafeMutablePointer(to: &addresses) { addresses in
+                    cnetlink_route_dump_addresses(
+                        handle,
+                        { address, context in
+                            let addresses = context!.assumingMemoryBound(to: [InterfaceAddress].self)
+                            let entry = address!.pointee
+                            addresses.pointee.append(
+                                InterfaceAddress(
+                                    linkIndex: entry.link_index,
+                                    address: IPAddress(family: entry.family, cBytes: entry.address),
+                                    prefixLength: entry.prefix_length))
+                            return 0
+                        }, addresses)
+                }
+                return (code, addresses)
             }
         }
         try Self.check(result, "list addresses")

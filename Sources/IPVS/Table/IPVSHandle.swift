@@ -1,5 +1,6 @@
 import CNetlink
 import IPVSModel
+import ShimDumps
 import Synchronization
 import SystemPackage
 
@@ -15,6 +16,9 @@ public final class IPVSHandle: Sendable {
     // The shim's socket is not thread-safe: it is used only with `lock` held.
     private nonisolated(unsafe) let handle: OpaquePointer
     private let lock = Mutex(())
+    // The kernel does not flag IPVS dumps interrupted (they carry no generation number), but reading them
+    // the way every other dump is read costs nothing and holds if it ever does.
+    private let dumps = DumpRereader()
 
     /// Opens a handle for the caller's network namespace, or for the namespace at `networkNamespacePath`
     /// (such as `/var/run/netns/NAME`).
@@ -81,7 +85,7 @@ public final class IPVSHandle: Sendable {
 
     /// Every virtual server, without their real servers.
     public func virtualServers() throws -> [VirtualServerState] {
-        try withHandle { try Self.dumpServices($0) }
+        try withHandle { try dumpServices($0) }
     }
 
     /// One virtual server, or `nil` when the kernel has none with that key.
@@ -96,51 +100,59 @@ public final class IPVSHandle: Sendable {
 
     /// The real servers of one virtual server (none when it does not exist).
     public func realServers(of key: VirtualServerKey) throws -> [RealServerState] {
-        try withHandle { try Self.dumpDestinations($0, key) }
+        try withHandle { try dumpDestinations($0, key) }
     }
 
     /// The whole table: every virtual server with its real servers, in one service dump plus one real
     /// server dump per virtual server. A dump is not an atomic snapshot: the table may change meanwhile.
     public func table() throws -> [VirtualServerState] {
         try withHandle { handle in
-            var servers = try Self.dumpServices(handle)
+            var servers = try dumpServices(handle)
             for index in servers.indices {
-                servers[index].realServers = try Self.dumpDestinations(handle, servers[index].server.key)
+                servers[index].realServers = try dumpDestinations(handle, servers[index].server.key)
             }
             return servers
         }
     }
 
-    private static func dumpServices(_ handle: OpaquePointer) throws -> [VirtualServerState] {
-        var servers: [VirtualServerState] = []
-        let result = withUnsafeMutablePointer(to: &servers) { servers in
-            cnetlink_ipvs_dump_services(
-                handle,
-                { entry, context in
-                    let servers = context!.assumingMemoryBound(to: [VirtualServerState].self)
-                    servers.pointee.append(VirtualServerState(entry!.pointee))
-                    return 0
-                }, servers)
+    /// How many of this handle's dumps the kernel marked interrupted (each was read again from the start).
+    /// The kernel does not mark IPVS dumps, so this stays 0 unless that changes.
+    public var interruptedDumps: Int { dumps.interruptedDumps }
+
+    private func dumpServices(_ handle: OpaquePointer) throws -> [VirtualServerState] {
+        let (result, servers) = dumps.read { () -> (code: Int32, result: [VirtualServerState]) in
+            var servers: [VirtualServerState] = []
+            let code = withUnsafeMutablePointer(to: &servers) { servers in
+                cnetlink_ipvs_dump_services(
+                    handle,
+                    { entry, context in
+                        let servers = context!.assumingMemoryBound(to: [VirtualServerState].self)
+                        servers.pointee.append(VirtualServerState(entry!.pointee))
+                        return 0
+                    }, servers)
+            }
+            return (code, servers)
         }
-        try check(result, "dump virtual servers")
+        try Self.check(result, "dump virtual servers")
         return servers
     }
 
-    private static func dumpDestinations(_ handle: OpaquePointer, _ key: VirtualServerKey) throws
-        -> [RealServerState]
-    {
+    private func dumpDestinations(_ handle: OpaquePointer, _ key: VirtualServerKey) throws -> [RealServerState] {
         var cKey = key.cKey
-        var servers: [RealServerState] = []
-        let result = withUnsafeMutablePointer(to: &servers) { servers in
-            cnetlink_ipvs_dump_destinations(
-                handle, &cKey,
-                { entry, context in
-                    let servers = context!.assumingMemoryBound(to: [RealServerState].self)
-                    servers.pointee.append(RealServerState(entry!.pointee))
-                    return 0
-                }, servers)
+        let (result, servers) = dumps.read { () -> (code: Int32, result: [RealServerState]) in
+            var servers: [RealServerState] = []
+            let code = withUnsafeMutablePointer(to: &servers) { servers in
+                cnetlink_ipvs_dump_destinations(
+                    handle, &cKey,
+                    { entry, context in
+                        let servers = context!.assumingMemoryBound(to: [RealServerState].self)
+                        servers.pointee.append(RealServerState(entry!.pointee))
+                        return 0
+                    }, servers)
+            }
+            return (code, servers)
         }
-        try check(result, "dump real servers of \(key)")
+        try Self.check(result, "dump real servers of \(key)")
         return servers
     }
 
