@@ -110,8 +110,9 @@ private final class ConnectionGate: ChannelInboundHandler, RemovableChannelHandl
             refusal = nil
         }
         if let refusal {
-            connection.close(promise: nil)
+            // Counted first: whoever sees the connection end sees it counted.
             limiter.record(.refused(refusal), endpoint: endpoint, address: address(context))
+            connection.close(promise: nil)
             return
         }
         let (server, budget, metrics, endpoint) = (server, limiter.budget, limiter.metrics, endpoint)
