@@ -62,9 +62,11 @@ struct MetricsTests {
                 "ipvs_proxy_http_connections_refused_total", "ipvs_proxy_http_connections_timed_out_total",
                 "ipvs_proxy_http_accept_failures_total",
             ] {
-                #expect(samples.contains("\(counter){endpoint=\"\(endpoint)\"} 0"), "\(counter) \(endpoint)")
+                let present = samples.contains("\(counter){endpoint=\"\(endpoint)\"} 0")
+                #expect(present, "\(counter) \(endpoint)")
             }
-            #expect(samples.contains("ipvs_proxy_http_connections{endpoint=\"\(endpoint)\"} 0.0"), "\(endpoint)")
+            let present = samples.contains("ipvs_proxy_http_connections{endpoint=\"\(endpoint)\"} 0.0")
+            #expect(present, "ipvs_proxy_http_connections \(endpoint)")
         }
         // Not synced yet: kube-proxy's gauge stays at 0 until a sync succeeds.
         #expect(samples.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds 0.0"))
