@@ -30,4 +30,8 @@ int test_spawn(const char *path, char *const argv[], const char *output_path, lo
 /// still running, -1. Returns -2 when it cannot be waited for (not a child, or waited for already).
 int test_wait(int pid, int block);
 
+/// Gives the calling thread (only) the nice value `nice`, so that a busy test thread leaves the CPU to others.
+/// Returns 0 or -errno.
+int test_set_thread_nice(int nice);
+
 #endif
