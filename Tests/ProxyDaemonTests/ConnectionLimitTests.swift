@@ -211,6 +211,20 @@ struct ConnectionLimitTests {
         try await big.stop()
     }
 
+    /// A request that cannot be parsed ends its connection at once, not at the timeout (a minute here).
+    @Test func aRequestThatCannotBeParsedIsClosedAtOnce() async throws {
+        let metrics = ProxyMetrics()
+        let limiter = HTTPConnectionLimiter(
+            limits: HTTPConnectionLimits(maximumPerServer: 10, requestTimeout: .seconds(60)), metrics: metrics,
+            logger: quietLogger())
+        let server = try await RunningServer(.healthCheckNodePort, limiter)
+        let client = try Client(port: server.port)
+        client.send("\u{1}\u{2} NOT HTTP AT ALL\r\n\r\n")
+        #expect(client.isClosed(within: 5))
+        #expect(try await eventually { limiter.budget.inUse == 1 })
+        try await server.stop()
+    }
+
     /// The process-wide budget bounds the connections of all servers together (their listening sockets take a
     /// slot each), each server's cap notwithstanding; the slots come back as connections and servers close.
     @Test func theProcessBudgetLimitsTheSumOverTwoServers() async throws {
