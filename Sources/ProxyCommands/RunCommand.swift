@@ -337,7 +337,9 @@ struct RunCommand: AsyncParsableCommand {
         let connections = HTTPConnectionLimiter(
             limits: HTTPConnectionLimits(
                 maximumPerServer: httpMaxConnections, requestTimeout: httpRequestTimeout.duration),
-            budget: .processBudget(softLimit: descriptors.after.soft), metrics: metrics, logger: logger)
+            // A limit that cannot be read leaves nothing to budget against: the caps per server still hold.
+            budget: descriptors.after.map { .processBudget(softLimit: $0.soft) } ?? .unlimited, metrics: metrics,
+            logger: logger)
         let healthCheckPorts = HealthCheckPorts(
             health: health, metrics: metrics, logger: logger, networkNamespacePath: namespace.networkNamespacePath,
             connections: connections)
@@ -403,7 +405,10 @@ struct RunCommand: AsyncParsableCommand {
 extension RunCommand {
     /// Says in one line what the open-file limit was and is.
     static func log(_ raise: DescriptorLimit.Raise, logger: Logger) {
-        let metadata: Logger.Metadata = ["before": "\(raise.before)", "after": "\(raise.after)"]
+        let metadata: Logger.Metadata = [
+            "before": "\(raise.before.map { "\($0)" } ?? "unknown")",
+            "after": "\(raise.after.map { "\($0)" } ?? "unknown")",
+        ]
         if let error = raise.error {
             logger.warning("open-file limit not raised to the hard limit: \(error)", metadata: metadata)
         } else if raise.before == raise.after {

@@ -54,9 +54,11 @@ package struct DescriptorLimit: Equatable, Sendable, CustomStringConvertible {
 
     /// What raising the soft limit came to.
     package struct Raise: Sendable {
-        package var before: DescriptorLimit
-        package var after: DescriptorLimit
-        /// Why the limit could not be read or raised; `after` is then the limit in force.
+        /// The limit before, `nil` when it could not be read.
+        package var before: DescriptorLimit?
+        /// The limit in force now, `nil` when it could not be read.
+        package var after: DescriptorLimit?
+        /// Why the limit could not be read or raised.
         package var error: DescriptorLimitError?
     }
 
@@ -66,8 +68,7 @@ package struct DescriptorLimit: Equatable, Sendable, CustomStringConvertible {
         do {
             before = try current()
         } catch {
-            let unknown = DescriptorLimit(soft: 0, hard: 0)
-            return Raise(before: unknown, after: unknown, error: error)
+            return Raise(before: nil, after: nil, error: error)
         }
         let wanted = before.raised(kernelCeiling: kernelCeiling())
         guard wanted != before else { return Raise(before: before, after: before, error: nil) }

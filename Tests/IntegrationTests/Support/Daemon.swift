@@ -58,7 +58,7 @@ final class Daemon: @unchecked Sendable {
 }
 
 /// A child process started by `test_spawn`, with the part of `Process`'s interface the tests use.
-final class SpawnedProcess: @unchecked Sendable {
+final class SpawnedProcess: Sendable {
     let processIdentifier: pid_t
     /// The status once the child has been waited for.
     private let status = Mutex<Int32?>(nil)
