@@ -39,8 +39,7 @@ package final class HTTPConnectionLimiter: Sendable {
     func configureConnection(_ channel: any Channel, endpoint: HTTPEndpointKind) throws {
         try channel.pipeline.syncOperations.addHandler(
             ConnectionDeadline(timeout: TimeAmount(limits.requestTimeout)) { [self] address in
-                metrics.recordConnection(.timedOut, endpoint: endpoint)
-                events.record(.timedOut, endpoint: endpoint, address: address, limits: description)
+                record(.timedOut, endpoint: endpoint, address: address)
             })
     }
 
@@ -57,8 +56,9 @@ package final class HTTPConnectionLimiter: Sendable {
 
     /// The limits, for the log.
     package var description: String {
-        "at most \(limits.maximumPerServer) per server and \(budget.limit) in all, "
-            + "each closed after \(limits.requestTimeout)"
+        let all = budget.limit == .max ? "no limit" : "\(budget.limit)"
+        let timeout = limits.requestTimeout
+        return "at most \(limits.maximumPerServer) per server and \(all) in all, each closed after \(timeout)"
     }
 }
 
