@@ -157,6 +157,21 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where /metrics is served (empty: not served).", valueName: "host:port"))
     var metricsBindAddress = "127.0.0.1:10249"
 
+    @Option(
+        help: ArgumentHelp(
+            "The most connections each HTTP server (healthz, metrics, each health-check node port) holds at once; "
+                + "past it, and past the process's budget (its open-file limit less a reserve), a new connection is "
+                + "closed at once.",
+            valueName: "count"))
+    var httpMaxConnections = HTTPConnectionLimits.defaultMaximumPerServer
+
+    @Option(
+        help: ArgumentHelp(
+            "How long an HTTP connection may stay open to send its request and take the answer; then it is "
+                + "closed.",
+            valueName: "duration"))
+    var httpRequestTimeout = GoDuration(HTTPConnectionLimits.defaultRequestTimeout)
+
     @Option(help: "The lowest level of log messages printed: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -215,6 +230,12 @@ struct RunCommand: AsyncParsableCommand {
         if syncPeriod.duration <= .zero || minSyncPeriod.duration < .zero || drainCheckPeriod.duration <= .zero {
             throw ValidationError("--sync-period and --drain-check-period must be above 0, --min-sync-period 0 or more")
         }
+        if httpMaxConnections < 1 {
+            throw ValidationError("--http-max-connections: \(httpMaxConnections) is below 1")
+        }
+        if httpRequestTimeout.duration <= .zero {
+            throw ValidationError("--http-request-timeout: \(httpRequestTimeout) is not above 0")
+        }
     }
 
     func run() async throws {
@@ -250,6 +271,8 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "ipvs-proxy")
+        let descriptors = DescriptorLimit.raiseSoftLimitToHard()
+        Self.log(descriptors, logger: logger)
         for warning in warnings { logger.warning("\(warning)") }
         try requireNetworkAdministration()
         let lock: StateLock
@@ -309,8 +332,15 @@ struct RunCommand: AsyncParsableCommand {
         } else {
             source = ManifestFolderSource(paths: manifests, pollInterval: pollInterval.duration, logger: logger)
         }
+        let connections = HTTPConnectionLimiter(
+            limits: HTTPConnectionLimits(
+                maximumPerServer: httpMaxConnections, requestTimeout: httpRequestTimeout.duration),
+            // A limit that cannot be read leaves nothing to budget against: the caps per server still hold.
+            budget: descriptors.after.map { .processBudget(softLimit: $0.soft) } ?? .unlimited, metrics: metrics,
+            logger: logger)
         let healthCheckPorts = HealthCheckPorts(
-            health: health, metrics: metrics, logger: logger, networkNamespacePath: namespace.networkNamespacePath)
+            health: health, metrics: metrics, logger: logger, networkNamespacePath: namespace.networkNamespacePath,
+            connections: connections)
         let loop = SyncLoop(
             syncer: syncer, source: source, configuration: configuration, metrics: metrics, health: health,
             logger: logger, clock: ContinuousClock(), healthCheckPorts: healthCheckPorts)
@@ -324,7 +354,8 @@ struct RunCommand: AsyncParsableCommand {
         if let endpoint = HostPort(healthzBindAddress) {
             services.append(
                 HTTPEndpointServer(
-                    host: endpoint.host, port: endpoint.port, name: "healthz", logger: logger, hardFail: hardFail
+                    host: endpoint.host, port: endpoint.port, endpoint: .healthz, logger: logger, hardFail: hardFail,
+                    connections: connections
                 ) { path in
                     switch path {
                     case "/healthz": metrics.counting(health.response(includeNodeEligible: true), probe: .healthz)
@@ -337,7 +368,8 @@ struct RunCommand: AsyncParsableCommand {
             let configz = kubeProxyConfiguration.configzBody
             services.append(
                 HTTPEndpointServer(
-                    host: endpoint.host, port: endpoint.port, name: "metrics", logger: logger, hardFail: hardFail
+                    host: endpoint.host, port: endpoint.port, endpoint: .metrics, logger: logger, hardFail: hardFail,
+                    connections: connections
                 ) { path in
                     switch path {
                     case "/metrics": EndpointResponse(contentType: "text/plain; version=0.0.4", body: metrics.render())
@@ -356,6 +388,7 @@ struct RunCommand: AsyncParsableCommand {
                 "scheduler": "\(configuration.scheduler)", "syncPeriod": "\(syncPeriod)",
                 "minSyncPeriod": "\(minSyncPeriod)",
                 "source": "\(manifests.isEmpty ? "api" : "manifests \(manifests)")",
+                "httpConnections": "\(connections.description)",
             ])
         let group = ServiceGroup(
             configuration: .init(
@@ -368,6 +401,21 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 extension RunCommand {
+    /// Says in one line what the open-file limit was and is.
+    static func log(_ raise: DescriptorLimit.Raise, logger: Logger) {
+        let metadata: Logger.Metadata = [
+            "before": "\(raise.before.map { "\($0)" } ?? "unknown")",
+            "after": "\(raise.after.map { "\($0)" } ?? "unknown")",
+        ]
+        if let error = raise.error {
+            logger.warning("open-file limit not raised to the hard limit: \(error)", metadata: metadata)
+        } else if raise.before == raise.after {
+            logger.info("open-file limit already at the hard limit", metadata: metadata)
+        } else {
+            logger.info("open-file limit raised to the hard limit", metadata: metadata)
+        }
+    }
+
     /// The API server to watch: the kubeconfig's, else the in-cluster service account's, with `--master` in
     /// place of its server when given; with `--master` alone (no kubeconfig, not in a pod), that URL with no
     /// credentials, as kube-proxy does.

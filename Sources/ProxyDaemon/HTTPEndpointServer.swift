@@ -27,22 +27,25 @@ package struct EndpointResponse: Sendable {
 package struct HTTPEndpointServer: Service {
     package let host: String
     package let port: Int
-    package let name: String
+    package let endpoint: HTTPEndpointKind
     package let logger: Logger
     /// Whether a failure to listen ends the daemon (kube-proxy's `bindAddressHardFail`), or is logged and the
     /// daemon goes on without this endpoint.
     package let hardFail: Bool
+    /// The limits its connections are held to, with every other server's.
+    package let connections: HTTPConnectionLimiter
     let route: @Sendable (String) -> EndpointResponse?
 
     package init(
-        host: String, port: Int, name: String, logger: Logger, hardFail: Bool = true,
-        route: @escaping @Sendable (String) -> EndpointResponse?
+        host: String, port: Int, endpoint: HTTPEndpointKind, logger: Logger, hardFail: Bool = true,
+        connections: HTTPConnectionLimiter, route: @escaping @Sendable (String) -> EndpointResponse?
     ) {
         self.hardFail = hardFail
         self.host = host
         self.port = port
-        self.name = name
+        self.endpoint = endpoint
         self.logger = logger
+        self.connections = connections
         self.route = route
     }
 
@@ -50,7 +53,7 @@ package struct HTTPEndpointServer: Service {
         let route = route
         let channel: any Channel
         do {
-            channel = try await Self.bootstrap { head in
+            channel = try await Self.bootstrap(endpoint: endpoint, connections: connections) { head in
                 guard head.method == .GET else {
                     return EndpointResponse(status: .methodNotAllowed, contentType: "text/plain", body: "only GET\n")
                 }
@@ -61,11 +64,11 @@ package struct HTTPEndpointServer: Service {
         } catch  where !hardFail {
             logger.error(
                 "cannot listen; going on without this endpoint",
-                metadata: ["endpoint": "\(name)", "address": "\(host):\(port)", "error": "\(error)"])
+                metadata: ["endpoint": "\(endpoint.rawValue)", "address": "\(host):\(port)", "error": "\(error)"])
             try? await gracefulShutdown()
             return
         }
-        logger.info("serving", metadata: ["endpoint": "\(name)", "address": "\(host):\(port)"])
+        logger.info("serving", metadata: ["endpoint": "\(endpoint.rawValue)", "address": "\(host):\(port)"])
         // Serve until the daemon shuts down gracefully (or is cancelled), then stop listening.
         try? await gracefulShutdown()
         try await channel.close()
@@ -73,13 +76,21 @@ package struct HTTPEndpointServer: Service {
 }
 
 extension HTTPEndpointServer {
-    /// A server bootstrap whose connections each get one answer from `respond`, then close.
-    static func bootstrap(respond: @escaping @Sendable (HTTPRequestHead) -> EndpointResponse) -> ServerBootstrap {
+    /// A server bootstrap whose connections each get one answer from `respond`, then close, held to the limits
+    /// of `connections`.
+    static func bootstrap(
+        endpoint: HTTPEndpointKind, connections: HTTPConnectionLimiter,
+        respond: @escaping @Sendable (HTTPRequestHead) -> EndpointResponse
+    ) -> ServerBootstrap {
         ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try connections.configureServer(channel, endpoint: endpoint) }
+            }
             .childChannelInitializer { channel in
                 // The initializer runs on the channel's event loop: the handler never leaves it.
                 channel.eventLoop.makeCompletedFuture {
+                    try connections.configureConnection(channel, endpoint: endpoint)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(EndpointHandler(respond: respond))
                 }
@@ -123,5 +134,10 @@ private final class EndpointHandler: ChannelInboundHandler {
             }
             request = nil
         }
+    }
+
+    /// A request that cannot be read (the decoder's error) gets nothing more: the connection closes.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }

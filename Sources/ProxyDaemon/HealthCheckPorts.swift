@@ -41,13 +41,21 @@ package final class HealthCheckPorts: Sendable {
     let logger: Logger
     /// The network namespace the ports listen in (the node's), when not the daemon's own.
     let networkNamespacePath: String?
+    /// The limits the ports' connections are held to (each port is a server of its own).
+    let connections: HTTPConnectionLimiter
     private let state = Mutex(State())
 
-    package init(health: HealthState, metrics: ProxyMetrics, logger: Logger, networkNamespacePath: String? = nil) {
+    /// - Parameter connections: the limits shared with the daemon's other servers; without, the default limits
+    ///   per port and no process-wide budget.
+    package init(
+        health: HealthState, metrics: ProxyMetrics, logger: Logger, networkNamespacePath: String? = nil,
+        connections: HTTPConnectionLimiter? = nil
+    ) {
         self.health = health
         self.metrics = metrics
         self.logger = logger
         self.networkNamespacePath = networkNamespacePath
+        self.connections = connections ?? HTTPConnectionLimiter(metrics: metrics, logger: logger)
     }
 
     /// The listeners a set of health checks needs: each port on each of `addresses` (every address of a family
@@ -111,8 +119,10 @@ package final class HealthCheckPorts: Sendable {
             failed(listener, error)
             return
         }
-        HTTPEndpointServer.bootstrap { [self] _ in response(port: listener.port, family: family) }
-            .withBoundSocket(descriptor)
+        let bootstrap = HTTPEndpointServer.bootstrap(endpoint: .healthCheckNodePort, connections: connections) {
+            [self] _ in response(port: listener.port, family: family)
+        }
+        bootstrap.withBoundSocket(descriptor)
             .whenComplete { [self] result in
                 let keep: Bool = state.withLock { state in
                     state.opening.remove(listener)

@@ -38,6 +38,10 @@ package final class ProxyMetrics: Sendable {
     private let nftablesElements: [String: Counter]
     private let noLocalEndpoints: [TrafficPolicyKind: Gauge]
     private let probes: [String: Counter]
+    private let connectionsRefused: [HTTPEndpointKind: Counter]
+    private let connectionsTimedOut: [HTTPEndpointKind: Counter]
+    private let acceptFailures: [HTTPEndpointKind: Counter]
+    private let openConnections: [HTTPEndpointKind: Gauge]
 
     /// kube-proxy's buckets for a sync: 1 ms doubling to about 16 s (`ExponentialBuckets(0.001, 2, 15)`).
     static let syncBuckets = (0..<15).map { Duration.microseconds(1000 << $0) }
@@ -116,6 +120,23 @@ package final class ProxyMetrics: Sendable {
         sourceReadFailures = counter(
             "ipvs_proxy_source_read_failures_total",
             "Reads of the source that failed (an API request, a folder listing, a file); the last good view stayed")
+        func byEndpoint<Metric>(_ make: (_ labels: [(String, String)]) -> Metric) -> [HTTPEndpointKind: Metric] {
+            Dictionary(uniqueKeysWithValues: HTTPEndpointKind.allCases.map { ($0, make([("endpoint", $0.rawValue)])) })
+        }
+        connectionsRefused = byEndpoint {
+            counter(
+                "ipvs_proxy_http_connections_refused_total",
+                "HTTP connections closed at once: their server or the process had no room", $0)
+        }
+        connectionsTimedOut = byEndpoint {
+            counter(
+                "ipvs_proxy_http_connections_timed_out_total",
+                "HTTP connections closed by the request timeout", $0)
+        }
+        acceptFailures = byEndpoint {
+            counter("ipvs_proxy_http_accept_failures_total", "Failed accepts of HTTP connections", $0)
+        }
+        openConnections = byEndpoint { gauge("ipvs_proxy_http_connections", "HTTP connections open", $0) }
         var syncs: [String: Counter] = [:]
         for mode in ["full", "incremental"] {
             for result in ["success", "error"] {
@@ -189,6 +210,18 @@ package final class ProxyMetrics: Sendable {
     func recordHealthCheckPortFailure() {
         healthCheckPortFailures.increment()
     }
+
+    /// Counts an HTTP connection refused, timed out, or an accept that failed.
+    func recordConnection(_ event: ConnectionEvent, endpoint: HTTPEndpointKind) {
+        switch event {
+        case .refused: connectionsRefused[endpoint]?.increment()
+        case .timedOut: connectionsTimedOut[endpoint]?.increment()
+        case .acceptFailed: acceptFailures[endpoint]?.increment()
+        }
+    }
+
+    func connectionOpened(endpoint: HTTPEndpointKind) { openConnections[endpoint]?.increment() }
+    func connectionClosed(endpoint: HTTPEndpointKind) { openConnections[endpoint]?.decrement() }
 
     /// Counts a sync that failed before it could report (the kernel or the ownership record failed).
     func recordFailedSync(full: Bool) {

@@ -271,7 +271,7 @@ struct APIFaultTests {
                 ? nil : true
         }
         #expect(converged == true, "\(daemon.output.suffix(3000))")
-        let report = sampler.finish()
+        let report = sampler.stop()
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
     }

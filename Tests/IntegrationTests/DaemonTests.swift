@@ -196,6 +196,21 @@ struct DaemonTests {
         #expect(deleted == true, "\(remaining)\n\(daemon.output)")
     }
 
+    /// The Daemon helper's own promise, which tests of privileges rely on: a capability it drops is gone from the
+    /// daemon, root as it is (here CAP_NET_ADMIN, without which the daemon refuses to start).
+    @Test func aDaemonStartedWithoutACapabilityLacksIt() throws {
+        let namespace = try TestNamespace("daemon-nocap")
+        let folder = try temporaryFolder("watched")
+        let daemon = try Daemon(
+            namespace: namespace, manifests: folder, descriptorLimit: (soft: 512, hard: 1024),
+            droppedCapabilities: [12])
+        let ended = eventually(timeoutSeconds: 20) { daemon.process.isRunning ? nil : true }
+        #expect(ended == true)
+        #expect(daemon.stop() == 1, "\(daemon.output)")
+        #expect(daemon.output.contains("ipvs-proxy needs the CAP_NET_ADMIN capability"), "\(daemon.output)")
+        #expect(daemon.output.contains("before=soft 512, hard 1024"), "\(daemon.output)")
+    }
+
     @Test func healthAndMetricsEndpointsAnswer() throws {
         let namespace = try TestNamespace("health")
         let folder = try temporaryFolder("watched")

@@ -62,7 +62,7 @@ struct KernelFaultTests {
             "the flushed ruleset", breaking: { try namespace.exec(Tools.nft, ["flush", "ruleset"]) }, whole: programmed)
         try repairedByTheNextFullResync(
             "the deleted dummy link", breaking: { try namespace.ip("link", "del", "kube-ipvs0") }, whole: programmed)
-        let report = sampler.finish()
+        let report = sampler.stop()
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
         try repairedByTheNextFullResync(
@@ -104,7 +104,7 @@ struct KernelFaultTests {
             }
             #expect(failed == true, "\(label): \(daemon.output.suffix(2000))")
             #expect(try table(ipvs) == abc, "\(label): the change waits")
-            let report = sampler.finish()
+            let report = sampler.stop()
             #expect(report.misses.count == 0, "\(label): \(report)")
             #expect(report.longestGap <= 0.5, "\(label): \(report)")
             try mend()

@@ -22,8 +22,8 @@ private func converges(_ ipvs: IPVSHandle, to keys: Set<VirtualServerKey>, withi
 
 /// Lets the sampler take `count` more samples: the fault is held that long, measured by the sampler's own reads.
 private func hold(_ sampler: VirtualServerSampler, samples count: Int) {
-    let start = sampler.samplesTaken
-    _ = eventually(timeoutSeconds: 30, every: 0.05) { sampler.samplesTaken >= start + count ? true : nil }
+    let start = sampler.readings
+    _ = eventually(timeoutSeconds: 30, every: 0.05) { sampler.readings >= start + count ? true : nil }
 }
 
 @Suite("Faults of the manifest folder: nothing lost", .needsKernelIPVS, .timeLimit(.minutes(10)))
@@ -54,7 +54,7 @@ struct ManifestFaultTests {
         try write(service("svc3", clusterIP: "10.96.70.4", endpoints: ["10.244.0.1"]), to: away, as: "svc3.yaml")
         try FileManager.default.moveItem(atPath: away, toPath: folder)
         #expect(try converges(ipvs, to: all.union([key("10.96.70.4")]), within: 5), "\(daemon.output)")
-        let report = sampler.finish()
+        let report = sampler.stop()
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
         #expect(logSays(daemon, "the source reads again"))
@@ -109,7 +109,7 @@ struct ManifestFaultTests {
             let serving = try ipvs.realServers(of: key("10.96.71.1")).filter { $0.server.weight > 0 }
             #expect(serving.map(\.server.address.description) == ["10.244.0.\(version)"], "version \(version)")
         }
-        let report = sampler.finish()
+        let report = sampler.stop()
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
     }

@@ -129,6 +129,22 @@ struct RunDefaultsTests {
         #expect(command.syncPeriod.description == "30s")
         #expect(command.minSyncPeriod.description == "1s")
         #expect(command.state.stateDir == "/run/ipvs-proxy")
+        #expect(command.httpMaxConnections == 1024)
+        #expect(command.httpRequestTimeout.description == "5s")
+    }
+
+    /// The HTTP servers' limits are flags only (KubeProxyConfiguration has no field for them), so a --config
+    /// file leaves them as given.
+    @Test func theHTTPLimitsAreFlagsThatTheConfigurationFileLeavesAlone() throws {
+        let command = try RunCommand.parse([
+            "-f", "/tmp", "--http-max-connections", "64", "--http-request-timeout", "1500ms",
+        ])
+        #expect(command.httpMaxConnections == 64)
+        #expect(command.httpRequestTimeout.duration == .milliseconds(1500))
+        var configured = command
+        configured.apply(KubeProxyConfiguration())
+        #expect(configured.httpMaxConnections == 64)
+        #expect(configured.httpRequestTimeout.duration == .milliseconds(1500))
     }
 
     /// Each is refused by the parser as a usage error (exit status 2), with a message that names the flag.
@@ -142,6 +158,10 @@ struct RunDefaultsTests {
         (["--proxy-mode", "iptables"], "--proxy-mode: 'iptables' is not supported"),
         (["--ipvs-scheduler", "fastest"], "unknown IPVS scheduler 'fastest'"),
         (["--v=-1"], "-v: -1 is below 0"),
+        (["--http-max-connections", "0"], "--http-max-connections: 0 is below 1"),
+        (["--http-max-connections", "many"], "--http-max-connections"),
+        (["--http-request-timeout", "0s"], "--http-request-timeout: 0s is not above 0"),
+        (["--http-request-timeout", "5"], "--http-request-timeout"),
     ])
     func badFlagsAreUsageErrors(_ arguments: [String], _ message: String) throws {
         let error = try #require(throws: (any Error).self) { try IPVSProxyCommand.parseAsRoot(["run"] + arguments) }

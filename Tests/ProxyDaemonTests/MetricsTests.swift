@@ -28,6 +28,9 @@ private let ownMetrics = [
     ("ipvs_proxy_nftables_elements_total", "counter"), ("ipvs_proxy_nftables_reads_total", "counter"),
     ("ipvs_proxy_conntrack_flows_deleted_total", "counter"),
     ("ipvs_proxy_health_check_port_failures_total", "counter"),
+    ("ipvs_proxy_http_connections_refused_total", "counter"),
+    ("ipvs_proxy_http_connections_timed_out_total", "counter"),
+    ("ipvs_proxy_http_accept_failures_total", "counter"), ("ipvs_proxy_http_connections", "gauge"),
 ]
 
 @Suite("Metrics as kube-proxy names and means them", .timeLimit(.minutes(2)))
@@ -54,6 +57,17 @@ struct MetricsTests {
             samples.contains(#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"} 0.0"#))
         #expect(samples.contains(#"ipvs_proxy_syncs_total{mode="full",result="error"} 0"#))
         #expect(samples.contains(#"ipvs_proxy_kernel_operations_total{operation="bind-address",result="success"} 0"#))
+        for endpoint in ["healthz", "metrics", "health-check-node-port"] {
+            for counter in [
+                "ipvs_proxy_http_connections_refused_total", "ipvs_proxy_http_connections_timed_out_total",
+                "ipvs_proxy_http_accept_failures_total",
+            ] {
+                let present = samples.contains("\(counter){endpoint=\"\(endpoint)\"} 0")
+                #expect(present, "\(counter) \(endpoint)")
+            }
+            let present = samples.contains("ipvs_proxy_http_connections{endpoint=\"\(endpoint)\"} 0.0")
+            #expect(present, "ipvs_proxy_http_connections \(endpoint)")
+        }
         // Not synced yet: kube-proxy's gauge stays at 0 until a sync succeeds.
         #expect(samples.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds 0.0"))
     }

@@ -1,85 +1,97 @@
+import CTestSupport
 import Foundation
 import IPVS
 import IPVSModel
-import Synchronization
 
-/// Reads a namespace's IPVS virtual servers on a thread of its own, every `interval`, while a fault goes on, and
-/// keeps every sample at which a virtual server that must be there was missing.
+/// Reads a namespace's virtual servers every `interval`, on a thread of its own, and records each reading at which
+/// a virtual server that should be there was missing: for tests that must show the table never loses what it
+/// should hold while the daemon is flooded, starved, restarted, ...
 ///
-/// What must be there may change while sampling (a Service removed on purpose): `required` is asked at each sample.
-final class VirtualServerSampler: Sendable {
-    /// One sample that lacked something.
+/// `expected` gives the keys that must be present at the moment it is asked. It is asked just before and just after
+/// each reading, and a key counts as missing only when both answers want it, so a test may change its answer
+/// around a change of its own: drop a key before it deletes the Service, add one once it has seen it arrive.
+final class VirtualServerSampler: @unchecked Sendable {
+    /// One reading that lacked keys it should have had.
     struct Miss: CustomStringConvertible {
-        var at: Date
+        /// Seconds since the sampler started.
+        var at: Double
         var missing: [VirtualServerKey]
-        var description: String { "\(at.timeIntervalSince1970): missing \(missing.map(\.description))" }
-    }
-
-    /// What a sampling run saw.
-    struct Report: CustomStringConvertible {
-        var samples = 0
-        /// The longest time between two samples (reads of the table included).
-        var longestGap: TimeInterval = 0
-        var misses: [Miss] = []
-        /// Reads of the table that failed.
-        var failures: [String] = []
-
         var description: String {
-            "\(samples) samples, longest gap \(String(format: "%.2f", longestGap)) s, \(misses.count) with "
-                + "something missing\(misses.first.map { " (first: \($0))" } ?? "")"
-                + (failures.isEmpty ? "" : ", \(failures.count) failed reads (\(failures[0]))")
+            String(format: "%.2f s: ", at) + missing.map(\.description).sorted().joined(separator: ", ")
         }
     }
 
-    private let report = Mutex(Report())
-    private let running = Atomic<Bool>(true)
-    private let done = DispatchSemaphore(value: 0)
+    /// What the sampler saw.
+    struct Report: CustomStringConvertible {
+        var readings: Int
+        /// The longest time between the starts of two readings, in seconds.
+        var longestGap: Double
+        var misses: [Miss]
+        /// Readings that failed (the table could not be read), with their error.
+        var failures: [String]
+        var description: String {
+            "\(readings) readings, longest gap \(String(format: "%.3f", longestGap)) s, \(misses.count) with keys "
+                + "missing\(misses.isEmpty ? "" : ": " + misses.prefix(10).map(\.description).joined(separator: "; "))"
+                + (failures.isEmpty ? "" : ", \(failures.count) failed: \(failures.prefix(3))")
+        }
+    }
 
-    /// Starts sampling at once.
-    /// - Parameters:
-    ///   - interval: At most this long between samples (the issue's bound is 0.5 s; the default leaves room for a
-    ///     slow read).
-    ///   - required: The virtual servers that must be there at this moment.
+    private let report = LockedBox(Report(readings: 0, longestGap: 0, misses: [], failures: []))
+    private let stopped = LockedBox(false)
+    private let finished = DispatchSemaphore(value: 0)
+
     init(
-        _ ipvs: IPVSHandle, every interval: TimeInterval = 0.1,
-        required: @escaping @Sendable () -> Set<VirtualServerKey>
+        _ ipvs: IPVSHandle, every interval: Double = 0.1,
+        expected: @escaping @Sendable () -> Set<VirtualServerKey>
     ) {
-        let thread = Thread { [self] in
-            // Real-time priority (the tests run as root in the VM): in an emulated VM busy with daemons and other
-            // tests, a normal thread can wait past the sampling bound for a CPU.
+        let report = report
+        let stopped = stopped
+        let finished = finished
+        Thread.detachNewThread {
+            // The readings must keep their pace while the test and the daemon load the emulated VM: the thread runs at
+            // real-time priority (root may), which a thread of normal priority cannot delay; else first among them.
             var priority = sched_param(sched_priority: 10)
-            _ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &priority)
-            var last = Date()
-            while running.load(ordering: .relaxed) {
-                let wanted = required()
+            if pthread_setschedparam(pthread_self(), SCHED_FIFO, &priority) != 0 { _ = test_set_thread_nice(-10) }
+            let start = Date()
+            var last: Date?
+            while !stopped.value {
                 let now = Date()
-                do {
-                    let present = Set(try ipvs.virtualServers().map(\.server.key))
-                    let missing = wanted.subtracting(present).sorted()
-                    report.withLock { report in
-                        if report.samples > 0 {
-                            report.longestGap = max(report.longestGap, now.timeIntervalSince(last))
-                        }
-                        report.samples += 1
-                        if !missing.isEmpty { report.misses.append(Miss(at: now, missing: missing)) }
-                    }
-                } catch {
-                    report.withLock { $0.failures.append("\(error)") }
-                }
+                let wantedBefore = expected()
+                let reading = Result { try ipvs.virtualServers() }
+                let wanted = wantedBefore.intersection(expected())
+                var current = report.value
+                current.readings += 1
+                if let last { current.longestGap = max(current.longestGap, now.timeIntervalSince(last)) }
                 last = now
-                Thread.sleep(forTimeInterval: interval)
+                switch reading {
+                case .success(let servers):
+                    let present = Set(servers.map(\.server.key))
+                    let missing = wanted.subtracting(present)
+                    if !missing.isEmpty {
+                        current.misses.append(Miss(at: now.timeIntervalSince(start), missing: Array(missing)))
+                    }
+                case .failure(let error):
+                    current.failures.append("\(error)")
+                }
+                report.value = current
+                let rest = interval - Date().timeIntervalSince(now)
+                if rest > 0 { Thread.sleep(forTimeInterval: rest) }
             }
-            done.signal()
+            finished.signal()
         }
-        thread.start()
     }
 
-    /// How many samples were taken so far: a fault is held for a number of them.
-    var samplesTaken: Int { report.withLock { $0.samples } }
+    /// How many readings were taken so far: a fault is held for a number of them.
+    var readings: Int { report.value.readings }
 
-    /// Stops sampling and says what was seen.
-    func finish() -> Report {
-        if running.exchange(false, ordering: .relaxed) { done.wait() }
-        return report.withLock { $0 }
+    /// Stops reading and says what was seen.
+    func stop() -> Report {
+        if !stopped.value {
+            stopped.value = true
+            finished.wait()
+        }
+        return report.value
     }
+
+    deinit { _ = stop() }
 }
