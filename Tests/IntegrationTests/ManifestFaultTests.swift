@@ -114,3 +114,62 @@ struct ManifestFaultTests {
         #expect(report.longestGap <= 0.5, "\(report)")
     }
 }
+
+extension ManifestFaultTests {
+    /// Files the daemon cannot read (mode 000, and a daemon without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, as
+    /// root is not refused otherwise): at a restart, nothing an earlier process made is removed while one file cannot
+    /// be read; while running, a file changed into one it cannot read holds every change back. Nothing is lost
+    /// either way, and all lands once the files can be read.
+    @Test func filesThatCannotBeReadLoseNothingAtARestartOrWhileRunning() throws {
+        let namespace = try TestNamespace("unreadable")
+        let ipvs = try namespace.ipvs()
+        let folder = try temporaryFolder("unreadable")
+        let ips = ["10.96.72.1", "10.96.72.2", "10.96.72.3"]
+        var files: [String] = []
+        for (index, ip) in ips.enumerated() {
+            files.append(
+                try write(
+                    service("svc\(index)", clusterIP: ip, endpoints: ["10.244.0.1"]), to: folder, as: "\(index).yaml"))
+        }
+        let first = try Daemon(namespace: namespace, manifests: folder)
+        let all = Set(ips.map(key))
+        #expect(try converges(ipvs, to: all, within: 20), "\(first.output)")
+        #expect(first.stop() == 0)
+
+        // The restart: one file cannot be read.
+        #expect(chmod(files[1], 0) == 0)
+        let capDACOverride: Int32 = 1
+        let capDACReadSearch: Int32 = 2
+        let daemon = try Daemon(
+            namespace: namespace, manifests: folder, arguments: ["--state-dir", first.stateDirectory],
+            droppedCapabilities: [capDACOverride, capDACReadSearch])
+        defer { daemon.stop() }
+        let sampler = VirtualServerSampler(ipvs) { all }
+        #expect(logSays(daemon, "1.yaml: cannot open: Permission denied"), "\(daemon.output)")
+        hold(sampler, samples: 10)
+        #expect(try table(ipvs) == all)
+        #expect(chmod(files[1], 0o644) == 0)
+        #expect(logSays(daemon, "the source reads again"), "\(daemon.output)")
+
+        // While running: a file changed, then made unreadable before the daemon read it.
+        try write(
+            service("svc2", clusterIP: "10.96.72.3", endpoints: ["10.244.0.1", "10.244.0.2"]), to: folder, as: "2.yaml")
+        #expect(chmod(files[2], 0) == 0)
+        try write(service("svc3", clusterIP: "10.96.72.4", endpoints: ["10.244.0.1"]), to: folder, as: "3.yaml")
+        #expect(logSays(daemon, "2.yaml: cannot open: Permission denied"), "\(daemon.output)")
+        hold(sampler, samples: 10)
+        #expect(try table(ipvs) == all, "every change waits, the new file's too")
+        #expect(chmod(files[2], 0o644) == 0)
+        #expect(try converges(ipvs, to: all.union([key("10.96.72.4")]), within: 5), "\(daemon.output)")
+        #expect(
+            try eventually(timeoutSeconds: 5) { try ipvs.realServers(of: key("10.96.72.3")).count == 2 ? true : nil }
+                == true)
+        let report = sampler.stop()
+        #expect(report.misses.count == 0, "\(report)")
+        #expect(report.longestGap <= 0.5, "\(report)")
+    }
+}
+
+private func table(_ ipvs: IPVSHandle) throws -> Set<VirtualServerKey> {
+    Set(try ipvs.virtualServers().map(\.server.key))
+}
