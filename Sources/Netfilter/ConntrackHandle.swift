@@ -41,21 +41,17 @@ public final class ConntrackHandle: Sendable {
             var entries: [ConntrackEntry] = []
         }
         let (result, dump) = lock.withLock { _ in
-            dumps.read { () -> (code: Int32, result: Dump) in
-                var dump = Dump(protocols: protocols)
-                let code = withUnsafeMutablePointer(to: &dump) { dump in
-                    cnetlink_conntrack_dump(
-                        handle, UInt8(family.rawValue),
-                        { entry, context in
-                            let dump = context!.assumingMemoryBound(to: Dump.self)
-                            let entry = entry!.pointee
-                            if dump.pointee.protocols.contains(entry.protocol) {
-                                dump.pointee.entries.append(ConntrackEntry(entry))
-                            }
-                            return 0
-                        }, dump)
-                }
-                return (code, dump)
+            dumps.gather(startingWith: Dump(protocols: protocols)) { dump in
+                cnetlink_conntrack_dump(
+                    handle, UInt8(family.rawValue),
+                    { entry, context in
+                        let dump = context!.assumingMemoryBound(to: Dump.self)
+                        let entry = entry!.pointee
+                        if dump.pointee.protocols.contains(entry.protocol) {
+                            dump.pointee.entries.append(ConntrackEntry(entry))
+                        }
+                        return 0
+                    }, dump)
             }
         }
         if result < 0 { throw NetfilterError(operation: "dump conntrack entries", code: result) }

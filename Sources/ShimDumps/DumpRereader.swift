@@ -25,6 +25,20 @@ package final class DumpRereader: Sendable {
     /// - Parameter dump: One whole dump, gathered into a result it makes itself, so that no attempt adds to
     ///   another's. Returns the shim's code with that result.
     /// - Returns: The last attempt's code and result; a negative code means the result must not be used.
+    /// Runs a shim dump whose visitor gathers into the value its context points to: each attempt starts from a
+    /// fresh `initial` value.
+    /// - Parameter dump: Calls the shim with the pointer as the visitor's context; returns the shim's code.
+    /// - Returns: The last attempt's code and what it gathered; a negative code means it must not be used.
+    package func gather<Gathered>(
+        startingWith initial: @autoclosure () -> Gathered, _ dump: (UnsafeMutablePointer<Gathered>) -> Int32
+    ) -> (code: Int32, result: Gathered) {
+        read {
+            var gathered = initial()
+            let code = withUnsafeMutablePointer(to: &gathered) { dump($0) }
+            return (code, gathered)
+        }
+    }
+
     package func read<Result>(_ dump: () -> (code: Int32, result: Result)) -> (code: Int32, result: Result) {
         var attempt = 1
         while true {

@@ -3,12 +3,6 @@ import IPVS
 import IPVSModel
 import Testing
 
-private func key(_ clusterIP: String) -> VirtualServerKey { .address(.tcp, IPAddress(clusterIP)!, port: 80) }
-
-private func table(_ ipvs: IPVSHandle) throws -> Set<VirtualServerKey> {
-    Set(try ipvs.virtualServers().map(\.server.key))
-}
-
 /// Runs busybox's `mount` (and `umount`) in the VM.
 private func mount(_ arguments: String...) throws { try run("/bin/busybox", ["mount"] + arguments) }
 
@@ -29,7 +23,7 @@ struct KernelFaultTests {
             namespace: namespace, manifests: folder,
             arguments: ["--sync-period", "\(Int(period))s", "--cluster-cidr", "10.244.0.0/16"])
         defer { daemon.stop() }
-        let all = Set(ips.map(key))
+        let all = Set(ips.map(serviceKey))
         func clusterIPElements() -> String {
             (try? namespace.exec(Tools.nft, ["list", "set", "ip", "ipvs-proxy", "cluster-ips"], allowFailure: true))?
                 .output ?? ""
@@ -42,7 +36,9 @@ struct KernelFaultTests {
             let (elements, addresses) = (clusterIPElements(), dummyAddresses())
             return ips.allSatisfy { elements.contains("\($0) . tcp . 80") && addresses.contains($0) }
         }
-        #expect(try eventually(timeoutSeconds: 20) { try table(ipvs) == all && programmed() ? true : nil } == true)
+        #expect(
+            try eventually(timeoutSeconds: 20) { try ipvs.virtualServerKeys() == all && programmed() ? true : nil }
+                == true)
         let sampler = VirtualServerSampler(ipvs) { all }
         /// Breaks something, then checks that it is whole again once the first full resync that started after the
         /// break has ended (the second "synced" line in full mode from now: the first may have started before).
@@ -66,8 +62,8 @@ struct KernelFaultTests {
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
         try repairedByTheNextFullResync(
-            "the deleted virtual server", breaking: { try ipvs.delete(key("10.96.80.2")) },
-            whole: { try table(ipvs) == all })
+            "the deleted virtual server", breaking: { try ipvs.delete(serviceKey("10.96.80.2")) },
+            whole: { try ipvs.virtualServerKeys() == all })
     }
 
     /// The state folder full, then read-only: ownership cannot be recorded, so changes wait and nothing is deleted
@@ -86,8 +82,10 @@ struct KernelFaultTests {
         }
         let daemon = try Daemon(namespace: namespace, manifests: folder, arguments: ["--state-dir", state])
         defer { daemon.stop() }
-        let abc: Set = [key("10.96.81.1"), key("10.96.81.2"), key("10.96.81.3")]
-        #expect(try eventually(timeoutSeconds: 20) { try table(ipvs) == abc ? true : nil } == true, "\(daemon.output)")
+        let abc: Set = [serviceKey("10.96.81.1"), serviceKey("10.96.81.2"), serviceKey("10.96.81.3")]
+        #expect(
+            try eventually(timeoutSeconds: 20) { try ipvs.virtualServerKeys() == abc ? true : nil } == true,
+            "\(daemon.output)")
 
         /// Makes the folder unwritable, changes the input (d added, c removed), checks that nothing changes in the
         /// kernel while the daemon fails to record ownership, then makes it writable and checks the change lands.
@@ -103,17 +101,21 @@ struct KernelFaultTests {
                 daemon.output.components(separatedBy: "sync failed").count >= failures + 3 ? true : nil
             }
             #expect(failed == true, "\(label): \(daemon.output.suffix(2000))")
-            #expect(try table(ipvs) == abc, "\(label): the change waits")
+            #expect(try ipvs.virtualServerKeys() == abc, "\(label): the change waits")
             let report = sampler.stop()
             #expect(report.misses.count == 0, "\(label): \(report)")
             #expect(report.longestGap <= 0.5, "\(label): \(report)")
             try mend()
-            let applied: Set = [key("10.96.81.1"), key("10.96.81.2"), key("10.96.81.4")]
-            #expect(try eventually(timeoutSeconds: 5) { try table(ipvs) == applied ? true : nil } == true, "\(label)")
+            let applied: Set = [serviceKey("10.96.81.1"), serviceKey("10.96.81.2"), serviceKey("10.96.81.4")]
+            #expect(
+                try eventually(timeoutSeconds: 5) { try ipvs.virtualServerKeys() == applied ? true : nil } == true,
+                "\(label)")
             // Back as it was, for the next fault.
             try FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent("d.yaml"))
             try write(service("c", clusterIP: "10.96.81.3", endpoints: ["10.244.0.1"]), to: folder, as: "c.yaml")
-            #expect(try eventually(timeoutSeconds: 5) { try table(ipvs) == abc ? true : nil } == true, "\(label)")
+            #expect(
+                try eventually(timeoutSeconds: 5) { try ipvs.virtualServerKeys() == abc ? true : nil } == true,
+                "\(label)")
         }
 
         let filler = (state as NSString).appendingPathComponent("filler")

@@ -4,11 +4,6 @@ import IPVSModel
 import Synchronization
 import Testing
 
-/// The virtual server of a `service(...)` manifest's Service.
-private func key(_ clusterIP: String) -> VirtualServerKey {
-    .address(.tcp, IPAddress(clusterIP)!, port: 80)
-}
-
 /// Waits (up to `seconds`) until the daemon's log says something.
 private func logSays(_ daemon: Daemon, _ text: String, within seconds: Double = 10) -> Bool {
     eventually(timeoutSeconds: seconds) { daemon.output.contains(text) ? true : nil } ?? false
@@ -16,7 +11,7 @@ private func logSays(_ daemon: Daemon, _ text: String, within seconds: Double = 
 
 /// Waits (up to `seconds`) until the kernel holds exactly these virtual servers.
 private func converges(_ ipvs: IPVSHandle, to keys: Set<VirtualServerKey>, within seconds: Double) throws -> Bool {
-    try eventually(timeoutSeconds: seconds) { Set(try ipvs.virtualServers().map(\.server.key)) == keys ? true : nil }
+    try eventually(timeoutSeconds: seconds) { try ipvs.virtualServerKeys() == keys ? true : nil }
         ?? false
 }
 
@@ -44,7 +39,7 @@ struct ManifestFaultTests {
         }
         let daemon = try Daemon(namespace: namespace, manifests: folder)
         defer { daemon.stop() }
-        let all = Set(ips.map(key))
+        let all = Set(ips.map(serviceKey))
         #expect(try converges(ipvs, to: all, within: 20), "\(daemon.output)")
 
         let sampler = VirtualServerSampler(ipvs) { all }
@@ -53,7 +48,7 @@ struct ManifestFaultTests {
         hold(sampler, samples: 10)
         try write(service("svc3", clusterIP: "10.96.70.4", endpoints: ["10.244.0.1"]), to: away, as: "svc3.yaml")
         try FileManager.default.moveItem(atPath: away, toPath: folder)
-        #expect(try converges(ipvs, to: all.union([key("10.96.70.4")]), within: 5), "\(daemon.output)")
+        #expect(try converges(ipvs, to: all.union([serviceKey("10.96.70.4")]), within: 5), "\(daemon.output)")
         let report = sampler.stop()
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
@@ -92,9 +87,9 @@ struct ManifestFaultTests {
         try publish(0, ["stable.yaml": stable])
         let daemon = try Daemon(namespace: namespace, manifests: folder)
         defer { daemon.stop() }
-        #expect(try converges(ipvs, to: [key("10.96.71.1")], within: 20), "\(daemon.output)")
+        #expect(try converges(ipvs, to: [serviceKey("10.96.71.1")], within: 20), "\(daemon.output)")
 
-        let sampler = VirtualServerSampler(ipvs) { [key("10.96.71.1")] }
+        let sampler = VirtualServerSampler(ipvs) { [serviceKey("10.96.71.1")] }
         // Versions that add and drop a second Service by turns, and move the stable one's endpoints.
         for version in 1...8 {
             var files = ["stable.yaml": service("stable", clusterIP: "10.96.71.1", endpoints: ["10.244.0.\(version)"])]
@@ -103,10 +98,10 @@ struct ManifestFaultTests {
             }
             try publish(version, files)
             let wanted: Set<VirtualServerKey> =
-                version % 2 == 1 ? [key("10.96.71.1"), key("10.96.71.2")] : [key("10.96.71.1")]
+                version % 2 == 1 ? [serviceKey("10.96.71.1"), serviceKey("10.96.71.2")] : [serviceKey("10.96.71.1")]
             #expect(try converges(ipvs, to: wanted, within: 5), "version \(version): \(daemon.output)")
             // (A replaced endpoint may still drain at weight 0 until the next drain check.)
-            let serving = try ipvs.realServers(of: key("10.96.71.1")).filter { $0.server.weight > 0 }
+            let serving = try ipvs.realServers(of: serviceKey("10.96.71.1")).filter { $0.server.weight > 0 }
             #expect(serving.map(\.server.address.description) == ["10.244.0.\(version)"], "version \(version)")
         }
         let report = sampler.stop()
@@ -132,7 +127,7 @@ extension ManifestFaultTests {
                     service("svc\(index)", clusterIP: ip, endpoints: ["10.244.0.1"]), to: folder, as: "\(index).yaml"))
         }
         let first = try Daemon(namespace: namespace, manifests: folder)
-        let all = Set(ips.map(key))
+        let all = Set(ips.map(serviceKey))
         #expect(try converges(ipvs, to: all, within: 20), "\(first.output)")
         #expect(first.stop() == 0)
 
@@ -147,7 +142,7 @@ extension ManifestFaultTests {
         let sampler = VirtualServerSampler(ipvs) { all }
         #expect(logSays(daemon, "1.yaml: cannot open: Permission denied"), "\(daemon.output)")
         hold(sampler, samples: 10)
-        #expect(try table(ipvs) == all)
+        #expect(try ipvs.virtualServerKeys() == all)
         #expect(chmod(files[1], 0o644) == 0)
         #expect(logSays(daemon, "the source reads again"), "\(daemon.output)")
 
@@ -158,18 +153,16 @@ extension ManifestFaultTests {
         try write(service("svc3", clusterIP: "10.96.72.4", endpoints: ["10.244.0.1"]), to: folder, as: "3.yaml")
         #expect(logSays(daemon, "2.yaml: cannot open: Permission denied"), "\(daemon.output)")
         hold(sampler, samples: 10)
-        #expect(try table(ipvs) == all, "every change waits, the new file's too")
+        #expect(try ipvs.virtualServerKeys() == all, "every change waits, the new file's too")
         #expect(chmod(files[2], 0o644) == 0)
-        #expect(try converges(ipvs, to: all.union([key("10.96.72.4")]), within: 5), "\(daemon.output)")
+        #expect(try converges(ipvs, to: all.union([serviceKey("10.96.72.4")]), within: 5), "\(daemon.output)")
         #expect(
-            try eventually(timeoutSeconds: 5) { try ipvs.realServers(of: key("10.96.72.3")).count == 2 ? true : nil }
+            try eventually(timeoutSeconds: 5) {
+                try ipvs.realServers(of: serviceKey("10.96.72.3")).count == 2 ? true : nil
+            }
                 == true)
         let report = sampler.stop()
         #expect(report.misses.count == 0, "\(report)")
         #expect(report.longestGap <= 0.5, "\(report)")
     }
-}
-
-private func table(_ ipvs: IPVSHandle) throws -> Set<VirtualServerKey> {
-    Set(try ipvs.virtualServers().map(\.server.key))
 }

@@ -53,26 +53,22 @@ public final class InterfaceHandle: Sendable {
     /// - Throws: ``IPVSError``; ``IPVSError/Reason/dumpInterrupted`` when links kept changing through every read.
     public func links() throws -> [NetworkLink] {
         let (result, links) = withHandle { handle in
-            dumps.read { () -> (code: Int32, result: [NetworkLink]) in
-                var links: [NetworkLink] = []
-                let code = withUnsafeMutablePointer(to: &links) { links in
-                    cnetlink_route_dump_links(
-                        handle,
-                        { link, context in
-                            let links = context!.assumingMemoryBound(to: [NetworkLink].self)
-                            var cLink = link!.pointee
-                            let name = withUnsafeBytes(of: &cLink.name) {
-                                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                            }
-                            let kind = withUnsafeBytes(of: &cLink.kind) {
-                                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-                            }
-                            links.pointee.append(
-                                NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
-                            return 0
-                        }, links)
-                }
-                return (code, links)
+            dumps.gather(startingWith: [NetworkLink]()) { links in
+                cnetlink_route_dump_links(
+                    handle,
+                    { link, context in
+                        let links = context!.assumingMemoryBound(to: [NetworkLink].self)
+                        var cLink = link!.pointee
+                        let name = withUnsafeBytes(of: &cLink.name) {
+                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                        }
+                        let kind = withUnsafeBytes(of: &cLink.kind) {
+                            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                        }
+                        links.pointee.append(
+                            NetworkLink(index: cLink.index, name: name, kind: kind, flags: cLink.flags))
+                        return 0
+                    }, links)
             }
         }
         try Self.check(result, "list links")
@@ -89,23 +85,19 @@ public final class InterfaceHandle: Sendable {
     ///   read.
     public func addresses() throws -> [InterfaceAddress] {
         let (result, addresses) = withHandle { handle in
-            dumps.read { () -> (code: Int32, result: [InterfaceAddress]) in
-                var addresses: [InterfaceAddress] = []
-                let code = withUnsafeMutablePointer(to: &addresses) { addresses in
-                    cnetlink_route_dump_addresses(
-                        handle,
-                        { address, context in
-                            let addresses = context!.assumingMemoryBound(to: [InterfaceAddress].self)
-                            let entry = address!.pointee
-                            addresses.pointee.append(
-                                InterfaceAddress(
-                                    linkIndex: entry.link_index,
-                                    address: IPAddress(family: entry.family, cBytes: entry.address),
-                                    prefixLength: entry.prefix_length))
-                            return 0
-                        }, addresses)
-                }
-                return (code, addresses)
+            dumps.gather(startingWith: [InterfaceAddress]()) { addresses in
+                cnetlink_route_dump_addresses(
+                    handle,
+                    { address, context in
+                        let addresses = context!.assumingMemoryBound(to: [InterfaceAddress].self)
+                        let entry = address!.pointee
+                        addresses.pointee.append(
+                            InterfaceAddress(
+                                linkIndex: entry.link_index,
+                                address: IPAddress(family: entry.family, cBytes: entry.address),
+                                prefixLength: entry.prefix_length))
+                        return 0
+                    }, addresses)
             }
         }
         try Self.check(result, "list addresses")

@@ -120,18 +120,14 @@ public final class IPVSHandle: Sendable {
     public var interruptedDumps: Int { dumps.interruptedDumps }
 
     private func dumpServices(_ handle: OpaquePointer) throws -> [VirtualServerState] {
-        let (result, servers) = dumps.read { () -> (code: Int32, result: [VirtualServerState]) in
-            var servers: [VirtualServerState] = []
-            let code = withUnsafeMutablePointer(to: &servers) { servers in
-                cnetlink_ipvs_dump_services(
-                    handle,
-                    { entry, context in
-                        let servers = context!.assumingMemoryBound(to: [VirtualServerState].self)
-                        servers.pointee.append(VirtualServerState(entry!.pointee))
-                        return 0
-                    }, servers)
-            }
-            return (code, servers)
+        let (result, servers) = dumps.gather(startingWith: [VirtualServerState]()) { servers in
+            cnetlink_ipvs_dump_services(
+                handle,
+                { entry, context in
+                    let servers = context!.assumingMemoryBound(to: [VirtualServerState].self)
+                    servers.pointee.append(VirtualServerState(entry!.pointee))
+                    return 0
+                }, servers)
         }
         try Self.check(result, "dump virtual servers")
         return servers
@@ -139,18 +135,14 @@ public final class IPVSHandle: Sendable {
 
     private func dumpDestinations(_ handle: OpaquePointer, _ key: VirtualServerKey) throws -> [RealServerState] {
         var cKey = key.cKey
-        let (result, servers) = dumps.read { () -> (code: Int32, result: [RealServerState]) in
-            var servers: [RealServerState] = []
-            let code = withUnsafeMutablePointer(to: &servers) { servers in
-                cnetlink_ipvs_dump_destinations(
-                    handle, &cKey,
-                    { entry, context in
-                        let servers = context!.assumingMemoryBound(to: [RealServerState].self)
-                        servers.pointee.append(RealServerState(entry!.pointee))
-                        return 0
-                    }, servers)
-            }
-            return (code, servers)
+        let (result, servers) = dumps.gather(startingWith: [RealServerState]()) { servers in
+            cnetlink_ipvs_dump_destinations(
+                handle, &cKey,
+                { entry, context in
+                    let servers = context!.assumingMemoryBound(to: [RealServerState].self)
+                    servers.pointee.append(RealServerState(entry!.pointee))
+                    return 0
+                }, servers)
         }
         try Self.check(result, "dump real servers of \(key)")
         return servers

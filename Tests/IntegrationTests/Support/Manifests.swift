@@ -1,3 +1,6 @@
+import IPVS
+import IPVSModel
+
 /// A ClusterIP Service in namespace `lab` with one TCP port (`web`, to 8080) and one EndpointSlice of ready
 /// endpoints, as manifest YAML.
 func service(_ name: String, clusterIP: String, endpoints: [String], port: Int = 80) -> String {
@@ -21,4 +24,16 @@ func service(_ name: String, clusterIP: String, endpoints: [String], port: Int =
     \(endpoints.map { "- {addresses: [\"\($0)\"], conditions: {ready: true}}" }.joined(separator: "\n"))
 
     """
+}
+
+/// The virtual server of a `service(...)` manifest's Service (its port 80 on its cluster IP).
+func serviceKey(_ clusterIP: String) -> VirtualServerKey {
+    .address(.tcp, IPAddress(clusterIP)!, port: 80)
+}
+
+extension IPVSHandle {
+    /// The keys of every virtual server in the table.
+    func virtualServerKeys() throws -> Set<VirtualServerKey> {
+        Set(try virtualServers().map(\.server.key))
+    }
 }
