@@ -278,6 +278,25 @@ struct NetfilterPartTests {
 
 @Suite("The nftables ledger", .timeLimit(.minutes(2)))
 struct NFTablesLedgerTests {
+    /// A ledger that cannot be written (here its temporary file's name is taken by a folder; a full or read-only
+    /// state folder alike) is forgotten, not an error: the kernel already took the transaction, and a ledger kept
+    /// from before would describe tables that are no more.
+    @Test func aLedgerThatCannotBeWrittenIsForgottenNotAnError() throws {
+        try withTemporaryFolder("ledger") { folder in
+            let ledger = NFTablesLedger(directory: folder)
+            let before = NFTablesPart.State(
+                tables: [.ip: NFTablesPart.TableState(skeletonDigest: "0123456789abcdef", elements: [:])], generation: 7
+            )
+            ledger.save(before)
+            #expect(NFTablesLedger(directory: folder).load() == before)
+            try FileManager.default.createDirectory(
+                atPath: ledger.file + ".tmp", withIntermediateDirectories: false)
+            ledger.save(NFTablesPart.State(tables: before.tables, generation: 8))
+            #expect(ledger.load() == nil)
+            #expect(NFTablesLedger(directory: folder).load() == nil, "the old ledger is gone from the folder too")
+        }
+    }
+
     @Test func itKeepsWhatItWasGivenAcrossRuns() throws {
         try withTemporaryFolder("ledger") { folder in
             let state = NFTablesPart.State(
@@ -287,7 +306,7 @@ struct NFTablesLedgerTests {
                         elements: [Name.clusterIPs: [element("10.96.0.1 . tcp . 80"), element("10.96.0.2 . udp . 53")]]),
                     .ip6: NFTablesPart.TableState(skeletonDigest: "fedcba9876543210", elements: [:]),
                 ], generation: 42)
-            try NFTablesLedger(directory: folder).save(state)
+            NFTablesLedger(directory: folder).save(state)
             let loaded = NFTablesLedger(directory: folder).load()
             #expect(loaded == state)
             // Each set's digest is read at once; its elements, from their lines, when asked for.

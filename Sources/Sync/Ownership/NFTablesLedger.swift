@@ -24,11 +24,17 @@ package final class NFTablesLedger: Sendable {
         return state
     }
 
-    /// Keeps the tables as they are now, at `state.generation`.
-    package func save(_ state: NFTablesPart.State) throws {
+    /// Keeps the tables as they are now, at `state.generation`. A ledger that cannot be written (the state folder
+    /// full, read-only, or the process out of descriptors) is forgotten instead: it is a cache, losing it costs one
+    /// listing, and a sync whose transaction the kernel took must not fail for it.
+    package func save(_ state: NFTablesPart.State) {
         guard state.generation != nil, load() != state else { return }
-        try StateFile.replace(file, in: directory) { Data(Self.render(state).utf8) }
-        cached.withLock { $0 = .some(state) }
+        do {
+            try StateFile.replace(file, in: directory) { Data(Self.render(state).utf8) }
+            cached.withLock { $0 = .some(state) }
+        } catch {
+            forget()
+        }
     }
 
     /// Forgets what was kept (after a refused transaction, or a cleanup), so that the next read lists the tables.

@@ -308,7 +308,7 @@ package struct NFTablesPart: KernelPart {
     package func apply(_ changes: Changes) throws -> Outcome {
         if changes.transaction.isEmpty {
             if let generation = changes.confirmedGeneration {
-                try ledger?.save(State(tables: changes.after, generation: generation))
+                ledger?.save(State(tables: changes.after, generation: generation))
             }
             return Outcome(generation: changes.confirmedGeneration, refusal: nil)
         }
@@ -322,7 +322,7 @@ package struct NFTablesPart: KernelPart {
         let commitTime = ContinuousClock.now - started
         // Read right after the commit; another writer in between would be mistaken for this one.
         let generation = try connection.generation()
-        try ledger?.save(State(tables: changes.after, generation: generation))
+        ledger?.save(State(tables: changes.after, generation: generation))
         return Outcome(generation: generation, refusal: nil, commitTime: commitTime)
     }
 
