@@ -179,7 +179,9 @@ struct APIFaultTests {
         let sampler = VirtualServerSampler(ipvs) { wanted.value }
 
         /// Holds a fault until the daemon has asked `count` times what `kind` answers, then lets the server recover
-        /// and (for a fault that makes the view stale) waits until the daemon says it reads again.
+        /// and (for a fault that makes the view stale) waits until the daemon says it reads again. Each wait allows
+        /// two minutes: in a full parallel run of the emulated VM a phase has taken 32 s (the source backs off up to
+        /// 30 s between requests); alone, 1 to 10 s.
         func fault(
             _ label: String, _ answers: [String: ScriptedCluster.Answer], until kind: String, asked count: Int,
             stale: Bool = true, sourceLocation: SourceLocation = #_sourceLocation
@@ -188,13 +190,13 @@ struct APIFaultTests {
             defer { print("API fault '\(label)': \(String(format: "%.1f", Date().timeIntervalSince(started))) s") }
             let recoveries = daemon.output.components(separatedBy: "the source reads again").count
             cluster.answer(answers)
-            let held = eventually(timeoutSeconds: 60) { cluster.requests(kind) >= count ? true : nil }
+            let held = eventually(timeoutSeconds: 120) { cluster.requests(kind) >= count ? true : nil }
             #expect(
                 held == true, "\(label): the daemon asked \(cluster.requests(kind)) times",
                 sourceLocation: sourceLocation)
             cluster.answer([:])
             guard stale else { return }
-            let recovered = eventually(timeoutSeconds: 60) {
+            let recovered = eventually(timeoutSeconds: 120) {
                 daemon.output.components(separatedBy: "the source reads again").count > recoveries ? true : nil
             }
             #expect(recovered == true, "\(label): \(daemon.output.suffix(3000))", sourceLocation: sourceLocation)
