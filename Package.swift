@@ -84,6 +84,7 @@ let package = Package(
                 "NetfilterModel",
                 "KubernetesModel",
                 "Translation",
+                "ProxyRules",
                 "Sync",
                 "StateSources",
                 "ProxyDaemon",
@@ -96,12 +97,14 @@ let package = Package(
             ]
         ),
         // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
-        .target(name: "Translation", dependencies: ["IPVSModel", "KubernetesModel", "InternetAddress"]),
+        // What the node's kernel should hold for its Services, as plain values with no Kubernetes types.
+        .target(name: "ProxyRules", dependencies: ["IPVSModel", "InternetAddress"]),
+        .target(name: "Translation", dependencies: ["IPVSModel", "KubernetesModel", "InternetAddress", "ProxyRules"]),
         // Plans and applies the difference between desired and kernel state, owning only what it made.
         .target(
             name: "Sync",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "Translation",
+                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "ProxyRules",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -127,7 +130,7 @@ let package = Package(
         .target(
             name: "ProxyDaemon",
             dependencies: [
-                "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "StateSources",
+                "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "ProxyRules", "StateSources",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,7 +148,8 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "TranslationTests", dependencies: ["Translation", "IPVSModel", "KubernetesModel", "TestSupport"]),
+            name: "TranslationTests",
+            dependencies: ["Translation", "ProxyRules", "IPVSModel", "KubernetesModel", "TestSupport"]),
         .testTarget(name: "NetfilterModelTests", dependencies: ["NetfilterModel", "InternetAddress"]),
         // Test helpers: temporary folders that clean up after themselves, a seeded random number generator.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -162,6 +166,7 @@ let package = Package(
             name: "SyncTests",
             dependencies: [
                 "Sync", "FakeKernel", "TestSupport", "IPVSModel", "NetfilterModel", "KubernetesModel", "Translation",
+                "ProxyRules",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -169,8 +174,8 @@ let package = Package(
             name: "ProxyDaemonTests",
             dependencies: [
                 "ProxyDaemon", "ProxyCommands", "ProxyConfiguration", "FakeKernel", "TestSupport", "Sync", "IPVSModel",
-                "KubernetesModel", "StateSources",
-                "Translation", .product(name: "SystemPackage", package: "swift-system"),
+                "KubernetesModel", "StateSources", "Translation", "ProxyRules",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -218,8 +223,10 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "Sync",
-                "ProxyCommands", "CTestSupport", "FakeAPIServer", .product(name: "SystemPackage", package: "swift-system"),
+                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "ProxyRules",
+                "Sync",
+                "ProxyCommands", "CTestSupport", "FakeAPIServer",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
     ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IPVSModel
 import NetfilterModel
+import ProxyRules
 import Sync
 import Translation
 

@@ -3,6 +3,7 @@ import IPVS
 import IPVSModel
 import KubernetesModel
 import ProxyDaemon
+import ProxyRules
 import Sync
 import Translation
 

@@ -1,11 +1,10 @@
 import IPVS
 import IPVSModel
-import KubernetesModel
 import Logging
 import NIOCore
 import NIOPosix
+import ProxyRules
 import Synchronization
-import Translation
 
 /// The health-check node ports of LoadBalancer Services with externalTrafficPolicy Local. On each, an HTTP server
 /// answers a load balancer's probe as kube-proxy's does (pkg/proxy/healthcheck/service_health.go, Kubernetes 1.34):
@@ -24,7 +23,7 @@ package final class HealthCheckPorts: Sendable {
     }
 
     private struct Check {
-        var service: ObjectName
+        var service: ServiceName
         var localEndpoints: [AddressFamily: Int]
     }
 
@@ -60,7 +59,7 @@ package final class HealthCheckPorts: Sendable {
 
     /// The listeners a set of health checks needs: each port on each of `addresses` (every address of a family
     /// when `nil`) of its Service's families.
-    static func listeners(for checks: [ObjectName: HealthCheck], on addresses: [IPAddress]?) -> Set<Listener> {
+    static func listeners(for checks: [ServiceName: HealthCheck], on addresses: [IPAddress]?) -> Set<Listener> {
         var result: Set<Listener> = []
         for check in checks.values {
             for family in check.localEndpoints.keys {
@@ -73,7 +72,7 @@ package final class HealthCheckPorts: Sendable {
 
     /// Makes the listeners match `checks`, on the node-port `addresses` (all of the node's when `nil`), and
     /// answers with their counts from now on. Returns at once: sockets open and close on NIO's event loops.
-    package func update(_ checks: [ObjectName: HealthCheck], on addresses: [IPAddress]?) {
+    package func update(_ checks: [ServiceName: HealthCheck], on addresses: [IPAddress]?) {
         let wanted = Self.listeners(for: checks, on: addresses)
         var byPort: [UInt16: Check] = [:]
         // Two Services never share a port in a valid cluster; if they do, the first by name answers.
@@ -162,7 +161,7 @@ package final class HealthCheckPorts: Sendable {
     }
 
     /// kube-proxy's answer, byte for byte: its JSON as Go's dedent leaves it, and the endpoint count as a weight.
-    static func response(service: ObjectName, localEndpoints: Int, proxyHealthy: Bool) -> EndpointResponse {
+    static func response(service: ServiceName, localEndpoints: Int, proxyHealthy: Bool) -> EndpointResponse {
         let body = """
             {
             \t"service": {

@@ -1,6 +1,7 @@
 import Foundation
 import IPVSModel
 import Prometheus
+import ProxyRules
 import Sync
 import Translation
 

@@ -3,6 +3,7 @@ import IPVSModel
 import KubernetesModel
 import Logging
 import NIOPosix
+import ProxyRules
 import ServiceLifecycle
 import StateSources
 import Sync

@@ -1,5 +1,5 @@
 import IPVSModel
-import Translation
+import ProxyRules
 
 /// One part of the kernel that a sync programs: the IPVS table (``IPVSTablePart``), the service addresses on
 /// the dummy link (``ServiceAddressPart``), and more to come.

@@ -1,4 +1,4 @@
-import Translation
+import ProxyRules
 
 /// Every part's state at one moment.
 struct PartStates: Sendable {

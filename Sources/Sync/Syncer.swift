@@ -1,7 +1,7 @@
 import IPVSModel
 import NetfilterModel
+import ProxyRules
 import Synchronization
-import Translation
 
 /// How a sync goes.
 package struct SyncOptions: Sendable {

@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 
 /// One Service's part of the desired state: what translating it alone gives.
 struct ServiceShare: Sendable, Equatable {
@@ -186,7 +187,7 @@ package struct LiveTranslation: Sendable {
         for key in old.virtualServers.keys where new.virtualServers[key] == nil { withdraw(key, of: name) }
         for (key, server) in new.virtualServers where old.virtualServers[key] != server {
             if claimants[key] != nil { warningsChanged = true }
-            if old.virtualServers[key] != nil, state.virtualServers[key]?.servicePort.service == name {
+            if old.virtualServers[key] != nil, state.virtualServers[key]?.servicePort.service == name.serviceName {
                 place(server, at: key)
             } else if old.virtualServers[key] == nil {
                 contribute(key, server, of: name)
@@ -207,22 +208,22 @@ package struct LiveTranslation: Sendable {
                 state.serviceAddresses.insert(address)
             }
         }
-        state.healthChecks[name] = new.healthCheck
+        state.healthChecks[name.serviceName] = new.healthCheck
         for policy in old.withoutLocalEndpoints.subtracting(new.withoutLocalEndpoints) {
-            state.servicesWithoutLocalEndpoints[policy]?.remove(name)
+            state.servicesWithoutLocalEndpoints[policy]?.remove(name.serviceName)
             if state.servicesWithoutLocalEndpoints[policy]?.isEmpty == true {
                 state.servicesWithoutLocalEndpoints[policy] = nil
             }
         }
         for policy in new.withoutLocalEndpoints {
-            state.servicesWithoutLocalEndpoints[policy, default: []].insert(name)
+            state.servicesWithoutLocalEndpoints[policy, default: []].insert(name.serviceName)
         }
         if !old.warnings.isEmpty || !new.warnings.isEmpty { warningsChanged = true }
     }
 
     /// A Service wants a virtual server it did not: it has it unless a Service first by name does.
     private mutating func contribute(_ key: VirtualServerKey, _ server: DesiredVirtualServer, of name: ObjectName) {
-        if let holder = state.virtualServers[key]?.servicePort.service {
+        if let holder = state.virtualServers[key].map({ ObjectName($0.servicePort.service) }) {
             claimants[key, default: [holder]].insert(name)
             warningsChanged = true
             guard name < holder else { return }
@@ -232,7 +233,7 @@ package struct LiveTranslation: Sendable {
 
     /// A Service no longer wants a virtual server: the next Service by name that wants it has it, if any does.
     private mutating func withdraw(_ key: VirtualServerKey, of name: ObjectName) {
-        let holds = state.virtualServers[key]?.servicePort.service == name
+        let holds = state.virtualServers[key]?.servicePort.service == name.serviceName
         if var wanting = claimants[key] {
             wanting.remove(name)
             warningsChanged = true
@@ -260,11 +261,18 @@ package struct LiveTranslation: Sendable {
         for (name, share) in shares where !share.warnings.isEmpty { byService[name] = share.warnings }
         for (key, wanting) in claimants.sorted(by: { $0.key < $1.key }) {
             guard let holder = state.virtualServers[key]?.servicePort else { continue }
-            for name in wanting.sorted() where name != holder.service {
+            for name in wanting.sorted() where name.serviceName != holder.service {
                 guard let port = shares[name]?.virtualServers[key]?.servicePort else { continue }
                 byService[name, default: []].append(Translator.conflict(port, wants: key, heldBy: holder))
             }
         }
         return byService.sorted { $0.key < $1.key }.flatMap(\.value)
     }
+}
+
+extension ObjectName {
+    /// The name as the engine's rules say it.
+    var serviceName: ServiceName { ServiceName(namespace: namespace, name: name) }
+
+    init(_ name: ServiceName) { self.init(namespace: name.namespace, name: name.name) }
 }

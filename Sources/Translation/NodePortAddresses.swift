@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 
 /// Which of the node's addresses take node ports (and health-check node ports): kube-proxy's
 /// `--nodeport-addresses` (networks, or `primary`), and ipvs-proxy's exact `--node-ip` addresses. With none of

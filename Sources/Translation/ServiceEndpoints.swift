@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 
 /// One backend of a Service port, merged from all the Service's EndpointSlices (or its legacy Endpoints).
 struct BackendEndpoint: Hashable {

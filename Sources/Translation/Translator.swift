@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 
 /// Turns Services and their endpoints into the IPVS state kube-proxy's IPVS mode would program.
 ///
@@ -106,7 +107,7 @@ package enum Translator {
         for port in spec.ports ?? [] {
             let transportProtocol = TransportProtocol(name: port.protocol ?? "TCP") ?? .tcp
             let portName = ServicePortName(
-                service: name, port: port.name.flatMap { $0.isEmpty ? nil : $0 } ?? "\(port.port)")
+                service: name.serviceName, port: port.name.flatMap { $0.isEmpty ? nil : $0 } ?? "\(port.port)")
             let backends = endpoints.backends(of: port)
             let nodePort = hasNodePorts ? port.nodePort.flatMap { $0 > 0 ? $0 : nil } : nil
             for endpoint in backends where endpoint.isReady && endpoint.nodeName == node.nodeName {

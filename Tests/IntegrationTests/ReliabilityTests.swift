@@ -3,6 +3,7 @@ import Foundation
 import IPVS
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import Sync
 import Testing
 import Translation

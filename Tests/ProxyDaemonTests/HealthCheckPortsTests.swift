@@ -1,9 +1,8 @@
 import Foundation
 import IPVSModel
-import KubernetesModel
 import Logging
+import ProxyRules
 import Testing
-import Translation
 
 @testable import ProxyDaemon
 
@@ -46,7 +45,7 @@ private func eventually<Value>(_ body: () -> Value?) async throws -> Value? {
 
 @Suite("Health-check node ports", .serialized, .timeLimit(.minutes(2)))
 struct HealthCheckPortsTests {
-    private let edge = ObjectName(namespace: "shop", name: "edge")
+    private let edge = ServiceName(namespace: "shop", name: "edge")
     private let loopback = [IPAddress("127.0.0.1")!]
 
     private func ports(health: HealthState = HealthState(timeout: .seconds(60))) -> HealthCheckPorts {
@@ -79,7 +78,7 @@ struct HealthCheckPortsTests {
     @Test func eachPortListensOnEveryAddressOfItsServicesFamiliesOrOnTheGivenOnes() {
         let checks = [
             edge: HealthCheck(port: 32000, localEndpoints: [.ipv4: 1, .ipv6: 1]),
-            ObjectName(namespace: "shop", name: "v4"): HealthCheck(port: 32001, localEndpoints: [.ipv4: 0]),
+            ServiceName(namespace: "shop", name: "v4"): HealthCheck(port: 32001, localEndpoints: [.ipv4: 0]),
         ]
         #expect(
             HealthCheckPorts.listeners(for: checks, on: nil).map(\.description).sorted() == [
@@ -120,7 +119,7 @@ struct HealthCheckPortsTests {
         let port = UInt16.random(in: 48001...55000)
         let holder = ports()
         holder.update(
-            [ObjectName(namespace: "other", name: "holder"): HealthCheck(port: port, localEndpoints: [.ipv4: 1])],
+            [ServiceName(namespace: "other", name: "holder"): HealthCheck(port: port, localEndpoints: [.ipv4: 1])],
             on: loopback)
         _ = try #require(try await eventually { holder.openListeners.isEmpty ? nil : true })
 

@@ -3,6 +3,7 @@ import Foundation
 import IPVSModel
 import KubernetesModel
 import Logging
+import ProxyRules
 import StateSources
 import Sync
 import TestSupport
@@ -450,7 +451,7 @@ struct SyncMetricsTests {
             let key = VirtualServerKey.address(.tcp, address, port: 80)
             state.virtualServers[key] = DesiredVirtualServer(
                 server: VirtualServer(key), realServers: [],
-                servicePort: ServicePortName(service: ObjectName(namespace: "gen", name: "svc-\(index)"), port: "80"))
+                servicePort: ServicePortName(service: ServiceName(namespace: "gen", name: "svc-\(index)"), port: "80"))
             state.serviceAddresses.insert(address)
         }
         return state

@@ -3,6 +3,7 @@ import Foundation
 import IPVSModel
 import KubernetesModel
 import NetfilterModel
+import ProxyRules
 import Sync
 import TestSupport
 import Testing
@@ -20,7 +21,7 @@ private func dns(endpoints: [Int]) -> DesiredState {
     state.virtualServers[key] = DesiredVirtualServer(
         server: VirtualServer(key),
         realServers: endpoints.map { RealServer(IPAddress("10.244.0.\($0)")!, port: 5353) },
-        servicePort: ServicePortName(service: ObjectName(namespace: "kube-system", name: "dns"), port: "dns"))
+        servicePort: ServicePortName(service: ServiceName(namespace: "kube-system", name: "dns"), port: "dns"))
     state.serviceAddresses = [IPAddress("10.96.0.53")!]
     return state
 }
@@ -138,7 +139,7 @@ struct NetfilterPartTests {
             let node = FakeNode(folder: folder)
             var desired = DesiredState()
             desired.serviceCount = 1
-            let service = ServicePortName(service: ObjectName(namespace: "shop", name: "edge"), port: "http")
+            let service = ServicePortName(service: ServiceName(namespace: "shop", name: "edge"), port: "http")
             func add(_ key: VirtualServerKey, _ kind: ServiceAddressKind, local: Bool, ranges: [String] = []) {
                 desired.virtualServers[key] = DesiredVirtualServer(
                     server: VirtualServer(key), realServers: [RealServer(IPAddress("10.244.1.5")!, port: 8080)],

@@ -1,6 +1,7 @@
 import Foundation
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import SystemPackage
 import TestSupport
 import Testing
@@ -10,8 +11,8 @@ import Translation
 
 private let web = VirtualServerKey.address(.tcp, IPAddress("10.96.0.10")!, port: 80)
 private let dns = VirtualServerKey.address(.udp, IPAddress("10.96.0.53")!, port: 53)
-private let webPort = ServicePortName(service: ObjectName(namespace: "shop", name: "web"), port: "http")
-private let dnsPort = ServicePortName(service: ObjectName(namespace: "kube-system", name: "dns"), port: "dns")
+private let webPort = ServicePortName(service: ServiceName(namespace: "shop", name: "web"), port: "http")
+private let dnsPort = ServicePortName(service: ServiceName(namespace: "kube-system", name: "dns"), port: "dns")
 
 private func real(_ address: String, port: UInt16 = 8080, weight: Int32 = 1) -> RealServer {
     RealServer(IPAddress(address)!, port: port, weight: weight)

@@ -2,6 +2,7 @@ import FakeKernel
 import IPVSModel
 import KubernetesModel
 import NetfilterModel
+import ProxyRules
 import Sync
 import TestSupport
 import Testing

@@ -2,6 +2,7 @@ import FakeKernel
 import Foundation
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import Sync
 import SystemPackage
 import TestSupport
@@ -21,7 +22,7 @@ func cluster(services count: Int, endpoints: Int = 2, shift: Int = 0) -> Desired
         }
         state.virtualServers[key] = DesiredVirtualServer(
             server: VirtualServer(key), realServers: reals,
-            servicePort: ServicePortName(service: ObjectName(namespace: "gen", name: "svc-\(index)"), port: "http"))
+            servicePort: ServicePortName(service: ServiceName(namespace: "gen", name: "svc-\(index)"), port: "http"))
         state.serviceAddresses.insert(address)
     }
     return state

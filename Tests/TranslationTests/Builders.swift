@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import Translation
 
 /// Small builders so each translation case states only what it is about.

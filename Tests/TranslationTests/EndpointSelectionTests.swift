@@ -1,6 +1,7 @@
 import Foundation
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import Testing
 import Translation
 
@@ -80,7 +81,7 @@ struct EndpointSelectionTests {
         let slice = makeSlice("web-1", service: "web", endpoints: remote)
         let state = try translate(manifest(services: [internalOnly], slices: [slice]))
         #expect(state.reals(tcp("10.96.0.10", 80)) == [])
-        #expect(state.servicesWithoutLocalEndpoints[.internal] == [ObjectName(namespace: "shop", name: "web")])
+        #expect(state.servicesWithoutLocalEndpoints[.internal] == [ServiceName(namespace: "shop", name: "web")])
 
         // With a node port the cluster IP keeps every endpoint, so that local clients still get through.
         let withNodePort = makeService(
@@ -105,7 +106,7 @@ struct EndpointSelectionTests {
         let slice = makeSlice("web-1", service: "web", endpoints: [ready("10.244.2.6", node: "node-b")])
         let state = try translate(manifest(services: [service], slices: [slice]))
         #expect(state.reals(tcp("192.168.1.10", 30080)) == ["10.244.2.6:8080"])
-        #expect(state.servicesWithoutLocalEndpoints[.external] == [ObjectName(namespace: "shop", name: "web")])
+        #expect(state.servicesWithoutLocalEndpoints[.external] == [ServiceName(namespace: "shop", name: "web")])
         #expect(state.servicesWithoutLocalEndpoints[.internal] == nil)
     }
 
@@ -166,7 +167,7 @@ struct EndpointSelectionTests {
             ports: [EndpointPort(name: "http", port: 8080)])
         let state = try translate(manifest(services: [service], slices: [v4, v6]))
         // One address behind two ports counts once; terminating and remote endpoints do not count.
-        let check = try #require(state.healthChecks[ObjectName(namespace: "shop", name: "edge")])
+        let check = try #require(state.healthChecks[ServiceName(namespace: "shop", name: "edge")])
         #expect(check == HealthCheck(port: 32000, localEndpoints: [.ipv4: 2, .ipv6: 1]))
 
         service.spec.externalTrafficPolicy = "Cluster"

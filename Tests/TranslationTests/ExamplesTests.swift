@@ -1,6 +1,7 @@
 import Foundation
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import Testing
 import Translation
 

@@ -1,5 +1,6 @@
 import IPVSModel
 import KubernetesModel
+import ProxyRules
 import Testing
 import Translation
 

@@ -1,6 +1,6 @@
 import Foundation
 import IPVSModel
-import Translation
+import ProxyRules
 
 /// What ipvs-proxy created in the kernel: the virtual servers (with the Service port each serves) and the
 /// addresses it bound. Written before the kernel is changed, so that after a crash it still knows.

@@ -1,6 +1,6 @@
 import IPVSModel
 import NetfilterModel
-import Translation
+import ProxyRules
 
 /// Stale UDP and SCTP flows in the kernel's connection tracking table: flows to a Service address and port whose
 /// answers come from something that no longer serves it (an endpoint that is gone, or the Service address itself,

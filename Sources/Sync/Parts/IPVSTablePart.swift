@@ -1,6 +1,6 @@
 import IPVSModel
+import ProxyRules
 import SystemPackage
-import Translation
 
 /// The kernel's IPVS table: the virtual servers ipvs-proxy owns and their real servers.
 ///

@@ -1,6 +1,6 @@
 import IPVSModel
 import NetfilterModel
-import Translation
+import ProxyRules
 
 /// ipvs-proxy's nftables tables, `ip ipvs-proxy` and `ip6 ipvs-proxy` (``ProxyTable``): masquerade, hairpin,
 /// filtering of service addresses and load-balancer source ranges around IPVS.

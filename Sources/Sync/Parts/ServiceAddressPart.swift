@@ -1,6 +1,6 @@
 import IPVSModel
+import ProxyRules
 import SystemPackage
-import Translation
 
 /// The service addresses bound to the dummy link (`kube-ipvs0`), so that the node accepts traffic for them.
 ///

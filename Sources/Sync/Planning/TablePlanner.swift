@@ -1,5 +1,5 @@
 import IPVSModel
-import Translation
+import ProxyRules
 
 /// What a sync will do to the IPVS table, worked out before anything is touched.
 package struct Plan: Sendable {

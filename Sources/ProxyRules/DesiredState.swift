@@ -1,14 +1,33 @@
 import IPVSModel
-import KubernetesModel
+import InternetAddress
 import Synchronization
+
+/// A Service's name in its namespace. The engine's own, so that it needs no Kubernetes model to say which Service a
+/// virtual server serves.
+package struct ServiceName: Sendable, Hashable, Comparable, CustomStringConvertible {
+    package var namespace: String
+    package var name: String
+
+    package init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+
+    /// `namespace/name`.
+    package var description: String { "\(namespace)/\(name)" }
+
+    package static func < (lhs: ServiceName, rhs: ServiceName) -> Bool {
+        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    }
+}
 
 /// A Service port, as kube-proxy names it: `namespace/name:port`, where the port is its name, or its number
 /// when unnamed.
 package struct ServicePortName: Sendable, Hashable, Comparable, CustomStringConvertible {
-    package var service: ObjectName
+    package var service: ServiceName
     package var port: String
 
-    package init(service: ObjectName, port: String) {
+    package init(service: ServiceName, port: String) {
         self.service = service
         self.port = port
     }
@@ -18,7 +37,7 @@ package struct ServicePortName: Sendable, Hashable, Comparable, CustomStringConv
         guard let slash = text.firstIndex(of: "/"), let colon = text.lastIndex(of: ":"), slash < colon else {
             return nil
         }
-        service = ObjectName(
+        service = ServiceName(
             namespace: String(text[..<slash]), name: String(text[text.index(after: slash)..<colon]))
         port = String(text[text.index(after: colon)...])
     }
@@ -81,10 +100,10 @@ package struct DesiredState: Sendable {
     /// The node's pod networks, its Node's `spec.podCIDRs` (for `--detect-local-mode NodeCIDR`).
     package var nodePodNetworks: [IPNetwork] = []
     /// The health-check node ports load balancers probe (LoadBalancer Services with externalTrafficPolicy Local).
-    package var healthChecks: [ObjectName: HealthCheck] = [:]
+    package var healthChecks: [ServiceName: HealthCheck] = [:]
     /// Services with a traffic policy `Local` and endpoints in the cluster but none on this node, by the policy
     /// that found none (kube-proxy's `kubeproxy_sync_proxy_rules_no_local_endpoints_total`).
-    package var servicesWithoutLocalEndpoints: [TrafficPolicyKind: Set<ObjectName>] = [:]
+    package var servicesWithoutLocalEndpoints: [TrafficPolicyKind: Set<ServiceName>] = [:]
 
     /// Tells this state apart from every other one this process made (``LiveTranslation`` numbers each it hands
     /// out; a state built otherwise has none).
@@ -101,7 +120,7 @@ package struct DesiredState: Sendable {
 
         private static let counter = Atomic<UInt64>(0)
 
-        static func next() -> Revision {
+        package static func next() -> Revision {
             Revision(number: counter.add(1, ordering: .relaxed).newValue)
         }
     }
@@ -111,6 +130,11 @@ package struct DesiredState: Sendable {
         package var base: Revision
         /// `nil`: anything may differ (the node's facts changed, and every Service was translated again).
         package var touched: DesiredChanges?
+
+        package init(base: Revision, touched: DesiredChanges?) {
+            self.base = base
+            self.touched = touched
+        }
     }
 
     /// The number of real servers over all virtual servers.
@@ -119,7 +143,7 @@ package struct DesiredState: Sendable {
     }
     /// The count ``LiveTranslation`` keeps as it changes the virtual servers (counting them again is a walk over
     /// every one).
-    var countedRealServers: Int?
+    package var countedRealServers: Int?
 }
 
 /// What may differ between an earlier desired state and a later one, with what the earlier one had there: every
@@ -130,10 +154,10 @@ package struct DesiredChanges: Sendable, Hashable {
     package private(set) var virtualServers: [VirtualServerKey: DesiredVirtualServer?] = [:]
     /// Each service address that may differ, with whether the earlier state had it.
     package private(set) var serviceAddresses: [IPAddress: Bool] = [:]
-    package var healthChecks: [ObjectName: HealthCheck] = [:]
+    package var healthChecks: [ServiceName: HealthCheck] = [:]
     package var nodePodNetworks: [IPNetwork] = []
 
-    package init(healthChecks: [ObjectName: HealthCheck] = [:], nodePodNetworks: [IPNetwork] = []) {
+    package init(healthChecks: [ServiceName: HealthCheck] = [:], nodePodNetworks: [IPNetwork] = []) {
         self.healthChecks = healthChecks
         self.nodePodNetworks = nodePodNetworks
     }
@@ -170,40 +194,5 @@ package struct HealthCheck: Sendable, Hashable {
     package init(port: UInt16, localEndpoints: [AddressFamily: Int]) {
         self.port = port
         self.localEndpoints = localEndpoints
-    }
-}
-
-/// The facts about this node that translation needs.
-package struct NodeContext: Sendable, Hashable {
-    /// The node's name, matched against endpoints' `nodeName` for traffic policy `Local` and node hints.
-    package var nodeName: String
-    /// The node's zone (its Node's `topology.kubernetes.io/zone` label), matched against zone hints.
-    package var zone: String?
-    /// The node's pod networks (its Node's `spec.podCIDRs`, or `spec.podCIDR`).
-    package var podNetworks: [IPNetwork] = []
-    /// The addresses NodePort services listen on.
-    package var nodeAddresses: [IPAddress]
-    /// Every address on the node's own interfaces: an external or load-balancer IP among them needs no binding.
-    package var localAddresses: Set<IPAddress>
-    /// The scheduler of every virtual server, unless a Service's annotation says otherwise.
-    package var scheduler: Scheduler
-
-    package init(
-        nodeName: String, nodeAddresses: [IPAddress], localAddresses: Set<IPAddress>? = nil,
-        scheduler: Scheduler = .roundRobin
-    ) {
-        self.nodeName = nodeName
-        self.nodeAddresses = nodeAddresses
-        self.localAddresses = localAddresses ?? Set(nodeAddresses)
-        self.scheduler = scheduler
-    }
-}
-
-extension NodeContext {
-    /// Takes the node's zone and pod networks from its Node, when there is one.
-    package mutating func follow(_ node: Node?) {
-        zone = node?.zone
-        let ranges = node?.spec?.podCIDRs ?? [node?.spec?.podCIDR].compactMap { $0 }
-        podNetworks = ranges.compactMap(IPNetwork.init)
     }
 }
