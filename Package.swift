@@ -86,6 +86,7 @@ let package = Package(
                 "Translation",
                 "ProxyRules",
                 "Sync",
+                "KernelAccess",
                 "StateSources",
                 "ProxyDaemon",
                 "ProxyConfiguration",
@@ -96,6 +97,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Opens the node's kernel connections and fits them to the sync engine's parts.
+        .target(
+            name: "KernelAccess",
+            dependencies: ["IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "Sync"]
+        ),
         // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
         // What the node's kernel should hold for its Services, as plain values with no Kubernetes types.
         .target(name: "ProxyRules", dependencies: ["IPVSModel", "InternetAddress"]),
@@ -104,7 +110,7 @@ let package = Package(
         .target(
             name: "Sync",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "ProxyRules",
+                "IPVSModel", "NetfilterModel", "ProxyRules",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -224,8 +230,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "ProxyRules",
-                "Sync",
-                "ProxyCommands", "CTestSupport", "FakeAPIServer",
+                "Sync", "KernelAccess", "ProxyCommands", "CTestSupport", "FakeAPIServer",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

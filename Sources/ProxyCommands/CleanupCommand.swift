@@ -1,6 +1,7 @@
 import ArgumentParser
 import IPVS
 import IPVSModel
+import KernelAccess
 import Sync
 
 struct CleanupCommand: ParsableCommand {
@@ -29,7 +30,8 @@ struct CleanupCommand: ParsableCommand {
         try requireNetworkAdministration()
         try reportingFailures {
             let lock = try StateLock(directory: state.stateDir)
-            let syncer = try KernelAccess(namespace: namespace).syncer(state: state)
+            let syncer = try KernelAccess(networkNamespacePath: namespace.networkNamespacePath).syncer(
+                stateDirectory: state.stateDir, linkName: state.linkName)
             let report = try syncer.cleanup(dryRun: dryRun)
             withExtendedLifetime(lock) {}
             let verb = dryRun ? "would be " : ""

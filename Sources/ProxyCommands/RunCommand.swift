@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IPVS
 import IPVSModel
+import KernelAccess
 import Logging
 import ProxyConfiguration
 import ProxyDaemon
@@ -280,8 +281,9 @@ struct RunCommand: AsyncParsableCommand {
         let addressMonitor: AddressMonitor
         do {
             lock = try StateLock(directory: state.stateDir)
-            let kernel = try KernelAccess(namespace: namespace)
-            syncer = kernel.syncer(state: state, netfilter: netfilter.settings)
+            let kernel = try KernelAccess(networkNamespacePath: namespace.networkNamespacePath)
+            syncer = kernel.syncer(
+                stateDirectory: state.stateDir, linkName: state.linkName, netfilter: netfilter.settings)
             addressMonitor = try AddressMonitor(networkNamespacePath: namespace.networkNamespacePath)
             var setup = KernelSetup()
             setup.strictARP = strictArp
@@ -345,11 +347,13 @@ struct RunCommand: AsyncParsableCommand {
             syncer: syncer, source: source, configuration: configuration, metrics: metrics, health: health,
             logger: logger, clock: ContinuousClock(), healthCheckPorts: healthCheckPorts)
 
-        let addressWatch = NodeAddressWatch(
-            monitor: addressMonitor, interfaces: syncer.addresses.connection, dummyLinkName: state.linkName,
-            logger: logger
-        ) { loop.nodeAddressesChanged() }
-        var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop), addressWatch]
+        var services: [any ServiceLifecycle.Service] = [loop, SignalService(loop: loop)]
+        if let addresses = syncer.part(ServiceAddressPart.self) {
+            services.append(
+                NodeAddressWatch(monitor: addressMonitor, addresses: addresses, logger: logger) {
+                    loop.nodeAddressesChanged()
+                })
+        }
         let hardFail = bindAddressHardFail
         if let endpoint = HostPort(healthzBindAddress) {
             services.append(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import IPVS
 import IPVSModel
+import KernelAccess
 import KubernetesModel
 import ProxyDaemon
 import ProxyRules
@@ -69,9 +70,12 @@ struct SyncCommand: ParsableCommand {
     private func openKernel(observe: Bool) throws -> KernelView {
         let start = ContinuousClock.now
         let lock = try StateLock(directory: state.stateDir)
-        let kernel = try KernelAccess(namespace: namespace)
-        let syncer = kernel.syncer(state: state, netfilter: netfilter.settings)
-        let addresses = try NodeAddresses.discover(kernel.interfaces, excludingLink: state.linkName)
+        let kernel = try KernelAccess(networkNamespacePath: namespace.networkNamespacePath)
+        let syncer = kernel.syncer(
+            stateDirectory: state.stateDir, linkName: state.linkName, netfilter: netfilter.settings)
+        let addresses =
+            try syncer.part(ServiceAddressPart.self)?.nodeAddresses()
+            ?? NodeAddresses(nodePortAddresses: [], localAddresses: [])
         let observation = observe ? try syncer.observe() : nil
         return KernelView(
             lock: lock, kernel: kernel, syncer: syncer, nodeAddresses: addresses, observation: observation,
@@ -229,7 +233,9 @@ struct SyncSummary {
         writer.field("transactions", report.dryRun ? 0 : report.nftables.transactions.count)
         writer.endObject()
         writer.field("staleFlowsDeleted", report.flows.deleted)
-        writer.field("writeOperations", report.dryRun ? 0 : report.writeOperations)
+        // IPVS operations and address changes sent (the nftables half counts its set elements on its own).
+        let writes = report.table.operations.count + report.addresses.bound.count + report.addresses.unbound.count
+        writer.field("writeOperations", report.dryRun ? 0 : writes)
         writer.beginArray(key: "blocked")
         for (key, service) in report.table.blocked.sorted(by: { $0.key < $1.key }) {
             writer.beginObject()

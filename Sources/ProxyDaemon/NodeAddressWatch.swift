@@ -10,18 +10,17 @@ import Sync
 /// dummy link (the proxy's own binds) are not the node's: they are ignored, or every sync would cause another.
 package struct NodeAddressWatch: ServiceLifecycle.Service {
     let monitor: AddressMonitor
-    let interfaces: any InterfaceConnection
-    let dummyLinkName: String
+    /// The part that binds service addresses to the dummy link, which says where that link is.
+    let addresses: ServiceAddressPart
     let logger: Logger
     let onChange: @Sendable () -> Void
 
     package init(
-        monitor: AddressMonitor, interfaces: any InterfaceConnection, dummyLinkName: String, logger: Logger,
+        monitor: AddressMonitor, addresses: ServiceAddressPart, logger: Logger,
         onChange: @escaping @Sendable () -> Void
     ) {
         self.monitor = monitor
-        self.interfaces = interfaces
-        self.dummyLinkName = dummyLinkName
+        self.addresses = addresses
         self.logger = logger
         self.onChange = onChange
     }
@@ -41,7 +40,7 @@ package struct NodeAddressWatch: ServiceLifecycle.Service {
                     }
                     guard let announcement else { continue }
                     // Looked up each time: the dummy link may be made (or made again) after the watch starts.
-                    let dummy = Result { try interfaces.link(named: dummyLinkName)?.index }
+                    let dummy = Result { try addresses.linkIndex() }
                     if case .failure(let error) = dummy {
                         logger.warning(
                             "could not read links; taking an address change for the node's",

@@ -290,9 +290,9 @@ where LoopClock.Duration == Duration {
 
     /// Translates what changed and syncs the result: blocking work, for the thread pool.
     private func sync(full: Bool, nodeAddresses known: NodeAddresses?, resourceVersion: String?) throws -> SyncResult {
-        let addresses = syncer.addresses
         let nodeAddresses =
-            try known ?? NodeAddresses.discover(addresses.connection, excludingLink: addresses.linkName)
+            try known ?? syncer.part(ServiceAddressPart.self)?.nodeAddresses()
+            ?? NodeAddresses(nodePortAddresses: [], localAddresses: [])
         let selection = configuration.nodePortAddresses
         var context = NodeContext(
             nodeName: configuration.nodeName, nodeAddresses: [], localAddresses: nodeAddresses.localAddresses,

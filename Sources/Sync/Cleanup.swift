@@ -1,78 +1,56 @@
-import IPVSModel
-import NetfilterModel
-
 extension Syncer {
-    /// What a cleanup removed, or would remove.
+    /// What a cleanup removed, or would remove: each part's removal. Each part's file names what it tells
+    /// (`report.deletedVirtualServers`, ...).
     package struct CleanupReport: Sendable {
-        package var deletedVirtualServers: [VirtualServerKey] = []
-        package var unboundAddresses: [IPAddress] = []
-        package var deletedLink = false
-        /// The families whose nftables table `ipvs-proxy` was deleted.
-        package var deletedTables: [NFTFamily] = []
-        package var failures: [BatchFailure] = []
-        package var addressFailures: [AddressChangeFailure] = []
-        package var tableFailures: [NetfilterError] = []
+        private var removals = PartValues()
+        private var failuresInOrder: [@Sendable (PartValues) -> [String]] = []
 
-        /// Every refusal, in words.
-        package var failureDescriptions: [String] {
-            failures.map(\.error.description) + addressFailures.map(\.error.description)
-                + tableFailures.map(\.description)
+        /// The removal of a part (an empty one when the syncer has no such part).
+        package subscript<Part: KernelPart>(part: Part.Type) -> Part.Removal {
+            removals.get(part) ?? Part.Removal()
         }
+
+        mutating func set<Part: KernelPart>(_ removal: Part.Removal, of part: Part.Type) {
+            if removals.get(part, as: Part.Removal.self) == nil {
+                failuresInOrder.append { $0.get(part, as: Part.Removal.self)?.failureDescriptions ?? [] }
+            }
+            removals.set(removal, for: part)
+        }
+
+        /// Every refusal, in words, part by part.
+        package var failureDescriptions: [String] { failuresInOrder.flatMap { $0(removals) } }
     }
 
-    /// Removes everything ipvs-proxy owns: its virtual servers, the addresses it bound, the dummy link when
-    /// nothing else is left on it, and its nftables tables (found by name, so even without the state folder).
-    /// Touches nothing else.
+    /// Removes everything ipvs-proxy owns, part by part, and nothing else: every part first says what it would
+    /// remove (so that a read that fails changes nothing), then each removes it.
     package func cleanup(dryRun: Bool = false) throws -> CleanupReport {
         try locked.withLock { locked in
             locked.memory = nil
-            return try cleanup(dryRun: dryRun, ownership: &locked.ownership)
+            var owned = try locked.ownership.current()
+            var report = CleanupReport()
+            for part in parts { try readRemoval(part, owned: owned, into: &report) }
+            guard !dryRun else { return report }
+            for part in parts { try remove(part, owned: &owned, report: &report) }
+            if owned.isEmpty {
+                try locked.ownership.remove()
+            } else {
+                try locked.ownership.record(owned)
+            }
+            return report
         }
     }
 
-    private func cleanup(dryRun: Bool, ownership: inout OwnershipLedger) throws -> CleanupReport {
-        var report = CleanupReport()
-        var record = try ownership.current()
-        let ipvs = table.connection
-        let interfaces = addresses.connection
-        let present = Set(try ipvs.table().map(\.server.key))
-        report.deletedVirtualServers = record.virtualServers.keys.filter { present.contains($0) }.sorted()
-        let link = try interfaces.link(named: addresses.linkName)
-        let onLink = try link.map { link in try interfaces.addresses().filter { $0.linkIndex == link.index } } ?? []
-        let ours = onLink.filter { record.addresses.contains($0.address) }
-        report.unboundAddresses = ours.map(\.address).sorted()
-        let othersRemain = onLink.contains { !record.addresses.contains($0.address) && !$0.address.isLinkLocal }
-        report.deletedLink = link?.kind == "dummy" && !othersRemain
-        let tables = try NFTFamily.allCases.filter { try nftables.connection.table($0, named: ProxyTable.name) != nil }
-        report.deletedTables = tables
-        guard !dryRun else { return report }
+    private func readRemoval<Part: KernelPart>(
+        _ part: Part, owned: OwnershipRecord, into report: inout CleanupReport
+    ) throws {
+        report.set(try part.removal(owned: owned), of: Part.self)
+    }
 
-        if !tables.isEmpty {
-            let deletion = NFTTransaction(tables.map { .delete(ProxyTable.make($0, rules: nftables.rules)) })
-            do {
-                try nftables.connection.commit(deletion, dryRun: false)
-            } catch {
-                report.tableFailures = [error]
-            }
-        }
-        nftables.ledger?.forget()
-
-        report.failures = try ipvs.apply(report.deletedVirtualServers.map(TableOperation.deleteVirtualServer))
-            .filter { $0.error.errno != .noSuchProcess }
-        let stillThere = Set(report.failures.map(\.operation.virtualServerKey))
-        record.virtualServers = record.virtualServers.filter { stillThere.contains($0.key) }
-        report.addressFailures = try interfaces.apply(ours.map(AddressChange.unbind))
-            .filter { $0.error.errno != .addressNotAvailable }
-        let notUnbound = Set(report.addressFailures.map(\.change.address.address))
-        record.addresses = record.addresses.filter { notUnbound.contains($0) }
-        if report.deletedLink, report.addressFailures.isEmpty, let link {
-            try interfaces.deleteLink(index: link.index)
-        }
-        if record.isEmpty {
-            try ownership.remove()
-        } else {
-            try ownership.record(record)
-        }
-        return report
+    private func remove<Part: KernelPart>(
+        _ part: Part, owned: inout OwnershipRecord, report: inout CleanupReport
+    ) throws {
+        var removal = report[Part.self]
+        try part.remove(&removal, owned: &owned)
+        report.set(removal, of: Part.self)
     }
 }

@@ -1,17 +1,5 @@
 import ProxyRules
 
-/// Every part's state at one moment.
-struct PartStates: Sendable {
-    var table: IPVSTablePart.State
-    var addresses: ServiceAddressPart.State
-    var nftables: NFTablesPart.State
-    var flows: ConntrackPart.State
-
-    static let empty = PartStates(
-        table: IPVSTablePart.State(servers: [:]), addresses: ServiceAddressPart.State(linkIndex: nil, addresses: []),
-        nftables: NFTablesPart.State(tables: [:], generation: nil), flows: .every)
-}
-
 /// What a syncer knows of the kernel after its last sync, so that the next one can plan without reading.
 ///
 /// The one rule: a syncer holds a memory only after a sync in which every part's batch was applied in full,
@@ -27,11 +15,12 @@ struct SyncMemory: Sendable {
     var revision: DesiredState.Revision?
     /// That desired state, when kept.
     var desired: DesiredState?
-    var states: PartStates
+    /// Each part's state.
+    var states: PartValues
 
-    /// Takes the states out, leaving empty ones, so that whoever takes them holds them alone.
-    mutating func takeStates() -> PartStates {
-        var taken = PartStates.empty
+    /// Takes the states out, leaving none, so that whoever takes them holds them alone.
+    mutating func takeStates() -> PartValues {
+        var taken = PartValues()
         swap(&taken, &states)
         return taken
     }

@@ -36,7 +36,7 @@ package enum SyncError: Error, Sendable, Hashable, CustomStringConvertible {
 /// Every part read in full before the desired state is known, so that a one-shot sync reads the kernel while
 /// it parses its input.
 package struct KernelObservation: Sendable {
-    var states: PartStates
+    var states: PartValues
     var report: SyncReport
 }
 
@@ -54,17 +54,14 @@ package struct NetfilterSettings: Sendable {
 }
 
 /// Brings the kernel to a desired state, one part at a time through the same steps (``KernelPart``): observe,
-/// plan, record ownership, apply, follow. The parts: the IPVS table, the service addresses on the dummy link,
-/// ipvs-proxy's nftables tables, and stale UDP and SCTP flows in conntrack.
+/// plan, record ownership, apply, follow; and removes what it made (``cleanup(dryRun:)``).
 ///
 /// A syncer remembers what its last sync left (``SyncMemory``), so an incremental sync reads only what memory
-/// cannot know. A virtual server that appeared or vanished under a plan is a race with another writer: the
-/// table is read again and planned again. One sync runs at a time.
+/// cannot know. A part whose kernel state changed under a plan (a virtual server that appeared or vanished) is a
+/// race with another writer: it is read again and every part planned again. One sync runs at a time.
 package final class Syncer: Sendable {
-    package let table: IPVSTablePart
-    package let addresses: ServiceAddressPart
-    package let nftables: NFTablesPart
-    package let flows: ConntrackPart
+    /// The parts, in the order they are read, planned, reported and removed.
+    let parts: [any KernelPart]
 
     /// How many times a sync plans, when races with other writers refuse its batches.
     static let maximumAttempts = 3
@@ -76,17 +73,32 @@ package final class Syncer: Sendable {
 
     let locked: Mutex<Locked>
 
-    package init(
+    /// A syncer of these parts, recording what it owns in `store`.
+    package init(parts: [any KernelPart], store: OwnershipStore) {
+        self.parts = parts
+        locked = Mutex(Locked(ownership: OwnershipLedger(store: store)))
+    }
+
+    /// A syncer of every part ipvs-proxy programs, over these connections: the one list of the parts.
+    package convenience init(
         ipvs: any IPVSTableConnection, interfaces: any InterfaceConnection, nftables: any NFTablesConnection,
         conntrack: any ConntrackConnection, store: OwnershipStore, linkName: String = "kube-ipvs0",
         netfilter: NetfilterSettings = NetfilterSettings()
     ) {
-        table = IPVSTablePart(connection: ipvs)
-        addresses = ServiceAddressPart(connection: interfaces, linkName: linkName)
-        self.nftables = NFTablesPart(
-            connection: nftables, rules: netfilter.rules, ledger: NFTablesLedger(directory: store.directory))
-        flows = ConntrackPart(connection: conntrack, isEnabled: netfilter.cleansStaleFlows)
-        locked = Mutex(Locked(ownership: OwnershipLedger(store: store)))
+        self.init(
+            parts: [
+                IPVSTablePart(connection: ipvs),
+                ServiceAddressPart(connection: interfaces, linkName: linkName),
+                NFTablesPart(
+                    connection: nftables, rules: netfilter.rules, ledger: NFTablesLedger(directory: store.directory)),
+                ConntrackPart(connection: conntrack, isEnabled: netfilter.cleansStaleFlows),
+            ],
+            store: store)
+    }
+
+    /// The part of this type, if the syncer has one.
+    package func part<Part: KernelPart>(_ type: Part.Type) -> Part? {
+        parts.lazy.compactMap { $0 as? Part }.first
     }
 
     /// What ipvs-proxy owns, from its record.
@@ -96,20 +108,11 @@ package final class Syncer: Sendable {
 
     /// Reads every part in full.
     package func observe() throws -> KernelObservation {
-        var report = SyncReport(dryRun: false)
+        var report = newReport(dryRun: false)
         var stopwatch = Stopwatch()
         let states = try read(into: &report, stopwatch: &stopwatch)
         report.timings = stopwatch.timings
         return KernelObservation(states: states, report: report)
-    }
-
-    private func read(into report: inout SyncReport, stopwatch: inout Stopwatch) throws -> PartStates {
-        // nftables first: a kernel without it fails the sync here, before anything has changed.
-        let nftables = try stopwatch.time("read nftables") { try self.nftables.read(report: &report.nftables) }
-        let addresses = try stopwatch.time("read addresses") { try self.addresses.read(report: &report.addresses) }
-        let table = try stopwatch.time("read table") { try self.table.read(report: &report.table) }
-        return PartStates(
-            table: table, addresses: addresses, nftables: nftables, flows: flows.read(report: &report.flows))
     }
 
     /// Brings the kernel to `desired`.
@@ -125,7 +128,7 @@ package final class Syncer: Sendable {
     private func sync(
         _ desired: DesiredState, options: SyncOptions, observed: KernelObservation?, locked: inout Locked
     ) throws -> SyncReport {
-        var report = observed?.report ?? SyncReport(dryRun: options.dryRun)
+        var report = observed?.report ?? newReport(dryRun: options.dryRun)
         report.dryRun = options.dryRun
         var stopwatch = Stopwatch()
         var owned = try locked.ownership.current()
@@ -141,7 +144,7 @@ package final class Syncer: Sendable {
         if case .everything = scope, memory?.desired == nil { memory = nil }
 
         // 1. Observe: read each part, or recall what the last sync left.
-        var states: PartStates
+        var states: PartValues
         if let observed, memory == nil {
             states = observed.states
         } else if var remembered = memory {
@@ -149,15 +152,9 @@ package final class Syncer: Sendable {
             memory = nil
             states = remembered.takeStates()
             let previous = remembered.desired
-            try stopwatch.time("read changed real servers") {
-                try table.recall(
-                    &states.table, previous: previous, for: desired, scope: scope, report: &report.table)
+            for part in parts {
+                try recall(part, &states, previous: previous, for: desired, scope: scope, &report, &stopwatch)
             }
-            addresses.recall(
-                &states.addresses, previous: previous, for: desired, scope: scope, report: &report.addresses)
-            nftables.recall(
-                &states.nftables, previous: previous, for: desired, scope: scope, report: &report.nftables)
-            flows.recall(&states.flows, previous: previous, for: desired, scope: scope, report: &report.flows)
         } else {
             states = try read(into: &report, stopwatch: &stopwatch)
         }
@@ -165,88 +162,62 @@ package final class Syncer: Sendable {
         while true {
             report.attempts += 1
             // 2. Plan: pure, touching only what ipvs-proxy owns.
-            // A race's second attempt has read the table again: it looks at everything.
+            // A race's second attempt has read the raced part again: it looks at everything.
             let scope = report.attempts == 1 ? scope : .everything
-            let tableChanges = stopwatch.time("plan") {
-                table.plan(desired, observed: states.table, owned: owned, scope: scope)
+            report.lookedAtEverything = if case .everything = scope { true } else { false }
+            var changes = PartValues()
+            for part in parts where part.stage != .last {
+                plan(part, desired, states, owned: owned, scope: scope, into: &changes, &report, &stopwatch)
             }
-            let addressChanges = addresses.plan(desired, observed: states.addresses, owned: owned, scope: scope)
-            let nftablesChanges = stopwatch.time("plan nftables") {
-                nftables.plan(desired, observed: states.nftables, owned: owned, scope: scope)
-            }
-            table.report(tableChanges, into: &report.table)
-            addresses.report(addressChanges, into: &report.addresses)
-            nftables.report(nftablesChanges, into: &report.nftables)
             if options.dryRun {
-                try stopwatch.time("check nftables") { try nftables.check(nftablesChanges) }
+                for part in parts where part.stage != .last { try check(part, changes, &stopwatch) }
                 report.timings += stopwatch.timings
                 return report
             }
 
             // 3. Record ownership before anything changes: a crash half-way must leave nothing unowned.
-            try locked.ownership.record(tableChanges.owned(during: addressChanges.owned(during: owned)))
+            var during = owned
+            for part in parts where part.stage != .last { during = ownedDuring(part, changes, owned: during) }
+            try locked.ownership.record(during)
 
-            // 4. Apply. The nftables transaction and the addresses go on threads of their own alongside the IPVS
-            // batch: nftables, rtnetlink and IPVS take different locks in the kernel, and binding thousands of
-            // addresses is the slowest of the three.
-            let filtering = Concurrently { [nftables] in try nftables.apply(nftablesChanges) }
-            let binding =
-                addressChanges.isEmpty ? nil : Concurrently { [addresses] in try addresses.apply(addressChanges) }
-            let tableOutcome = stopwatch.time("apply") { Result { try table.apply(tableChanges) } }
-            let addressOutcome = stopwatch.time("wait for addresses") {
-                Result { try binding?.result() ?? addresses.apply(addressChanges) }
-            }
-            let nftablesOutcome = stopwatch.time("wait for nftables") { Result { try filtering.result() } }
+            // 4. Apply. The parts that go alongside send their batches on threads of their own while the lead's
+            // goes on this one: nftables, rtnetlink and IPVS take different locks in the kernel, and binding
+            // thousands of addresses is the slowest of the three.
+            var pending: [(any KernelPart, Pending)] = []
+            for part in parts where part.stage == .alongside { pending.append((part, start(part, changes))) }
+            var outcomes = PartValues()
+            for part in parts where part.stage == .lead { apply(part, changes, into: &outcomes, &stopwatch) }
+            for (part, batch) in pending { wait(part, for: batch, into: &outcomes, &stopwatch) }
 
-            // 5. Follow each part's batch, and record what is owned now.
-            // Each is followed, whatever the others' outcome.
-            let addressesKnown = follow(
-                addresses, addressChanges, addressOutcome, state: &states.addresses, owned: &owned,
-                report: &report.addresses)
-            let nftablesKnown = follow(
-                nftables, nftablesChanges, nftablesOutcome, state: &states.nftables, owned: &owned,
-                report: &report.nftables)
-            let tableKnown = stopwatch.time("follow") {
-                follow(table, tableChanges, tableOutcome, state: &states.table, owned: &owned, report: &report.table)
+            // 5. Follow each part's batch, whatever the others' outcome, and record what is owned now.
+            var known = true
+            for part in parts where part.stage != .last {
+                known = follow(part, changes, outcomes, &states, owned: &owned, &report, &stopwatch) && known
             }
             try stopwatch.time("record ownership") { try locked.ownership.record(owned) }
-            _ = try tableOutcome.get()
-            _ = try addressOutcome.get()
-            _ = try nftablesOutcome.get()
+            var raced: [any KernelPart] = []
+            for part in parts where part.stage != .last {
+                if try settled(part, outcomes) { raced.append(part) }
+            }
 
-            // The table changed under the plan: read it again and plan again.
-            if case .success(let outcome) = tableOutcome, outcome.isRace, report.attempts < Self.maximumAttempts {
-                states.table = try stopwatch.time("read table") { try table.read(report: &report.table) }
+            // A part changed under the plan: read it again and plan again.
+            if !raced.isEmpty, report.attempts < Self.maximumAttempts {
+                for part in raced { try readAgain(part, into: &states, &report, &stopwatch) }
                 continue
             }
 
-            // 6. Last, once IPVS sends no new flow to a removed endpoint: the stale flows.
-            let flowChanges = flows.plan(desired, observed: states.flows, owned: owned, scope: .everything)
-            let flowOutcome = try stopwatch.time("delete stale flows") { try flows.apply(flowChanges) }
-            let flowsKnown = flows.follow(
-                flowChanges, outcome: flowOutcome, state: &states.flows, owned: &owned, report: &report.flows)
+            // 6. Last, once the others are settled: the parts that go last (stale flows, once IPVS sends no new
+            // flow to a removed endpoint).
+            for part in parts where part.stage == .last {
+                known = try applyLast(part, desired, &states, owned: &owned, &report, &stopwatch) && known
+            }
 
-            if tableKnown, addressesKnown, nftablesKnown, flowsKnown, !report.hasFailures {
-                let lookedAtEverything = if case .everything = scope { true } else { false }
+            if known, !report.hasFailures {
                 locked.memory = SyncMemory(
-                    revision: desired.revision, desired: lookedAtEverything ? desired : nil, states: states)
+                    revision: desired.revision, desired: report.lookedAtEverything ? desired : nil, states: states)
             }
             report.timings += stopwatch.timings
             return report
-        }
-    }
-
-    /// Follows a part's batch in place. When its outcome is unknown, what the batch may have made stays owned.
-    private func follow<Part: KernelPart>(
-        _ part: Part, _ changes: Part.Changes, _ outcome: Result<Part.Outcome, any Error>, state: inout Part.State,
-        owned: inout OwnershipRecord, report: inout Part.Report
-    ) -> Bool {
-        switch outcome {
-        case .success(let outcome):
-            return part.follow(changes, outcome: outcome, state: &state, owned: &owned, report: &report)
-        case .failure:
-            owned = changes.owned(during: owned)
-            return false
         }
     }
 
@@ -257,5 +228,149 @@ package final class Syncer: Sendable {
             let touched = derivation.touched
         else { return .everything }
         return .touched(touched)
+    }
+
+    /// A report with room for every part's, in the parts' order.
+    func newReport(dryRun: Bool) -> SyncReport {
+        var report = SyncReport(dryRun: dryRun)
+        for part in parts { include(part, in: &report) }
+        return report
+    }
+
+    // MARK: - Each step, for one part of its own type
+
+    private func include<Part: KernelPart>(_ part: Part, in report: inout SyncReport) {
+        report.include(Part.self)
+    }
+
+    private func read(into report: inout SyncReport, stopwatch: inout Stopwatch) throws -> PartValues {
+        var states = PartValues()
+        for part in parts { try readAgain(part, into: &states, &report, &stopwatch) }
+        return states
+    }
+
+    private func readAgain<Part: KernelPart>(
+        _ part: Part, into states: inout PartValues, _ report: inout SyncReport, _ stopwatch: inout Stopwatch
+    ) throws {
+        let state = try stopwatch.time(part.phases.read) { try report.modify(Part.self) { try part.read(report: &$0) } }
+        states.set(state, for: Part.self)
+    }
+
+    private func recall<Part: KernelPart>(
+        _ part: Part, _ states: inout PartValues, previous: DesiredState?, for desired: DesiredState,
+        scope: SyncScope, _ report: inout SyncReport, _ stopwatch: inout Stopwatch
+    ) throws {
+        try stopwatch.time(part.phases.recall) {
+            try report.modify(Part.self) { partReport in
+                try states.modify(Part.self, initial: Self.unreachable(Part.State.self)) { state in
+                    try part.recall(&state, previous: previous, for: desired, scope: scope, report: &partReport)
+                }
+            }
+        }
+    }
+
+    private func plan<Part: KernelPart>(
+        _ part: Part, _ desired: DesiredState, _ states: PartValues, owned: OwnershipRecord, scope: SyncScope,
+        into changes: inout PartValues, _ report: inout SyncReport, _ stopwatch: inout Stopwatch
+    ) {
+        guard let state = states.get(Part.self, as: Part.State.self) else { return }
+        let planned = stopwatch.time(part.phases.plan) {
+            part.plan(desired, observed: state, owned: owned, scope: scope)
+        }
+        report.modify(Part.self) { part.report(planned, into: &$0) }
+        changes.set(planned, for: Part.self)
+    }
+
+    private func check<Part: KernelPart>(_ part: Part, _ changes: PartValues, _ stopwatch: inout Stopwatch) throws {
+        guard let planned = changes.get(Part.self, as: Part.Changes.self) else { return }
+        try stopwatch.time(part.phases.check) { try part.check(planned) }
+    }
+
+    private func ownedDuring<Part: KernelPart>(
+        _ part: Part, _ changes: PartValues, owned: OwnershipRecord
+    ) -> OwnershipRecord {
+        changes.get(Part.self, as: Part.Changes.self)?.owned(during: owned) ?? owned
+    }
+
+    /// A batch going on a thread of its own, or applied at once when it is empty (a thread costs more).
+    private enum Pending {
+        case running(Concurrently<any Sendable>)
+        case done(Result<any Sendable, any Error>)
+    }
+
+    private func start<Part: KernelPart>(_ part: Part, _ changes: PartValues) -> Pending {
+        guard let planned = changes.get(Part.self, as: Part.Changes.self) else {
+            return .done(.failure(CancellationError()))
+        }
+        if planned.isEmpty { return .done(Result { try part.apply(planned) }) }
+        return .running(Concurrently { try part.apply(planned) })
+    }
+
+    private func wait<Part: KernelPart>(
+        _ part: Part, for batch: Pending, into outcomes: inout PartValues, _ stopwatch: inout Stopwatch
+    ) {
+        let outcome: Result<any Sendable, any Error> =
+            switch batch {
+            case .done(let result): result
+            case .running(let running): stopwatch.time(part.phases.apply) { Result { try running.result() } }
+            }
+        outcomes.set(outcome.map { $0 as! Part.Outcome }, for: Part.self)
+    }
+
+    private func apply<Part: KernelPart>(
+        _ part: Part, _ changes: PartValues, into outcomes: inout PartValues, _ stopwatch: inout Stopwatch
+    ) {
+        guard let planned = changes.get(Part.self, as: Part.Changes.self) else { return }
+        let outcome = stopwatch.time(part.phases.apply) { Result { try part.apply(planned) } }
+        outcomes.set(outcome, for: Part.self)
+    }
+
+    /// Follows a part's batch in place. When its outcome is unknown, what the batch may have made stays owned.
+    private func follow<Part: KernelPart>(
+        _ part: Part, _ changes: PartValues, _ outcomes: PartValues, _ states: inout PartValues,
+        owned: inout OwnershipRecord, _ report: inout SyncReport, _ stopwatch: inout Stopwatch
+    ) -> Bool {
+        guard let planned = changes.get(Part.self, as: Part.Changes.self),
+            let outcome = outcomes.get(Part.self, as: Result<Part.Outcome, any Error>.self)
+        else { return false }
+        return stopwatch.time(part.phases.follow) {
+            switch outcome {
+            case .success(let outcome):
+                return report.modify(Part.self) { partReport in
+                    states.modify(Part.self, initial: Self.unreachable(Part.State.self)) { state in
+                        part.follow(planned, outcome: outcome, state: &state, owned: &owned, report: &partReport)
+                    }
+                }
+            case .failure:
+                owned = planned.owned(during: owned)
+                return false
+            }
+        }
+    }
+
+    /// Whether a part's batch raced with another writer; throws its error when its outcome is unknown.
+    private func settled<Part: KernelPart>(_ part: Part, _ outcomes: PartValues) throws -> Bool {
+        guard let outcome = outcomes.get(Part.self, as: Result<Part.Outcome, any Error>.self) else { return false }
+        return part.raced(try outcome.get())
+    }
+
+    /// Plans, applies and follows a part that goes last, on what the others made.
+    private func applyLast<Part: KernelPart>(
+        _ part: Part, _ desired: DesiredState, _ states: inout PartValues, owned: inout OwnershipRecord,
+        _ report: inout SyncReport, _ stopwatch: inout Stopwatch
+    ) throws -> Bool {
+        guard let state = states.get(Part.self, as: Part.State.self) else { return false }
+        let planned = part.plan(desired, observed: state, owned: owned, scope: .everything)
+        let outcome = try stopwatch.time(part.phases.apply) { try part.apply(planned) }
+        return report.modify(Part.self) { partReport in
+            states.modify(Part.self, initial: state) { state in
+                part.follow(planned, outcome: outcome, state: &state, owned: &owned, report: &partReport)
+            }
+        }
+    }
+
+    /// A state that a part always has by the time it is asked for (read first, or kept in the memory).
+    private static func unreachable<State>(_ type: State.Type) -> State {
+        preconditionFailure("a part's state is read before its batch is followed")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import IPVS
 import IPVSModel
+import KernelAccess
 import Sync
 import Testing
 

@@ -28,7 +28,10 @@ struct ScopedSyncTests {
                 underived.derivation = nil
                 let first = step == 0
                 let report = try scoped.syncer.sync(desired, options: SyncOptions(full: first, allowEmpty: true))
-                _ = try everything.syncer.sync(underived, options: SyncOptions(full: first, allowEmpty: true))
+                let whole = try everything.syncer.sync(underived, options: SyncOptions(full: first, allowEmpty: true))
+                // The differential means something only while the scoped sync did plan from what was touched alone.
+                #expect(report.lookedAtEverything == first, "step \(step)")
+                #expect(whole.lookedAtEverything, "step \(step)")
                 #expect(scoped.matches(desired), "step \(step)")
                 #expect(scoped.realServers == everything.realServers, "step \(step)")
                 #expect(
@@ -58,6 +61,7 @@ struct ScopedSyncTests {
             live.apply([.endpointSlice(changed.metadata.objectName, Located(changed, at: location))])
             let desired = live.takeDesired()
             let report = try node.syncer.sync(desired, options: SyncOptions(full: false))
+            #expect(!report.lookedAtEverything)
             #expect(report.table.operations.map(\.kind) == [.addRealServer, .deleteRealServer])
             #expect(report.table.realServerReads == 1)
             #expect(report.table.fullReads == 0)

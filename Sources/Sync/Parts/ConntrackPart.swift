@@ -12,7 +12,7 @@ import ProxyRules
 /// and SCTP virtual server; an incremental one only at those whose real servers changed. TCP flows end with their
 /// connection and are left alone.
 package struct ConntrackPart: KernelPart {
-    package let connection: any ConntrackConnection
+    private let connection: any ConntrackConnection
     /// Whether stale flows are deleted at all.
     package let isEnabled: Bool
 
@@ -20,6 +20,10 @@ package struct ConntrackPart: KernelPart {
         self.connection = connection
         self.isEnabled = isEnabled
     }
+
+    /// Last: once the IPVS table is settled, no new flow can go to an endpoint just cleaned up after.
+    package var stage: PartStage { .last }
+    package var phases: PartPhases { PartPhases(apply: "delete stale flows") }
 
     /// Which virtual servers a sync looks at.
     package enum State: Sendable, Hashable {
@@ -53,11 +57,15 @@ package struct ConntrackPart: KernelPart {
         package var port: UInt16
     }
 
-    package struct Report: Sendable {
+    package struct Report: PartReport {
         /// How many flows were deleted.
         package var deleted = 0
         /// Flows the kernel would not delete.
         package var failures: [NetfilterError] = []
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.description) }
     }
 
     package struct Outcome: Sendable {
@@ -121,4 +129,9 @@ package struct ConntrackPart: KernelPart {
         report.failures = outcome.failures
         return true
     }
+}
+
+extension SyncReport {
+    /// The stale UDP and SCTP flows deleted.
+    package var flows: ConntrackPart.Report { self[ConntrackPart.self] }
 }

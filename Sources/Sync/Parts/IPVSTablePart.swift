@@ -9,10 +9,17 @@ import SystemPackage
 /// decide whether a removed real server drains at weight 0 or goes at once. So an endpoint change costs its
 /// own operations and one small read.
 package struct IPVSTablePart: KernelPart {
-    package let connection: any IPVSTableConnection
+    private let connection: any IPVSTableConnection
 
     package init(connection: any IPVSTableConnection) {
         self.connection = connection
+    }
+
+    /// Its batch goes on the sync's own thread; a race reads the table again.
+    package var stage: PartStage { .lead }
+    package var phases: PartPhases {
+        PartPhases(
+            read: "read table", recall: "read changed real servers", plan: "plan", apply: "apply", follow: "follow")
     }
 
     /// The table as a sync sees it.
@@ -23,7 +30,7 @@ package struct IPVSTablePart: KernelPart {
     }
 
     /// What a sync did to the table, or (in a dry run) would do, over all its attempts.
-    package struct Report: Sendable {
+    package struct Report: PartReport {
         /// Every operation sent, in order; in a dry run, the planned ones.
         package var operations: [TableOperation] = []
         /// Every operation the kernel refused (`index` is its position in ``operations``), races that a later
@@ -48,6 +55,23 @@ package struct IPVSTablePart: KernelPart {
                 counts[operation.kind, default: 0] += 1
             }
             return counts
+        }
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.error.description) }
+
+        package var operationResults: [(kind: String, succeeded: Int, refused: Int)] {
+            var results: [String: (succeeded: Int, refused: Int)] = [:]
+            let refusedIndexes = Set(refused.map(\.index))
+            for (index, operation) in operations.enumerated() {
+                if refusedIndexes.contains(index) {
+                    results[operation.kind.rawValue, default: (0, 0)].refused += 1
+                } else {
+                    results[operation.kind.rawValue, default: (0, 0)].succeeded += 1
+                }
+            }
+            return results.map { (kind: $0.key, succeeded: $0.value.succeeded, refused: $0.value.refused) }
         }
 
         /// Adds the refusals of the batch that was planned last (its operations are the last ones reported).
@@ -78,6 +102,19 @@ package struct IPVSTablePart: KernelPart {
             }
         }
     }
+
+    /// What a cleanup deletes: the virtual servers ipvs-proxy owns that are in the table.
+    package struct Removal: PartReport {
+        package var deleted: [VirtualServerKey] = []
+        /// The deletions the kernel refused (one already gone is not refused).
+        package var failures: [BatchFailure] = []
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.error.description) }
+    }
+
+    package func raced(_ outcome: Outcome) -> Bool { outcome.isRace }
 
     package func read(report: inout Report) throws -> State {
         report.fullReads += 1
@@ -166,6 +203,20 @@ package struct IPVSTablePart: KernelPart {
         return true
     }
 
+    package func removal(owned: OwnershipRecord) throws -> Removal {
+        let present = Set(try connection.table().map(\.server.key))
+        var removal = Removal()
+        removal.deleted = owned.virtualServers.keys.filter { present.contains($0) }.sorted()
+        return removal
+    }
+
+    package func remove(_ removal: inout Removal, owned: inout OwnershipRecord) throws {
+        removal.failures = try connection.apply(removal.deleted.map(TableOperation.deleteVirtualServer))
+            .filter { $0.error.errno != .noSuchProcess }
+        let stillThere = Set(removal.failures.map(\.operation.virtualServerKey))
+        owned.virtualServers = owned.virtualServers.filter { stillThere.contains($0.key) }
+    }
+
     /// What is owned after a batch: the plan's result, except where an operation on a whole virtual server
     /// was refused.
     static func own(after plan: Plan, refused: [BatchFailure], in owned: inout [VirtualServerKey: ServicePortName]) {
@@ -193,4 +244,16 @@ extension Plan: PartChanges {
         own(during: &during.virtualServers)
         return during
     }
+}
+
+extension SyncReport {
+    /// The IPVS table's operations, refusals, blocked keys, draining real servers and reads.
+    package var table: IPVSTablePart.Report { self[IPVSTablePart.self] }
+}
+
+extension Syncer.CleanupReport {
+    /// The virtual servers a cleanup deleted, or would delete.
+    package var deletedVirtualServers: [VirtualServerKey] { self[IPVSTablePart.self].deleted }
+    /// The deletions the kernel refused.
+    package var failures: [BatchFailure] { self[IPVSTablePart.self].failures }
 }

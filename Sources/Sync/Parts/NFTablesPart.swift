@@ -14,15 +14,22 @@ import ProxyRules
 /// generation id: when it is the one the kernel gave after ipvs-proxy's own last transaction (or last read),
 /// nothing has changed since, and the ledger's copy of the tables stands in for a listing.
 package struct NFTablesPart: KernelPart {
-    package let connection: any NFTablesConnection
+    private let connection: any NFTablesConnection
     package let rules: MasqueradeRules
     /// Where the tables as ipvs-proxy last left them are kept between runs; `nil` keeps nothing.
-    package let ledger: NFTablesLedger?
+    private let ledger: NFTablesLedger?
 
     package init(connection: any NFTablesConnection, rules: MasqueradeRules, ledger: NFTablesLedger?) {
         self.connection = connection
         self.rules = rules
         self.ledger = ledger
+    }
+
+    /// Its transaction goes on a thread of its own: the kernel takes the nftables lock for it, not IPVS's.
+    package var stage: PartStage { .alongside }
+    package var phases: PartPhases {
+        PartPhases(
+            read: "read nftables", plan: "plan nftables", check: "check nftables", apply: "wait for nftables")
     }
 
     /// The tables of one family as they are in the kernel.
@@ -126,7 +133,7 @@ package struct NFTablesPart: KernelPart {
     }
 
     /// What a sync did to the tables, or (in a dry run) would do.
-    package struct Report: Sendable {
+    package struct Report: PartReport {
         /// The transactions sent (or, in a dry run, planned), in nft's syntax.
         package var transactions: [String] = []
         /// How many set elements were added and deleted.
@@ -140,6 +147,21 @@ package struct NFTablesPart: KernelPart {
         package var failures: [NetfilterError] = []
         /// How long committing the transactions took (on a thread of their own, alongside the IPVS batch).
         package var commitTime: Duration = .zero
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.description) }
+    }
+
+    /// What a cleanup deletes: both families' `ipvs-proxy` tables, found by name.
+    package struct Removal: PartReport {
+        package var deletedTables: [NFTFamily] = []
+        /// The deletion the kernel refused.
+        package var failures: [NetfilterError] = []
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.description) }
     }
 
     /// The transaction, and the state it leads to.
@@ -161,6 +183,26 @@ package struct NFTablesPart: KernelPart {
         package var generation: UInt32?
         package var refusal: NetfilterError?
         package var commitTime: Duration = .zero
+    }
+
+    package func removal(owned: OwnershipRecord) throws -> Removal {
+        var removal = Removal()
+        removal.deletedTables = try NFTFamily.allCases.filter {
+            try connection.table($0, named: ProxyTable.name) != nil
+        }
+        return removal
+    }
+
+    package func remove(_ removal: inout Removal, owned: inout OwnershipRecord) throws {
+        if !removal.deletedTables.isEmpty {
+            let deletion = NFTTransaction(removal.deletedTables.map { .delete(ProxyTable.make($0, rules: rules)) })
+            do {
+                try connection.commit(deletion, dryRun: false)
+            } catch {
+                removal.failures = [error]
+            }
+        }
+        ledger?.forget()
     }
 
     package func read(report: inout Report) throws -> State {
@@ -440,4 +482,16 @@ struct ElementCollector {
                 into: Name.hairpin, family: address.family)
         }
     }
+}
+
+extension SyncReport {
+    /// The nftables transactions and their element changes.
+    package var nftables: NFTablesPart.Report { self[NFTablesPart.self] }
+}
+
+extension Syncer.CleanupReport {
+    /// The families whose `ipvs-proxy` table a cleanup deleted, or would delete.
+    package var deletedTables: [NFTFamily] { self[NFTablesPart.self].deletedTables }
+    /// The deletion the kernel refused.
+    package var tableFailures: [NetfilterError] { self[NFTablesPart.self].failures }
 }

@@ -7,13 +7,27 @@ import SystemPackage
 /// Only addresses ipvs-proxy bound are ever unbound. The link is made, and set up, when the first address
 /// needs it (IPv6 addresses on a link that is down stay tentative and get no local route).
 package struct ServiceAddressPart: KernelPart {
-    package let connection: any InterfaceConnection
+    private let connection: any InterfaceConnection
     /// The dummy link that holds service addresses.
     package let linkName: String
 
     package init(connection: any InterfaceConnection, linkName: String) {
         self.connection = connection
         self.linkName = linkName
+    }
+
+    /// Its batch goes on a thread of its own: binding thousands of addresses is a sync's slowest kernel work.
+    package var stage: PartStage { .alongside }
+    package var phases: PartPhases { PartPhases(read: "read addresses", apply: "wait for addresses") }
+
+    /// The node's own addresses (every link's but the dummy link's), for node ports.
+    package func nodeAddresses() throws -> NodeAddresses {
+        try NodeAddresses.discover(connection, excludingLink: linkName)
+    }
+
+    /// The dummy link's index, when there is one: its addresses are ipvs-proxy's, not the node's.
+    package func linkIndex() throws -> Int32? {
+        try connection.link(named: linkName)?.index
     }
 
     /// The dummy link and the addresses on it. Known exactly after a batch, refused changes included.
@@ -24,7 +38,7 @@ package struct ServiceAddressPart: KernelPart {
     }
 
     /// What a sync did to the link's addresses, or (in a dry run) would do.
-    package struct Report: Sendable {
+    package struct Report: PartReport {
         /// The addresses planned to be bound and unbound, over all attempts.
         package var bound: [IPAddress] = []
         package var unbound: [IPAddress] = []
@@ -32,6 +46,18 @@ package struct ServiceAddressPart: KernelPart {
         package var refused: [AddressChangeFailure] = []
         /// The refusals of the last attempt: what the sync could not do.
         package var failures: [AddressChangeFailure] = []
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.error.description) }
+
+        package var operationResults: [(kind: String, succeeded: Int, refused: Int)] {
+            let counts = counts
+            return [
+                ("bind-address", counts.bound, counts.refusedBinds),
+                ("unbind-address", counts.unbound, counts.refusedUnbinds),
+            ]
+        }
 
         /// How many binds and unbinds succeeded (or, in a dry run, are planned) and were refused.
         package var counts: (bound: Int, unbound: Int, refusedBinds: Int, refusedUnbinds: Int) {
@@ -48,6 +74,20 @@ package struct ServiceAddressPart: KernelPart {
         /// The changes it refused, except those that leave the address as wanted anyway: a bind of an address
         /// bound meanwhile by someone else (`EEXIST`), an unbind of one already gone (`EADDRNOTAVAIL`).
         package var failures: [AddressChangeFailure]
+    }
+
+    /// What a cleanup unbinds: the addresses ipvs-proxy bound; and the dummy link, when nothing else is on it.
+    package struct Removal: PartReport {
+        package var unbound: [IPAddress] = []
+        package var deletesLink = false
+        /// The unbinds the kernel refused (an address already gone is not refused).
+        package var failures: [AddressChangeFailure] = []
+        fileprivate var link: Int32?
+        fileprivate var ours: [InterfaceAddress] = []
+
+        package init() {}
+
+        package var failureDescriptions: [String] { failures.map(\.error.description) }
     }
 
     package func read(report: inout Report) throws -> State {
@@ -91,6 +131,28 @@ package struct ServiceAddressPart: KernelPart {
         return Outcome(linkIndex: linkIndex, failures: failures)
     }
 
+    package func removal(owned: OwnershipRecord) throws -> Removal {
+        var removal = Removal()
+        guard let link = try connection.link(named: linkName) else { return removal }
+        let onLink = try connection.addresses().filter { $0.linkIndex == link.index }
+        removal.link = link.index
+        removal.ours = onLink.filter { owned.addresses.contains($0.address) }
+        removal.unbound = removal.ours.map(\.address).sorted()
+        let othersRemain = onLink.contains { !owned.addresses.contains($0.address) && !$0.address.isLinkLocal }
+        removal.deletesLink = link.kind == "dummy" && !othersRemain
+        return removal
+    }
+
+    package func remove(_ removal: inout Removal, owned: inout OwnershipRecord) throws {
+        removal.failures = try connection.apply(removal.ours.map(AddressChange.unbind))
+            .filter { $0.error.errno != .addressNotAvailable }
+        let notUnbound = Set(removal.failures.map(\.change.address.address))
+        owned.addresses = owned.addresses.filter { notUnbound.contains($0) }
+        if removal.deletesLink, removal.failures.isEmpty, let link = removal.link {
+            try connection.deleteLink(index: link)
+        }
+    }
+
     private func makeLink() throws -> Int32 {
         let index = try connection.addDummyLink(named: linkName)
         try connection.setLinkUp(index: index)
@@ -124,4 +186,18 @@ extension AddressPlan: PartChanges {
         if !bind.isEmpty { during.addresses.formUnion(bind) }
         return during
     }
+}
+
+extension SyncReport {
+    /// The service addresses bound and unbound, and the refusals.
+    package var addresses: ServiceAddressPart.Report { self[ServiceAddressPart.self] }
+}
+
+extension Syncer.CleanupReport {
+    /// The addresses a cleanup unbound, or would unbind.
+    package var unboundAddresses: [IPAddress] { self[ServiceAddressPart.self].unbound }
+    /// Whether it deleted the dummy link (nothing else was on it), or would.
+    package var deletedLink: Bool { self[ServiceAddressPart.self].deletesLink }
+    /// The unbinds the kernel refused.
+    package var addressFailures: [AddressChangeFailure] { self[ServiceAddressPart.self].failures }
 }

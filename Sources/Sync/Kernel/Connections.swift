@@ -1,12 +1,10 @@
-import IPVS
 import IPVSModel
-import Netfilter
 import NetfilterModel
 
 /// What a sync needs of the kernel's IPVS table.
 ///
-/// The seam between the sync engine and the kernel: ``IPVSHandle`` is the real connection, and tests give the
-/// engine an in-memory table instead.
+/// The seam between the sync engine and the kernel: the IPVS handle is the real connection (fitted to this in the
+/// KernelAccess module), and tests give the engine an in-memory table instead.
 package protocol IPVSTableConnection: Sendable {
     /// Every virtual server with its real servers. A dump, not a snapshot: it may repeat an entry.
     func table() throws -> [VirtualServerState]
@@ -20,7 +18,7 @@ package protocol IPVSTableConnection: Sendable {
 
 /// What a sync needs of the kernel's links and addresses.
 ///
-/// ``InterfaceHandle`` is the real connection; tests give the engine in-memory links instead.
+/// The rtnetlink handle is the real connection; tests give the engine in-memory links instead.
 package protocol InterfaceConnection: Sendable {
     /// Every link of the namespace.
     func links() throws -> [NetworkLink]
@@ -39,12 +37,9 @@ package protocol InterfaceConnection: Sendable {
     func apply(_ changes: [AddressChange]) throws -> [AddressChangeFailure]
 }
 
-extension IPVSHandle: IPVSTableConnection {}
-extension InterfaceHandle: InterfaceConnection {}
-
 /// What a sync needs of the kernel's nftables: ipvs-proxy's own tables, read and changed in transactions.
 ///
-/// ``NFTablesHandle`` (through libnftables) is the real connection.
+/// The libnftables handle is the real connection.
 package protocol NFTablesConnection: Sendable {
     /// The table as the kernel lists it, or `nil` when there is none.
     func table(_ family: NFTFamily, named name: String) throws(NetfilterError) -> TableListing?
@@ -58,7 +53,7 @@ package protocol NFTablesConnection: Sendable {
 
 /// What a sync needs of the kernel's connection tracking table.
 ///
-/// ``ConntrackHandle`` is the real connection.
+/// The ctnetlink handle is the real connection.
 package protocol ConntrackConnection: Sendable {
     /// The entries of one family with an IP protocol in `protocols`.
     func entries(family: AddressFamily, protocols: Set<UInt8>) throws(NetfilterError) -> [ConntrackEntry]
@@ -66,47 +61,3 @@ package protocol ConntrackConnection: Sendable {
     /// - Returns: The entries the kernel would not delete.
     func delete(_ entries: [ConntrackEntry]) throws(NetfilterError) -> [(ConntrackEntry, NetfilterError)]
 }
-
-extension NFTablesHandle: NFTablesConnection {
-    package func table(_ family: NFTFamily, named name: String) throws(NetfilterError) -> TableListing? {
-        let operation = "list the nftables table \(family) \(name)"
-        let tables = try run("list tables \(family)\n", operation: operation, json: true)
-        guard
-            try Self.reading(
-                operation,
-                { () throws(TableListing.Malformed) in
-                    try TableListing.tableNames(json: tables, family: family).contains(name)
-                })
-        else { return nil }
-        let json = try run("list table \(family) \(name)\n", operation: operation, json: true)
-        return try Self.reading(operation) { () throws(TableListing.Malformed) in
-            try TableListing(json: json, family: family, table: name)
-        }
-    }
-
-    package func commit(_ transaction: NFTTransaction, dryRun: Bool) throws(NetfilterError) {
-        _ = try run(
-            transaction.text, operation: dryRun ? "check an nftables transaction" : "apply an nftables transaction",
-            dryRun: dryRun)
-    }
-
-    package func baseChains() throws(NetfilterError) -> [ListedChain] {
-        let json = try run("list chains\n", operation: "list nftables chains", json: true)
-        return try Self.reading("list nftables chains") { () throws(TableListing.Malformed) in
-            try ListedChain.baseChains(json: json)
-        }
-    }
-
-    /// Reads a listing; one libnftables did not write as expected is a malformed reply.
-    private static func reading<Result>(
-        _ operation: String, _ body: () throws(TableListing.Malformed) -> Result
-    ) throws(NetfilterError) -> Result {
-        do {
-            return try body()
-        } catch {
-            throw NetfilterError(operation: operation, reason: .malformedReply)
-        }
-    }
-}
-
-extension ConntrackHandle: ConntrackConnection {}

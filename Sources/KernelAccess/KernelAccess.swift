@@ -3,17 +3,17 @@ import Netfilter
 import NetfilterModel
 import Sync
 
-/// The kernel connections a command uses, opened in its network namespace.
-struct KernelAccess: Sendable {
-    let ipvs: IPVSHandle
+/// The node's kernel connections, opened in its network namespace, and the sync engine over them.
+package struct KernelAccess: Sendable {
+    package let ipvs: IPVSHandle
     let interfaces: InterfaceHandle
     let nftables: NFTablesHandle
     let conntrack: ConntrackHandle
-    let networkNamespacePath: String?
+    package let networkNamespacePath: String?
 
-    /// Opens every connection, and checks that the kernel has nftables before anything else happens.
-    init(namespace: NamespaceOptions) throws {
-        let path = namespace.networkNamespacePath
+    /// Opens every connection in the network namespace at `path` (the caller's when `nil`), and checks that the
+    /// kernel has nftables before anything else happens.
+    package init(networkNamespacePath path: String?) throws {
         networkNamespacePath = path
         ipvs = try IPVSHandle(networkNamespacePath: path)
         interfaces = try InterfaceHandle(networkNamespacePath: path)
@@ -30,15 +30,18 @@ struct KernelAccess: Sendable {
         }
     }
 
-    func syncer(state: StateOptions, netfilter: NetfilterSettings = NetfilterSettings()) -> Syncer {
+    /// The sync engine over these connections, keeping its state (the ownership record) in `stateDirectory`.
+    package func syncer(
+        stateDirectory: String, linkName: String, netfilter: NetfilterSettings = NetfilterSettings()
+    ) -> Syncer {
         Syncer(
             ipvs: ipvs, interfaces: interfaces, nftables: nftables, conntrack: conntrack,
-            store: OwnershipStore(directory: state.stateDir), linkName: state.linkName, netfilter: netfilter)
+            store: OwnershipStore(directory: stateDirectory), linkName: linkName, netfilter: netfilter)
     }
 
     /// Warnings about other tables' forward chains whose policy drops: an accept in ipvs-proxy's table cannot
     /// override a drop in another, so replies that IPVS forwards die there. Read-only.
-    func forwardPolicyWarnings() -> [String] {
+    package func forwardPolicyWarnings() -> [String] {
         guard let chains = try? nftables.baseChains() else { return [] }
         return chains.filter { $0.hook == "forward" && $0.policy == "drop" && $0.table != ProxyTable.name }.map {
             "\($0) drops forwarded traffic that no rule there accepts: replies to Service traffic that IPVS "
@@ -49,10 +52,10 @@ struct KernelAccess: Sendable {
 }
 
 /// A kernel without nf_tables.
-struct NFTablesMissing: Error, CustomStringConvertible {
-    var underlying: NetfilterError
+package struct NFTablesMissing: Error, CustomStringConvertible {
+    package var underlying: NetfilterError
 
-    var description: String {
+    package var description: String {
         "nftables is not available in this kernel (\(underlying)): load the module nf_tables, with nft_chain_nat, "
             + "nft_masq, nft_ct, nft_fib and nft_reject; nothing was changed"
     }
