@@ -38,6 +38,8 @@ let package = Package(
             path: "CNetlink",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
+        // glibc's malloc tuning (<malloc.h>) for the daemon's heap.
+        .target(name: "CHeapMemory"),
         // The version scripts/release stamps in at link time (a weak empty default; see its header).
         .target(name: "CProxyVersion"),
         // IPv4 and IPv6 address values.
@@ -137,6 +139,7 @@ let package = Package(
             name: "ProxyDaemon",
             dependencies: [
                 "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "ProxyRules", "StateSources",
+                "CHeapMemory",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -180,7 +183,7 @@ let package = Package(
             name: "ProxyDaemonTests",
             dependencies: [
                 "ProxyDaemon", "ProxyCommands", "ProxyConfiguration", "FakeKernel", "TestSupport", "Sync", "IPVSModel",
-                "KubernetesModel", "StateSources", "Translation", "ProxyRules",
+                "KubernetesModel", "StateSources", "Translation", "ProxyRules", "CHeapMemory",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

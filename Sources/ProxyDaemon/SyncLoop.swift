@@ -10,10 +10,6 @@ import Sync
 import Synchronization
 import Translation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// How many object changes make a sync hand freed memory back to the kernel.
 private let largeChange = 100
 
@@ -345,43 +341,5 @@ where LoopClock.Duration == Duration {
         for failure in report.addresses.failures.prefix(10) {
             logger.error("kernel refused an address change", metadata: ["error": "\(failure.error)"])
         }
-    }
-}
-
-/// The C heap (glibc's malloc), tuned for a daemon that holds a large, long-lived state and lets large inputs go.
-package enum HeapMemory {
-    private typealias MallocTrim = @convention(c) (Int) -> Int32
-    private typealias MallOpt = @convention(c) (Int32, Int32) -> Int32
-    /// glibc's `malloc_trim` and `mallopt` (malloc.h is not in the Glibc module); `nil` with another C library.
-    private static let mallocTrim: MallocTrim? = glibc("malloc_trim")
-    private static let mallopt: MallOpt? = glibc("mallopt")
-
-    private static func glibc<Function>(_ name: String) -> Function? {
-        #if canImport(Glibc)
-            dlsym(UnsafeMutableRawPointer(bitPattern: 0), name).map { unsafeBitCast($0, to: Function.self) }
-        #else
-            nil
-        #endif
-    }
-
-    /// Two arenas rather than glibc's eight per core (each thread's frees otherwise scatter over arenas of their
-    /// own); blocks of 128 KiB or more (list pages, the tables of a first sync) in mappings of their own, given back
-    /// when freed rather than left between long-lived objects (glibc otherwise raises that threshold as large
-    /// blocks are freed); and the top of the heap kept up to 32 MiB (a fixed mapping threshold would leave glibc's
-    /// 128 KiB trim threshold, and every sync would shrink the heap and fault it in again, which doubled an
-    /// endpoint change's latency in the VM): freed heap goes back after large changes, by ``returnToKernel()``.
-    /// Docs/performance.md has what each setting did. `MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_` and
-    /// `MALLOC_TRIM_THRESHOLD_` in the environment win. Call before other threads start.
-    package static func configure() {
-        #if canImport(Glibc)
-            if getenv("MALLOC_ARENA_MAX") == nil { _ = mallopt?(-8, 2) }  // M_ARENA_MAX
-            if getenv("MALLOC_MMAP_THRESHOLD_") == nil { _ = mallopt?(-3, 128 * 1024) }  // M_MMAP_THRESHOLD
-            if getenv("MALLOC_TRIM_THRESHOLD_") == nil { _ = mallopt?(-1, 32 * 1024 * 1024) }  // M_TRIM_THRESHOLD
-        #endif
-    }
-
-    /// Gives the heap's free pages back to the kernel.
-    static func returnToKernel() {
-        _ = mallocTrim?(0)
     }
 }

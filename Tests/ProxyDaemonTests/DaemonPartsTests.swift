@@ -1,3 +1,4 @@
+import CHeapMemory
 import Foundation
 import IPVSModel
 import KubernetesModel
@@ -265,5 +266,18 @@ struct NodeAddressWatchTests {
         #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .failure(interrupted)))
         #expect(!NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .success(7)))
         #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .success(nil)))
+    }
+}
+
+@Suite("The daemon's heap", .timeLimit(.minutes(1)))
+struct HeapMemoryTests {
+    /// The settings reach glibc's malloc (through <malloc.h>; the symbols looked up at run time could go missing
+    /// without a word, and a shim built without glibc's feature macros answers 0), and a trim runs.
+    @Test func glibcTakesTheSettings() {
+        #expect(heap_memory_set_arena_max(2) == 1)
+        #expect(heap_memory_set_mmap_threshold(128 * 1024) == 1)
+        #expect(heap_memory_set_trim_threshold(32 * 1024 * 1024) == 1)
+        let trimmed = heap_memory_trim()
+        #expect(trimmed == 0 || trimmed == 1)
     }
 }
