@@ -139,7 +139,8 @@ let package = Package(
             name: "ProxyDaemon",
             dependencies: [
                 "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "ProxyRules", "StateSources",
-                "CHeapMemory",
+                "CHeapMemory", "KernelAccess", "ProxyConfiguration", "NetfilterModel",
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import IPVSModel
 import NetfilterModel
+import ProxyConfiguration
+import ProxyDaemon
 import ProxyRules
 import Sync
 import Translation
@@ -86,14 +88,14 @@ struct NodeOptions: ParsableArguments {
     }
 
     var resolvedNodeName: String {
-        Self.nodeName(override: nodeName, hostName: ProcessInfo.processInfo.hostName)
+        DaemonSettings.nodeName(override: nodeName, hostName: ProcessInfo.processInfo.hostName)
     }
 
-    /// kube-proxy's rule (`GetHostname` in k8s.io/component-helpers/node/util, Kubernetes 1.34): the override,
-    /// or the host name; trimmed and lower-cased either way.
-    static func nodeName(override: String?, hostName: String) -> String {
-        let name = (override.flatMap { $0.isEmpty ? nil : $0 } ?? hostName).trimmingCharacters(in: .whitespaces)
-        return name.lowercased()
+    /// What the flags stand for in kube-proxy's configuration (`--node-ip` has no field there).
+    func configure(_ configuration: inout KubeProxyConfiguration) {
+        configuration.hostnameOverride = nodeName ?? ""
+        configuration.ipvs.scheduler = scheduler
+        configuration.nodePortAddresses = nodePortAddressTexts
     }
 }
 
@@ -161,28 +163,35 @@ struct NetfilterOptions: ParsableArguments {
         guard (0...31).contains(masqueradeBit) else {
             throw ValidationError("--iptables-masquerade-bit: \(masqueradeBit) is not a bit of the mark (0-31)")
         }
-        let detection: LocalTrafficDetection
         switch detectLocalMode {
-        case "ClusterCIDR", "":
-            detection = .networks(networks)
-        case "NodeCIDR":
-            detection = .nodePodNetworks
+        case "ClusterCIDR", "", "NodeCIDR":
+            break
         case "BridgeInterface":
             guard let name = podBridgeInterface, !name.isEmpty else {
                 throw ValidationError("--detect-local-mode BridgeInterface needs --pod-bridge-interface")
             }
-            detection = .bridgeInterface(name)
         case "InterfaceNamePrefix":
             guard let prefix = podInterfaceNamePrefix, !prefix.isEmpty else {
                 throw ValidationError("--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix")
             }
-            detection = .interfaceNamePrefix(prefix)
         default:
             throw ValidationError(
                 "--detect-local-mode: '\(detectLocalMode)' is not ClusterCIDR, NodeCIDR, BridgeInterface or "
                     + "InterfaceNamePrefix")
         }
-        return MasqueradeRules(markBit: masqueradeBit, masqueradeAll: masqueradeAll, localTraffic: detection)
+        var configuration = KubeProxyConfiguration()
+        configure(&configuration)
+        return MasqueradeRules(kubeProxy: configuration)
+    }
+
+    /// What the flags stand for in kube-proxy's configuration (`--no-conntrack-cleanup` has no field there).
+    func configure(_ configuration: inout KubeProxyConfiguration) {
+        configuration.clusterCIDR = clusterCIDRs.joined(separator: ",")
+        configuration.detectLocalMode = detectLocalMode
+        configuration.detectLocal.bridgeInterface = podBridgeInterface ?? ""
+        configuration.detectLocal.interfaceNamePrefix = podInterfaceNamePrefix ?? ""
+        configuration.iptables.masqueradeAll = masqueradeAll
+        configuration.iptables.masqueradeBit = Int32(clamping: masqueradeBit)
     }
 
     var settings: NetfilterSettings {
@@ -192,12 +201,6 @@ struct NetfilterOptions: ParsableArguments {
 
     /// What will not be masqueraded, said at start as kube-proxy says it.
     var warnings: [String] {
-        guard let rules = try? rules(), !rules.masqueradeAll, case .networks(let networks) = rules.localTraffic,
-            networks.isEmpty
-        else { return [] }
-        return [
-            "no --cluster-cidr: traffic to ClusterIPs from outside the cluster will not be masqueraded (give "
-                + "--cluster-cidr, or --masquerade-all)"
-        ]
+        (try? rules()).map { NetfilterSettings(rules: $0).unmasqueradedWarnings } ?? []
     }
 }

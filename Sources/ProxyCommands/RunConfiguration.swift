@@ -1,108 +1,59 @@
 import ArgumentParser
 import Foundation
 import ProxyConfiguration
+import ProxyDaemon
 
 /// How `run`'s flags and a `--config` file combine, by kube-proxy's rule (`Complete` in cmd/kube-proxy/app,
-/// Kubernetes 1.34): with a file, the file's values are used and kube-proxy's other flags are ignored, except
-/// `--hostname-override` and the logging flags, which beat it; ipvs-proxy's own flags (`--manifests`,
-/// `--state-dir`, ...) have no field in the file and always apply.
+/// Kubernetes 1.34), in one direction: kube-proxy's flags stand for a configuration; with a file, the file's
+/// configuration is used instead, and kube-proxy's other flags are ignored, except `--hostname-override` and the
+/// logging flags, which beat it; the daemon's settings are then made from that configuration alone, and
+/// ipvs-proxy's own flags (`--manifests`, `--state-dir`, ...), which have no field in it, are added.
 extension RunCommand {
-    /// The configuration in effect, and what the caller should be warned of.
-    struct Resolved {
-        /// This command with kube-proxy's flags set from the configuration in effect.
-        var command: RunCommand
-        var configuration: KubeProxyConfiguration
-        var warnings: [String]
-    }
-
-    /// Reads `--config` when given and combines it with the flags.
+    /// Reads `--config` when given and resolves the daemon's settings.
     /// - Throws: ``ConfigurationFileError`` for a bad file (exit 2).
-    func resolved() throws -> Resolved {
-        guard let config else {
-            return Resolved(command: self, configuration: flagConfiguration, warnings: [])
+    func settings() throws -> DaemonSettings {
+        var configuration = flagConfiguration
+        var warnings: [String] = []
+        if let config {
+            configuration = try KubeProxyConfiguration.load(path: config)
+            try configuration.validate(file: config)
+            if let nodeName = node.nodeName, !nodeName.isEmpty { configuration.hostnameOverride = nodeName }
+            logging.configure(&configuration, overriding: true)
+            warnings = ignoredFlagWarnings(config)
         }
-        var configuration = try KubeProxyConfiguration.load(path: config)
-        try configuration.validate(file: config)
-        if let nodeName = node.nodeName, !nodeName.isEmpty { configuration.hostnameOverride = nodeName }
-        if let verbosity { configuration.logging.verbosity = UInt32(verbosity) }
-        if let loggingFormat { configuration.logging.format = loggingFormat.rawValue }
-        var command = self
-        command.apply(configuration)
-        return Resolved(command: command, configuration: configuration, warnings: ignoredFlagWarnings(config))
+        var settings = DaemonSettings(kubeProxy: configuration, logLevel: logging.logLevel)
+        settings.warnings = warnings
+        if !source.manifests.isEmpty {
+            // A kubeconfig the file names goes unused with --manifests, as --master does.
+            settings.source = .manifests(source.manifests, pollInterval: pacing.pollInterval.duration)
+        } else if case .api(let kubeconfig, _, _) = settings.source {
+            settings.source = .api(kubeconfig: kubeconfig, context: source.context, master: master)
+        }
+        settings.loop.drainCheckPeriod = pacing.drainCheckPeriod.duration
+        settings.loop.nodePortAddresses.addresses = node.nodePortAddresses.addresses
+        settings.netfilter.cleansStaleFlows = !netfilter.noConntrackCleanup
+        settings.stateDirectory = state.stateDir
+        settings.linkName = state.linkName
+        settings.networkNamespacePath = namespace.networkNamespacePath
+        settings.http = endpoints.limits
+        settings.version = ProxyVersion.current
+        return settings
     }
 
     /// kube-proxy's flags, as the configuration they stand for.
     var flagConfiguration: KubeProxyConfiguration {
         var configuration = KubeProxyConfiguration()
-        configuration.hostnameOverride = node.nodeName ?? ""
-        configuration.ipvs.scheduler = node.scheduler
-        configuration.nodePortAddresses = node.nodePortAddressTexts
-        configuration.clusterCIDR = netfilter.clusterCIDRs.joined(separator: ",")
-        configuration.detectLocalMode = netfilter.detectLocalMode
-        configuration.detectLocal.bridgeInterface = netfilter.podBridgeInterface ?? ""
-        configuration.detectLocal.interfaceNamePrefix = netfilter.podInterfaceNamePrefix ?? ""
-        configuration.iptables.masqueradeAll = netfilter.masqueradeAll
-        configuration.iptables.masqueradeBit = Int32(clamping: netfilter.masqueradeBit)
-        configuration.ipvs.syncPeriod = syncPeriod
-        configuration.ipvs.minSyncPeriod = minSyncPeriod
-        configuration.ipvs.strictARP = strictArp
-        configuration.ipvs.tcpTimeout = tcpTimeout
-        configuration.ipvs.tcpFinTimeout = tcpfinTimeout
-        configuration.ipvs.udpTimeout = udpTimeout
-        configuration.conntrack.maxPerCore = Int32(clamping: conntrackMaxPerCore)
-        configuration.conntrack.min = Int32(clamping: conntrackMin)
-        configuration.conntrack.tcpEstablishedTimeout = conntrackTcpTimeoutEstablished
-        configuration.conntrack.tcpCloseWaitTimeout = conntrackTcpTimeoutCloseWait
-        configuration.conntrack.tcpBeLiberal = conntrackTcpBeLiberal
-        configuration.conntrack.udpTimeout = conntrackUdpTimeout
-        configuration.conntrack.udpStreamTimeout = conntrackUdpTimeoutStream
-        configuration.healthzBindAddress = healthzBindAddress
-        configuration.metricsBindAddress = metricsBindAddress
-        configuration.bindAddressHardFail = bindAddressHardFail
-        configuration.oomScoreAdj = Int32(clamping: oomScoreAdj)
-        configuration.clientConnection.kubeconfig = kubeconfig ?? ""
-        configuration.logging.verbosity = UInt32(clamping: verbosity ?? 0)
-        configuration.logging.format = (loggingFormat ?? .text).rawValue
+        node.configure(&configuration)
+        netfilter.configure(&configuration)
+        kernel.configure(&configuration)
+        logging.configure(&configuration, overriding: false)
+        configuration.ipvs.syncPeriod = pacing.syncPeriod
+        configuration.ipvs.minSyncPeriod = pacing.minSyncPeriod
+        configuration.healthzBindAddress = endpoints.healthzBindAddress
+        configuration.metricsBindAddress = endpoints.metricsBindAddress
+        configuration.bindAddressHardFail = endpoints.bindAddressHardFail
+        configuration.clientConnection.kubeconfig = source.kubeconfig ?? ""
         return configuration
-    }
-
-    /// Sets kube-proxy's flags from a configuration.
-    mutating func apply(_ configuration: KubeProxyConfiguration) {
-        node.nodeName = configuration.hostnameOverride.isEmpty ? nil : configuration.hostnameOverride
-        node.scheduler = configuration.ipvs.scheduler.isEmpty ? "rr" : configuration.ipvs.scheduler
-        node.nodePortAddressFlags = configuration.nodePortAddresses
-        netfilter.clusterCIDRs = configuration.clusterCIDRs
-        netfilter.detectLocalMode = configuration.detectLocalMode
-        netfilter.podBridgeInterface = configuration.detectLocal.bridgeInterface
-        netfilter.podInterfaceNamePrefix = configuration.detectLocal.interfaceNamePrefix
-        netfilter.masqueradeAll = configuration.iptables.masqueradeAll
-        netfilter.masqueradeBit = Int(configuration.iptables.masqueradeBit ?? 14)
-        syncPeriod = configuration.ipvs.syncPeriod
-        minSyncPeriod = configuration.ipvs.minSyncPeriod
-        strictArp = configuration.ipvs.strictARP
-        tcpTimeout = configuration.ipvs.tcpTimeout
-        tcpfinTimeout = configuration.ipvs.tcpFinTimeout
-        udpTimeout = configuration.ipvs.udpTimeout
-        // A null pointer is kube-proxy's default; zero sizes leave the kernel's table alone.
-        conntrackMaxPerCore = Int(configuration.conntrack.maxPerCore ?? 32768)
-        conntrackMin = Int(configuration.conntrack.min ?? 131072)
-        conntrackTcpTimeoutEstablished = configuration.conntrack.tcpEstablishedTimeout ?? .seconds(86400)
-        conntrackTcpTimeoutCloseWait = configuration.conntrack.tcpCloseWaitTimeout ?? .seconds(3600)
-        conntrackTcpBeLiberal = configuration.conntrack.tcpBeLiberal
-        conntrackUdpTimeout = configuration.conntrack.udpTimeout
-        conntrackUdpTimeoutStream = configuration.conntrack.udpStreamTimeout
-        healthzBindAddress = configuration.healthzBindAddress
-        metricsBindAddress = configuration.metricsBindAddress
-        bindAddressHardFail = configuration.bindAddressHardFail
-        oomScoreAdj = Int(configuration.oomScoreAdj ?? -999)
-        // With --manifests the file's kubeconfig goes unused, as --master does.
-        kubeconfig =
-            manifests.isEmpty && !configuration.clientConnection.kubeconfig.isEmpty
-            ? configuration.clientConnection.kubeconfig : nil
-        // Verbosity 0 leaves --log-level in charge.
-        if configuration.logging.verbosity > 0 { verbosity = Int(configuration.logging.verbosity) }
-        loggingFormat = LoggingFormat(rawValue: configuration.logging.format)
-        proxyMode = "ipvs"
     }
 
     /// The kube-proxy flags given with `--config` that the file overrides (kube-proxy ignores them silently).
@@ -139,10 +90,4 @@ extension RunCommand {
         walk(object, "")
         return fields
     }
-}
-
-/// kube-proxy's `--logging-format`.
-enum LoggingFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case text
-    case json
 }

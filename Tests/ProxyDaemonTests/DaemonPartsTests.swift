@@ -2,6 +2,7 @@ import CHeapMemory
 import Foundation
 import IPVSModel
 import KubernetesModel
+import StateSources
 import TestSupport
 import Testing
 
@@ -121,31 +122,34 @@ struct DoorbellTests {
     }
 }
 
+/// kubeadm's file, as a v1.34.0 cluster's ConfigMap has it (Tests/Fixtures/kubeadm/README.md), unedited.
+private let kubeadm = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures/kubeadm/kube-proxy-config.conf").path
+
 @Suite("ipvs-proxy run's defaults", .timeLimit(.minutes(2)))
 struct RunDefaultsTests {
     @Test func metricsListenOnLoopbackAndHealthOnAllAddresses() throws {
-        let command = try RunCommand.parse(["-f", "/tmp"])
-        #expect(command.metricsBindAddress == "127.0.0.1:10249")
-        #expect(command.healthzBindAddress == "0.0.0.0:10256")
-        #expect(command.syncPeriod.description == "30s")
-        #expect(command.minSyncPeriod.description == "1s")
-        #expect(command.state.stateDir == "/run/ipvs-proxy")
-        #expect(command.httpMaxConnections == 1024)
-        #expect(command.httpRequestTimeout.description == "5s")
+        let settings = try RunCommand.parse(["-f", "/tmp"]).settings()
+        #expect(settings.metricsAddress == HostPort("127.0.0.1:10249"))
+        #expect(settings.healthzAddress == HostPort("0.0.0.0:10256"))
+        #expect(GoDuration(settings.loop.syncPeriod).description == "30s")
+        #expect(GoDuration(settings.loop.minSyncPeriod).description == "1s")
+        #expect(settings.stateDirectory == "/run/ipvs-proxy")
+        #expect(settings.http.maximumPerServer == 1024)
+        #expect(GoDuration(settings.http.requestTimeout).description == "5s")
     }
 
     /// The HTTP servers' limits are flags only (KubeProxyConfiguration has no field for them), so a --config
     /// file leaves them as given.
     @Test func theHTTPLimitsAreFlagsThatTheConfigurationFileLeavesAlone() throws {
-        let command = try RunCommand.parse([
-            "-f", "/tmp", "--http-max-connections", "64", "--http-request-timeout", "1500ms",
-        ])
-        #expect(command.httpMaxConnections == 64)
-        #expect(command.httpRequestTimeout.duration == .milliseconds(1500))
-        var configured = command
-        configured.apply(KubeProxyConfiguration())
-        #expect(configured.httpMaxConnections == 64)
-        #expect(configured.httpRequestTimeout.duration == .milliseconds(1500))
+        let arguments = ["-f", "/tmp", "--http-max-connections", "64", "--http-request-timeout", "1500ms"]
+        for settings in [
+            try RunCommand.parse(arguments).settings(),
+            try RunCommand.parse(arguments + ["--config", kubeadm]).settings(),
+        ] {
+            #expect(settings.http.maximumPerServer == 64)
+            #expect(settings.http.requestTimeout == .milliseconds(1500))
+        }
     }
 
     /// Each is refused by the parser as a usage error (exit status 2), with a message that names the flag.
@@ -172,31 +176,31 @@ struct RunDefaultsTests {
 
     /// kube-proxy's names for the same settings, as its DaemonSets and unit files pass them.
     @Test func kubeProxysFlagNamesSetTheSameSettings() throws {
-        let command = try RunCommand.parse([
+        let settings = try RunCommand.parse([
             "-f", "/tmp", "--ipvs-scheduler", "lc", "--hostname-override", " Node-A.Example ", "--ipvs-sync-period",
             "45s", "--ipvs-min-sync-period", "2s", "--ipvs-strict-arp", "--ipvs-tcp-timeout", "10m",
             "--ipvs-tcpfin-timeout", "20s", "--ipvs-udp-timeout", "5s", "--proxy-mode", "ipvs", "--v=4",
             "--master", "https://10.0.0.1:6443",
-        ])
-        #expect(command.node.validatedScheduler == .leastConnection)
-        #expect(command.node.resolvedNodeName == "node-a.example")
-        #expect(command.syncPeriod.description == "45s")
-        #expect(command.minSyncPeriod.description == "2s")
-        #expect(command.strictArp)
-        #expect(command.tcpTimeout.duration == .seconds(600))
-        #expect(command.tcpfinTimeout.description == "20s")
-        #expect(command.udpTimeout.description == "5s")
-        #expect(command.effectiveLogLevel == .debug)
-        #expect(try RunCommand.parse(["-f", "/tmp", "-v", "2"]).effectiveLogLevel == .info)
-        #expect(try RunCommand.parse(["-f", "/tmp", "--log-level", "warning"]).effectiveLogLevel == .warning)
+        ]).settings()
+        #expect(settings.loop.scheduler == .leastConnection)
+        #expect(settings.loop.nodeName == "node-a.example")
+        #expect(GoDuration(settings.loop.syncPeriod).description == "45s")
+        #expect(GoDuration(settings.loop.minSyncPeriod).description == "2s")
+        #expect(settings.kernel.strictARP)
+        #expect(settings.kernel.tcpTimeout == .seconds(600))
+        #expect(GoDuration(settings.kernel.tcpFinTimeout).description == "20s")
+        #expect(GoDuration(settings.kernel.udpTimeout).description == "5s")
+        #expect(settings.logLevel == .debug)
+        #expect(try RunCommand.parse(["-f", "/tmp", "-v", "2"]).settings().logLevel == .info)
+        #expect(try RunCommand.parse(["-f", "/tmp", "--log-level", "warning"]).settings().logLevel == .warning)
         #expect(
             try SyncCommand.parse(["-f", "/tmp", "--ipvs-scheduler", "sh"]).node.validatedScheduler == .sourceHashing)
     }
 
     /// kube-proxy's default node name: the host name, whole and lower-cased.
     @Test func theNodeNameIsTheLowerCasedHostName() {
-        #expect(NodeOptions.nodeName(override: nil, hostName: "Worker-1.Cluster.Local") == "worker-1.cluster.local")
-        #expect(NodeOptions.nodeName(override: "", hostName: "worker-1") == "worker-1")
+        #expect(DaemonSettings.nodeName(override: nil, hostName: "Worker-1.Cluster.Local") == "worker-1.cluster.local")
+        #expect(DaemonSettings.nodeName(override: "", hostName: "worker-1") == "worker-1")
     }
 
     /// `--master` takes the place of the kubeconfig's server; alone, it is the server, without credentials.
@@ -213,10 +217,15 @@ struct RunDefaultsTests {
                 current-context: x
                 """.utf8
             ).write(to: URL(fileURLWithPath: kubeconfig))
-            let viaFile = try RunCommand.parse(["--kubeconfig", kubeconfig, "--master", "https://10.0.0.1:6443"])
-            #expect(try viaFile.apiServer().server == "https://10.0.0.1:6443")
-            #expect(try viaFile.apiServer().bearerToken == "secret")
-            #expect(try RunCommand.parse(["--kubeconfig", kubeconfig]).apiServer().server == "https://cp.example:6443")
+            func server(_ arguments: [String]) throws -> APIServerConfiguration? {
+                guard case .api(let file, let context, let master) = try RunCommand.parse(arguments).settings().source
+                else { return nil }
+                return try Daemon.apiServer(kubeconfig: file, context: context, master: master)
+            }
+            let viaFile = try server(["--kubeconfig", kubeconfig, "--master", "https://10.0.0.1:6443"])
+            #expect(viaFile?.server == "https://10.0.0.1:6443")
+            #expect(viaFile?.bearerToken == "secret")
+            #expect(try server(["--kubeconfig", kubeconfig])?.server == "https://cp.example:6443")
         }
     }
 

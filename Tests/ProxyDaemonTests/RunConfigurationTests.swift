@@ -1,6 +1,9 @@
 import Foundation
+import IPVSModel
 import Logging
+import NetfilterModel
 import ProxyConfiguration
+import ProxyDaemon
 import TestSupport
 import Testing
 
@@ -18,33 +21,32 @@ struct RunConfigurationTests {
                 "--config", kubeadmConfig, "--manifests", folder, "--hostname-override", "Node-A",
                 "--ipvs-scheduler", "lc", "--ipvs-sync-period", "5s", "--state-dir", folder, "--link-name", "svc0",
             ])
-            let resolved = try command.resolved()
+            let settings = try command.settings()
             // The file's values: its empty scheduler is kube-proxy's rr, its zero sync period 30s.
-            #expect(resolved.command.node.scheduler == "rr")
-            #expect(resolved.command.syncPeriod == .seconds(30))
-            #expect(resolved.command.minSyncPeriod == .zero)
-            #expect(resolved.command.netfilter.clusterCIDRs == ["172.17.0.0/16"])
-            #expect(resolved.command.healthzBindAddress == "0.0.0.0:10256")
+            #expect(settings.loop.scheduler == .roundRobin)
+            #expect(settings.loop.syncPeriod == .seconds(30))
+            #expect(settings.loop.minSyncPeriod == .zero)
+            #expect(settings.netfilter.rules.localTraffic == .networks([IPNetwork("172.17.0.0/16")!]))
+            #expect(settings.healthzAddress == HostPort("0.0.0.0:10256"))
             // --hostname-override beats the file; ipvs-proxy's own flags have no field and stay.
-            #expect(resolved.command.node.resolvedNodeName == "node-a")
-            #expect(resolved.configuration.hostnameOverride == "Node-A")
-            #expect(resolved.command.manifests == [folder])
-            #expect(resolved.command.state.stateDir == folder)
-            #expect(resolved.command.state.linkName == "svc0")
+            #expect(settings.loop.nodeName == "node-a")
+            #expect(settings.configuration.hostnameOverride == "Node-A")
             // With --manifests the file's kubeconfig goes unused, without an error.
-            #expect(resolved.command.kubeconfig == nil)
+            #expect(settings.source == .manifests([folder], pollInterval: .milliseconds(200)))
+            #expect(settings.stateDirectory == folder)
+            #expect(settings.linkName == "svc0")
             // The flags the file overrode are named in a warning.
-            #expect(resolved.warnings.count == 1)
-            let warning = try #require(resolved.warnings.first)
+            #expect(settings.warnings.count == 1)
+            let warning = try #require(settings.warnings.first)
             #expect(warning.contains("ipvs.scheduler") && warning.contains("ipvs.syncPeriod"), "\(warning)")
             #expect(!warning.contains("hostnameOverride"))
         }
     }
 
     @Test func theFilesKubeconfigIsUsedWithoutManifests() throws {
-        let resolved = try RunCommand.parse(["--config", kubeadmConfig]).resolved()
-        #expect(resolved.command.kubeconfig == "/var/lib/kube-proxy/kubeconfig.conf")
-        #expect(resolved.warnings.isEmpty)
+        let settings = try RunCommand.parse(["--config", kubeadmConfig]).settings()
+        #expect(settings.source == .api(kubeconfig: "/var/lib/kube-proxy/kubeconfig.conf", context: nil, master: nil))
+        #expect(settings.warnings.isEmpty)
     }
 
     @Test func theFilesValuesReachTheDaemonsSettings() throws {
@@ -64,20 +66,20 @@ struct RunConfigurationTests {
             oomScoreAdj: -500
             logging: {format: json, verbosity: 4}
             """.write(toFile: file, atomically: true, encoding: .utf8)
-            let command = try RunCommand.parse(["--config", file]).resolved().command
-            #expect(command.node.validatedScheduler.rawValue == "sh")
-            #expect(command.syncPeriod == .seconds(60))
-            #expect(command.minSyncPeriod == .seconds(2))
-            #expect(command.strictArp)
-            #expect(command.udpTimeout == .seconds(10))
-            #expect(command.node.nodePortAddresses.primary)
-            #expect(command.metricsBindAddress == "0.0.0.0:10249")
-            #expect(command.conntrackMaxPerCore == 0)
-            #expect(command.conntrackTcpBeLiberal)
-            #expect(command.oomScoreAdj == -500)
-            #expect(command.loggingFormat == .json)
-            #expect(command.effectiveLogLevel == .debug)
-            let rules = try command.netfilter.rules()
+            let settings = try RunCommand.parse(["--config", file]).settings()
+            #expect(settings.loop.scheduler.rawValue == "sh")
+            #expect(settings.loop.syncPeriod == .seconds(60))
+            #expect(settings.loop.minSyncPeriod == .seconds(2))
+            #expect(settings.kernel.strictARP)
+            #expect(settings.kernel.udpTimeout == .seconds(10))
+            #expect(settings.loop.nodePortAddresses.primary)
+            #expect(settings.metricsAddress == HostPort("0.0.0.0:10249"))
+            #expect(settings.kernel.conntrack.maxPerCore == 0)
+            #expect(settings.kernel.conntrack.tcpBeLiberal)
+            #expect(settings.kernel.oomScoreAdjustment == -500)
+            #expect(settings.loggingFormat == .json)
+            #expect(settings.logLevel == .debug)
+            let rules = settings.netfilter.rules
             #expect(rules.masqueradeAll)
             #expect(rules.markBit == 5)
             #expect(rules.localTraffic == .interfaceNamePrefix("veth"))
@@ -85,22 +87,22 @@ struct RunConfigurationTests {
     }
 
     @Test func loggingFlagsBeatTheFile() throws {
-        let command = try RunCommand.parse(["--config", kubeadmConfig, "-v", "5", "--logging-format", "json"])
-            .resolved().command
-        #expect(command.effectiveLogLevel == .trace)
-        #expect(command.loggingFormat == .json)
+        let settings = try RunCommand.parse(["--config", kubeadmConfig, "-v", "5", "--logging-format", "json"])
+            .settings()
+        #expect(settings.logLevel == .trace)
+        #expect(settings.loggingFormat == .json)
         // With neither, the file's verbosity 0 leaves --log-level in charge.
-        let quiet = try RunCommand.parse(["--config", kubeadmConfig, "--log-level", "debug"]).resolved().command
-        #expect(quiet.effectiveLogLevel == .debug)
+        let quiet = try RunCommand.parse(["--config", kubeadmConfig, "--log-level", "debug"]).settings()
+        #expect(quiet.logLevel == .debug)
     }
 
     @Test func withoutAFileTheFlagsStand() throws {
-        let resolved = try RunCommand.parse(["--ipvs-scheduler", "lc", "--cluster-cidr", "10.0.0.0/8"]).resolved()
-        #expect(resolved.command.node.scheduler == "lc")
-        #expect(resolved.configuration.ipvs.scheduler == "lc")
-        #expect(resolved.configuration.clusterCIDR == "10.0.0.0/8")
-        #expect(resolved.configuration.ipvs.minSyncPeriod == .seconds(1))
-        #expect(resolved.warnings.isEmpty)
+        let settings = try RunCommand.parse(["--ipvs-scheduler", "lc", "--cluster-cidr", "10.0.0.0/8"]).settings()
+        #expect(settings.loop.scheduler == .leastConnection)
+        #expect(settings.configuration.ipvs.scheduler == "lc")
+        #expect(settings.configuration.clusterCIDR == "10.0.0.0/8")
+        #expect(settings.configuration.ipvs.minSyncPeriod == .seconds(1))
+        #expect(settings.warnings.isEmpty)
     }
 
     @Test func aBadFileIsRefusedNamingTheField() throws {
@@ -110,7 +112,7 @@ struct RunConfigurationTests {
                 .write(toFile: file, atomically: true, encoding: .utf8)
             let error = try #require(
                 throws: ConfigurationFileError.self,
-                performing: { try RunCommand.parse(["--config", file]).resolved() })
+                performing: { try RunCommand.parse(["--config", file]).settings() })
             #expect(error.description.hasPrefix("\(file): mode: \"iptables\" is not supported"))
         }
     }
