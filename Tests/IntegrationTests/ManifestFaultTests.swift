@@ -133,6 +133,8 @@ extension ManifestFaultTests {
 
         // The restart: one file cannot be read.
         #expect(chmod(files[1], 0) == 0)
+        var info = stat()
+        #expect(stat(files[1], &info) == 0 && info.st_mode & 0o777 == 0, "mode \(String(info.st_mode, radix: 8))")
         let capDACOverride: Int32 = 1
         let capDACReadSearch: Int32 = 2
         let daemon = try Daemon(
