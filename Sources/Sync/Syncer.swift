@@ -361,6 +361,7 @@ package final class Syncer: Sendable {
     ) throws -> Bool {
         guard let state = states.get(Part.self, as: Part.State.self) else { return false }
         let planned = part.plan(desired, observed: state, owned: owned, scope: .everything)
+        report.modify(Part.self) { part.report(planned, into: &$0) }
         let outcome = try stopwatch.time(part.phases.apply) { try part.apply(planned) }
         return report.modify(Part.self) { partReport in
             states.modify(Part.self, initial: state) { state in

@@ -246,8 +246,12 @@ struct NetfilterPartTests {
 
             // Nothing changed: an incremental sync does not even read the table.
             let dumps = node.conntrack.dumps
-            _ = try node.syncer.sync(dns(endpoints: [1]), options: SyncOptions(full: false))
+            let third = try node.syncer.sync(dns(endpoints: [1]), options: SyncOptions(full: false))
             #expect(node.conntrack.dumps == dumps)
+            // A full sync looks at every UDP and SCTP Service port; an incremental one at those that changed.
+            #expect(first.flows.lookedAt == 1)
+            #expect(second.flows.lookedAt == 1)
+            #expect(third.flows.lookedAt == 0)
         }
     }
 

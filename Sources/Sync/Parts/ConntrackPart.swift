@@ -58,6 +58,8 @@ package struct ConntrackPart: KernelPart {
     }
 
     package struct Report: PartReport {
+        /// The UDP and SCTP Service addresses and ports whose flows were looked at.
+        package var lookedAt = 0
         /// How many flows were deleted.
         package var deleted = 0
         /// Flows the kernel would not delete.
@@ -75,6 +77,8 @@ package struct ConntrackPart: KernelPart {
 
     static let protocols: Set<UInt8> = [UInt8(TransportProtocol.udp.rawValue), UInt8(TransportProtocol.sctp.rawValue)]
 
+    /// Flows come and go every second: they are read when the changes are applied, right before the stale ones
+    /// are deleted. What a sync knows of the part before that is which virtual servers it looks at.
     package func read(report: inout Report) -> State { .every }
 
     package func recall(
@@ -108,7 +112,9 @@ package struct ConntrackPart: KernelPart {
         return Changes(servingSources: sources)
     }
 
-    package func report(_ changes: Changes, into report: inout Report) {}
+    package func report(_ changes: Changes, into report: inout Report) {
+        report.lookedAt += changes.servingSources.count
+    }
 
     /// Reads the UDP and SCTP flows of the families looked at, and deletes the stale ones in one batch.
     package func apply(_ changes: Changes) throws -> Outcome {
