@@ -27,6 +27,82 @@ struct SyncedLine {
     let time: Double?
 }
 
+/// The daemon's JSON log, read as it grows (each poll reads only what was added): its "synced" lines (those that
+/// name a resource version; found as the shell version found them, by text, not by decoding) and how many
+/// "listed" lines it has.
+final class DaemonLog {
+    let path: String
+    private var offset: off_t = 0
+    private var partial: [UInt8] = []
+    private(set) var synced: [SyncedLine] = []
+    private(set) var newestSynced = 0
+    private(set) var listed = 0
+
+    init(_ path: String) { self.path = path }
+
+    /// Reads what was added since the last call.
+    @discardableResult
+    func update() -> DaemonLog {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return self }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            offset += off_t(count)
+            var start = 0
+            for index in 0..<count where buffer[index] == UInt8(ascii: "\n") {
+                partial.append(contentsOf: buffer[start..<index])
+                line(partial)
+                partial.removeAll(keepingCapacity: true)
+                start = index + 1
+            }
+            partial.append(contentsOf: buffer[start..<count])
+        }
+        return self
+    }
+
+    private static let syncedMessage = Array(#""msg":"synced""#.utf8)
+    private static let listedMessage = Array(#""msg":"listed""#.utf8)
+    private static let versionKey = Array(#""resourceVersion":""#.utf8)
+    private static let timeKey = Array(#""ts":"#.utf8)
+    private static let numberBytes = Set("0123456789.eE+-".utf8)
+
+    private func line(_ bytes: [UInt8]) {
+        if Self.find(Self.listedMessage, in: bytes) != nil { listed += 1 }
+        guard Self.find(Self.syncedMessage, in: bytes) != nil, let at = Self.find(Self.versionKey, in: bytes) else {
+            return
+        }
+        // "resourceVersion":"<digits>"
+        let digits = bytes[at...].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard !digits.isEmpty, at + digits.count < bytes.count, bytes[at + digits.count] == UInt8(ascii: "\""),
+            let version = Int(String(decoding: digits, as: UTF8.self))
+        else { return }
+        var time: Double?
+        if let t = Self.find(Self.timeKey, in: bytes) {
+            let number = bytes[t...].prefix { Self.numberBytes.contains($0) }
+            time = Double(String(decoding: number, as: UTF8.self))
+        }
+        synced.append(SyncedLine(resourceVersion: version, time: time))
+        newestSynced = max(newestSynced, version)
+    }
+
+    /// The index just after the first occurrence of `needle` in `bytes`.
+    private static func find(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= needle.count, let first = needle.first else { return nil }
+        var index = 0
+        while index <= bytes.count - needle.count {
+            if bytes[index] == first && bytes[index..<(index + needle.count)].elementsEqual(needle) {
+                return index + needle.count
+            }
+            index += 1
+        }
+        return nil
+    }
+}
+
 extension Bench {
     /// The API steps' reference: a one-shot sync of the same objects from the JSON file, from an empty table.
     func apiReference(namespace: String) {
@@ -43,28 +119,12 @@ extension Bench {
         remove("\(w)/sa.json")
     }
 
-    /// The daemon's "synced" lines (JSON log): the resource version of each (any line that names one) and its
-    /// `ts`, as the shell version found them (text search, no JSON decoding).
-    static func syncedLines(_ log: String) -> [SyncedLine] {
-        var result: [SyncedLine] = []
-        for line in lines(readText(log)) where line.contains("\"msg\":\"synced\"") {
-            guard let version = line.firstMatch(of: /"resourceVersion":"([0-9]+)"/).flatMap({ Int($0.1) }) else {
-                continue
-            }
-            let time = line.firstMatch(of: /"ts":([0-9.eE+-]+)/).flatMap { Double($0.1) }
-            result.append(SyncedLine(resourceVersion: version, time: time))
-        }
-        return result
-    }
-
-    /// The newest resource version the daemon's "synced" lines name (0: none yet).
-    static func syncedVersion(_ log: String) -> Int { syncedLines(log).map(\.resourceVersion).max() ?? 0 }
-
     /// For each event, the milliseconds from its sending to the end of the first sync whose "synced" line names its
     /// resource version or a newer one (`ts`, the time logged right after the sync, on the same clock); "-" when
     /// there is none.
-    static func latencies(_ events: [SentEvent], log: String) -> [String] {
-        let synced = syncedLines(log).filter { $0.time != nil }
+    static func latencies(_ events: [SentEvent], log: DaemonLog) -> [String] {
+        log.update()
+        let synced = log.synced.filter { $0.time != nil }
         return events.map { event in
             guard event.sent != "-", let sent = Double(event.sent),
                 let sync = synced.first(where: { $0.resourceVersion >= event.resourceVersion })
@@ -113,7 +173,7 @@ extension Bench {
     }
 
     /// Asks the fake server for events, waits until the daemon has synced the last, and returns them.
-    func events(_ step: String, _ request: String, eventLog: String, daemon: inout Child, log: String)
+    func events(_ step: String, _ request: String, eventLog: String, daemon: inout Child, log: DaemonLog)
         -> [SentEvent]
     {
         let before = readLines(eventLog).count
@@ -128,14 +188,14 @@ extension Bench {
     }
 
     /// Waits until a sync that carried resource version `version` (or newer) has finished.
-    func waitSynced(_ version: Int, seconds: Int, daemon: inout Child, log: String) -> Bool {
+    func waitSynced(_ version: Int, seconds: Int, daemon: inout Child, log: DaemonLog) -> Bool {
         var polls = seconds * 10
-        while Self.syncedVersion(log) < version && polls > 0 {
+        while log.update().newestSynced < version && polls > 0 {
             if !daemon.isRunning() { return false }
             pause(0.1)
             polls -= 1
         }
-        return Self.syncedVersion(log) >= version
+        return log.update().newestSynced >= version
     }
 
     static let kubeconfig = """
@@ -168,7 +228,8 @@ extension Bench {
         let state = "\(w)/state-api"
         remove(state)
         let eventLog = "\(w)/api-events.log"
-        let log = "\(w)/api-daemon.log"
+        let logPath = "\(w)/api-daemon.log"
+        let log = DaemonLog(logPath)
         let empty = "\(w)/empty"
         writeText(empty, "")
         guard
@@ -205,10 +266,10 @@ extension Bench {
                 ] + Settings.node + [
                     "--sync-period", "1h", "--min-sync-period", "0", "--metrics-bind-address", Settings.metrics,
                     "--healthz-bind-address", "", "--logging-format", "json", "--log-level", "info",
-                ], output: .file(log), error: .toOutput)
+                ], output: .file(logPath), error: .toOutput)
         else {
             (ns, rc, rss) = (0, 1, 0)
-            emit("api-first-sync", "API: the daemon's first sync", log)
+            emit("api-first-sync", "API: the daemon's first sync", logPath)
             server.signal(SIGTERM)
             _ = server.wait()
             return
@@ -228,7 +289,7 @@ extension Bench {
         let first = now
         rss = statusKiB(daemon.pid, "VmHWM")
         if rc != 0 {
-            emit("api-first-sync", "API: the daemon's first sync", log)
+            emit("api-first-sync", "API: the daemon's first sync", logPath)
             daemon.signal(SIGTERM)
             server.signal(SIGTERM)
             _ = daemon.wait()
@@ -300,7 +361,7 @@ extension Bench {
 
         // The EndpointSlice watch ends with 410 Expired; the daemon lists again, and its sync should change nothing.
         before = counters()
-        let listed = countLines(readText(log), containing: "\"msg\":\"listed\"")
+        let listed = log.update().listed
         let expired = monotonicNanoseconds()
         control("expire", failure: "run \(run) N=\(n) api-relist: expire failed")
         rc = 1
@@ -308,7 +369,7 @@ extension Bench {
         while true {
             now = monotonicNanoseconds()
             if now - expired > 600_000_000_000 || !daemon.isRunning() { break }
-            if countLines(readText(log), containing: "\"msg\":\"listed\"") > listed && scrape()
+            if log.update().listed > listed && scrape()
                 && metric("ipvs_proxy_syncs_total") > before.syncs
             {
                 rc = 0
@@ -320,7 +381,7 @@ extension Bench {
         rss = statusKiB(daemon.pid, "VmHWM")
         let residentAfter = statusKiB(daemon.pid, "VmRSS")
         after = counters()
-        let daemonLog = readText(log)
+        let daemonLog = readText(logPath)
         let relisted = countLines(daemonLog, containing: "resource version expired; listing again")
         let relistOperations = after.operations - before.operations
         daemon.signal(SIGTERM)
