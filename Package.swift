@@ -227,6 +227,8 @@ let package = Package(
             ],
             path: "Tests/BenchAPIServer"
         ),
+        // scripts/bench's side inside the VM: times the steps, scrapes the daemon's /metrics, checks the kernel's table.
+        .executableTarget(name: "bench-guest", path: "Tests/BenchGuest"),
         .testTarget(name: "ProxyConfigurationTests", dependencies: ["ProxyConfiguration"]),
         .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport", "TestSupport"]),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
