@@ -26,11 +26,7 @@ private func recordedShape() throws -> [String] {
 @Suite("Metric names as dashboards know them", .timeLimit(.minutes(2)))
 struct MetricNamesTests {
     @Test func theFirstScrapeHasTheRecordedNamesLabelsAndHelp() throws {
-        let recorded = try recordedShape()
-        let exported = exportedShape(ProxyMetrics().render())
-        #expect(exported.filter { !recorded.contains($0) } == [], "exported, not recorded")
-        #expect(recorded.filter { !exported.contains($0) } == [], "recorded, not exported")
-        #expect(exported == recorded)
+        expectSame(exportedShape(ProxyMetrics().render()), try recordedShape())
     }
 
     /// A probe answered with a code other than 200 or 503 gets a series of its own in the same family.
@@ -39,6 +35,17 @@ struct MetricNamesTests {
         _ = metrics.counting(
             EndpointResponse(status: .internalServerError, contentType: "text/plain", body: ""), probe: .healthz)
         let series = #"kubeproxy_proxy_healthz_total{code="500"}"#
-        #expect(exportedShape(metrics.render()) == (try recordedShape() + [series]).sorted())
+        expectSame(exportedShape(metrics.render()), (try recordedShape() + [series]).sorted())
+    }
+
+    /// Names the lines that differ, rather than print two lists of 200.
+    private func expectSame(
+        _ exported: [String], _ recorded: [String], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        let unrecorded = exported.filter { !recorded.contains($0) }
+        let missing = recorded.filter { !exported.contains($0) }
+        #expect(unrecorded == [], "exported, not recorded", sourceLocation: sourceLocation)
+        #expect(missing == [], "recorded, not exported", sourceLocation: sourceLocation)
+        #expect(exported.count == recorded.count, "a line twice", sourceLocation: sourceLocation)
     }
 }
