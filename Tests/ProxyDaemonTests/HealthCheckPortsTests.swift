@@ -122,7 +122,7 @@ struct HealthCheckPortsTests {
         holder.update(
             [ObjectName(namespace: "other", name: "holder"): HealthCheck(port: port, localEndpoints: [.ipv4: 1])],
             on: loopback)
-        _ = try #require(try await eventually { holder.openListeners.isEmpty ? nil : true })
+        try #require(try await eventually { holder.openListeners.isEmpty ? nil : true } == true)
 
         let metrics = ProxyMetrics()
         var logger = Logger(label: "test")
