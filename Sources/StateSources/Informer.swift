@@ -15,7 +15,6 @@ struct Informer<Object: KubernetesObject>: Sendable {
     /// Lists, then watches, until cancelled; hands out an update after each list and each batch of watch events
     /// once every kind has been listed.
     func run(update: @escaping @Sendable (ClusterUpdate) async -> Void) async throws {
-        let kind = resource.kind.rawValue
         var resourceVersion: String?
         var failures = 0
         /// Whether a list of this kind was ever taken: the store then holds its last good view.
@@ -37,7 +36,7 @@ struct Informer<Object: KubernetesObject>: Sendable {
                             "resourceVersion": "\(version)",
                         ])
                     if let ready = store.takeUpdate() { await update(ready) }
-                    failing.succeeded(kind)
+                    failing.succeeded(resource.kind)
                 }
                 try await source.client.watch(
                     resource.path, selector: resource.selector, resourceVersion: resourceVersion!,
@@ -45,7 +44,7 @@ struct Informer<Object: KubernetesObject>: Sendable {
                     onOpen: {
                         // The server answers again: the view is current, and the next failure starts a new backoff.
                         failures = 0
-                        failing.succeeded(kind)
+                        failing.succeeded(resource.kind)
                     }
                 ) { events in
                     for event in events { try apply(event, resourceVersion: &resourceVersion) }
@@ -69,7 +68,7 @@ struct Informer<Object: KubernetesObject>: Sendable {
                         if let ready = store.takeUpdate() { await update(ready) }
                     }
                 } else {
-                    failing.failed(kind, reason: "\(error)")
+                    failing.failed(resource.kind, reason: "\(error)")
                 }
                 let delay = backoff(after: failures)
                 source.logger.warning(
@@ -149,17 +148,17 @@ struct Informer<Object: KubernetesObject>: Sendable {
 /// The kinds whose requests fail now; says at every failure that the view is stale, and that it is current again
 /// once the last failing kind succeeds.
 final class FailingKinds: Sendable {
-    private let kinds = Mutex<Set<String>>([])
+    private let kinds = Mutex<Set<ResourceKind>>([])
     private let report: @Sendable (SourceCondition) -> Void
 
     init(report: @escaping @Sendable (SourceCondition) -> Void) { self.report = report }
 
-    func failed(_ kind: String, reason: String) {
+    func failed(_ kind: ResourceKind, reason: String) {
         kinds.withLock { _ = $0.insert(kind) }
-        report(.stale("\(kind): \(reason)"))
+        report(.stale("\(kind.rawValue): \(reason)"))
     }
 
-    func succeeded(_ kind: String) {
+    func succeeded(_ kind: ResourceKind) {
         let recovered = kinds.withLock { $0.remove(kind) != nil && $0.isEmpty }
         if recovered { report(.current) }
     }

@@ -25,29 +25,14 @@ struct Listing<Object: KubernetesObject>: Sendable {
 /// objects themselves are the translation's. An object without one (never from an API server) always counts as
 /// changed.
 final class ObjectStore: Sendable {
-    enum Kind: String, Sendable, CaseIterable {
-        case service = "Service"
-        case endpointSlice = "EndpointSlice"
-        case node = "Node"
-
-        /// Where the problems of its objects say they came from.
-        var path: String {
-            switch self {
-            case .service: "/api/v1/services"
-            case .endpointSlice: "/apis/discovery.k8s.io/v1/endpointslices"
-            case .node: "/api/v1/nodes"
-            }
-        }
-    }
-
     private struct State {
         /// Each known object's resource version, by kind.
-        var versions: [Kind: [ObjectName: String]] = [:]
+        var versions: [ResourceKind: [ObjectName: String]] = [:]
         /// Until the first update: the objects, to hand out all at once.
         var firstServices: [ObjectName: Service] = [:]
         var firstSlices: [ObjectName: EndpointSlice] = [:]
         var firstNodes: [ObjectName: Node] = [:]
-        var listed: Set<String> = []
+        var listed: Set<ResourceKind> = []
         /// Whether the first update (everything) was handed out: from then on, changes are.
         var handedOutEverything = false
         var changes: [ClusterChange] = []
@@ -71,17 +56,19 @@ final class ObjectStore: Sendable {
     }
 
     /// An object as the translation sees it, with the place its problems name.
-    private static func located<Object>(_ object: Object, _ kind: Kind, name: String) -> Located<Object> {
+    private static func located<Object>(_ object: Object, _ kind: ResourceKind, name: String) -> Located<Object> {
         Located(object, at: ObjectLocation(file: kind.path, document: 1, kind: kind.rawValue, name: name))
     }
 
     /// Whether the store knows this version of the object.
-    func holds<Object: KubernetesObject>(_ kind: Kind, _ object: Object) -> Bool {
+    func holds<Object: KubernetesObject>(_ kind: ResourceKind, _ object: Object) -> Bool {
         state.withLock { known(object, kind, in: $0) }
     }
 
     /// Replaces every object of a kind with a fresh list's: what differs is handed out as changes.
-    func replace<Object: KubernetesObject>(_ kind: Kind, with listing: Listing<Object>, problems: [ManifestProblem]) {
+    func replace<Object: KubernetesObject>(
+        _ kind: ResourceKind, with listing: Listing<Object>, problems: [ManifestProblem]
+    ) {
         state.withLock { state in
             for (name, object) in listing.changed where !known(object, kind, in: state) {
                 set(object, kind, named: name, in: &state)
@@ -89,7 +76,7 @@ final class ObjectStore: Sendable {
             for name in state.versions[kind, default: [:]].keys where !listing.seen.contains(name) {
                 set(Object?.none, kind, named: name, in: &state)
             }
-            state.listed.insert(kind.rawValue)
+            state.listed.insert(kind)
             state.listedSinceUpdate = true
             state.problems += problems
             state.changed = true
@@ -97,7 +84,7 @@ final class ObjectStore: Sendable {
     }
 
     /// An object added or changed, as a watch event has it.
-    func upsert<Object: KubernetesObject>(_ kind: Kind, _ object: Object, resourceVersion: String?) {
+    func upsert<Object: KubernetesObject>(_ kind: ResourceKind, _ object: Object, resourceVersion: String?) {
         state.withLock { state in
             if !known(object, kind, in: state) { set(object, kind, named: object.metadata.objectName, in: &state) }
             if let resourceVersion { state.resourceVersion = resourceVersion }
@@ -105,7 +92,7 @@ final class ObjectStore: Sendable {
     }
 
     /// An object deleted, as a watch event has it.
-    func remove(_ kind: Kind, _ name: ObjectName, resourceVersion: String?) {
+    func remove(_ kind: ResourceKind, _ name: ObjectName, resourceVersion: String?) {
         state.withLock { state in
             if state.versions[kind]?[name] != nil {
                 switch kind {
@@ -118,14 +105,14 @@ final class ObjectStore: Sendable {
         }
     }
 
-    private func known<Object: KubernetesObject>(_ object: Object, _ kind: Kind, in state: State) -> Bool {
+    private func known<Object: KubernetesObject>(_ object: Object, _ kind: ResourceKind, in state: State) -> Bool {
         guard let version = object.metadata.resourceVersion, !version.isEmpty else { return false }
         return state.versions[kind]?[object.metadata.objectName] == version
     }
 
     /// Records an object as it is now (`nil`: deleted) and, after the first update, hands the change out.
     private func set<Object: KubernetesObject>(
-        _ object: Object?, _ kind: Kind, named name: ObjectName, in state: inout State
+        _ object: Object?, _ kind: ResourceKind, named name: ObjectName, in state: inout State
     ) {
         state.versions[kind, default: [:]][name] = object.map { $0.metadata.resourceVersion ?? "" }
         state.changed = true
@@ -168,7 +155,7 @@ final class ObjectStore: Sendable {
     /// The update to hand out, once every kind was listed and something changed since the last one.
     func takeUpdate() -> ClusterUpdate? {
         state.withLock { state in
-            guard state.changed, state.listed.count == Kind.allCases.count else { return nil }
+            guard state.changed, state.listed.count == ResourceKind.allCases.count else { return nil }
             if !state.handedOutEverything {
                 var everything = ManifestSet()
                 everything.services = state.firstServices.map { Self.located($1, .service, name: $0.description) }

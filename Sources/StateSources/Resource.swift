@@ -9,27 +9,43 @@ extension Service: KubernetesObject {}
 extension EndpointSlice: KubernetesObject {}
 extension Node: KubernetesObject {}
 
+/// A kind of object the source informs on: the kind its objects carry, and where the API server serves them.
+enum ResourceKind: String, Sendable, CaseIterable {
+    case service = "Service"
+    case endpointSlice = "EndpointSlice"
+    case node = "Node"
+
+    /// The collection's path on the API server, which is also where the problems of its objects say they came from.
+    var path: String {
+        switch self {
+        case .service: "/api/v1/services"
+        case .endpointSlice: "/apis/discovery.k8s.io/v1/endpointslices"
+        case .node: "/api/v1/nodes"
+        }
+    }
+}
+
 /// A resource the source informs on.
 struct Resource<Object: KubernetesObject>: Sendable {
-    var kind: ObjectStore.Kind
-    var path: String
+    var kind: ResourceKind
     /// A `labelSelector=` or `fieldSelector=` query, escaped.
     var selector: String
     /// Whether updates go on without this kind when its list is refused for good (401, 403, 404: no RBAC for it),
     /// rather than wait for a list that will not come.
     var isOptional = false
 
+    var path: String { kind.path }
+
     static var services: Resource<Service> {
-        Resource<Service>(kind: .service, path: "/api/v1/services", selector: labelSelector)
+        Resource<Service>(kind: .service, selector: labelSelector)
     }
     static var endpointSlices: Resource<EndpointSlice> {
-        Resource<EndpointSlice>(
-            kind: .endpointSlice, path: "/apis/discovery.k8s.io/v1/endpointslices", selector: labelSelector)
+        Resource<EndpointSlice>(kind: .endpointSlice, selector: labelSelector)
     }
     static func node(named name: String) -> Resource<Node> {
         Resource<Node>(
-            kind: .node, path: "/api/v1/nodes",
-            selector: "fieldSelector=" + KubernetesAPIClient.escape("metadata.name=\(name)"), isOptional: true)
+            kind: .node, selector: "fieldSelector=" + KubernetesAPIClient.escape("metadata.name=\(name)"),
+            isOptional: true)
     }
 
     /// kube-proxy's: objects labelled for another proxy or as headless are not the proxy's.
