@@ -227,7 +227,7 @@ struct DaemonTests {
             try eventually(timeoutSeconds: 20) { try reals(ipvs, web).count == 1 ? true : nil } == true,
             "\(daemon.output)")
 
-        let healthz = try #require(try eventually(timeoutSeconds: 10) { try? httpGet(port: port, path: "/healthz") })
+        let healthz = try #require(eventually(timeoutSeconds: 10) { try? httpGet(port: port, path: "/healthz") })
         #expect(healthz.hasPrefix("HTTP/1.1 200 OK"))
         let body = try #require(healthz.components(separatedBy: "\r\n\r\n").last)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
@@ -300,7 +300,7 @@ struct IncrementalSyncTests {
             "\(daemon.output)")
         // The first sync is complete once its metrics are recorded.
         let before = try #require(
-            try eventually(timeoutSeconds: 20) { () -> String? in
+            eventually(timeoutSeconds: 20) { () -> String? in
                 guard let text = try? httpGet(port: port, path: "/metrics") else { return nil }
                 return metric(
                     text, #"ipvs_proxy_kernel_operations_total{operation="add-virtual-server",result="success"}"#)
