@@ -1,4 +1,5 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
+// 6.2 for the warning settings (SE-0480), which unlike unsafeFlags leave the package usable as a dependency.
 import PackageDescription
 
 let package = Package(
@@ -36,7 +37,12 @@ let package = Package(
             name: "CNetlink",
             dependencies: ["CLibNL"],
             path: "CNetlink",
-            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
+            // -Wall -Wextra, less two the kernel's and libnl's own shapes set off: NLMSG_OK compares an unsigned
+            // length with an int, and a callback takes parameters it may not use.
+            cSettings: [
+                .enableWarning("all"), .enableWarning("extra"), .disableWarning("unused-parameter"),
+                .disableWarning("sign-compare"),
+            ]
         ),
         // The version scripts/release stamps in at link time (a weak empty default; see its header).
         .target(name: "CProxyVersion"),
@@ -224,3 +230,20 @@ let package = Package(
         ),
     ]
 )
+
+// Every warning in the project's own targets is an error when IPVS_PROXY_WARNINGS_AS_ERRORS=1, as scripts/test
+// (and so CI) builds. SwiftPM applies these settings to this package's targets, never to its dependencies'
+// (SE-0480). Not always on: Xcode and SwiftPM's swiftbuild build system compile a package that is a dependency
+// with -suppress-warnings, which swiftc refuses next to -warnings-as-errors; and a newer compiler's new warning
+// should not stop a build that only uses the package.
+if Context.environment["IPVS_PROXY_WARNINGS_AS_ERRORS"] == "1" {
+    // The C targets; the others are Swift.
+    let cTargets: Set = ["CNetlink", "CProxyVersion", "CTestSupport"]
+    for target in package.targets where target.type != .system {
+        if cTargets.contains(target.name) {
+            target.cSettings = (target.cSettings ?? []) + [.treatAllWarnings(as: .error)]
+        } else {
+            target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+        }
+    }
+}
