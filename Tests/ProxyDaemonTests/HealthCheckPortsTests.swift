@@ -136,7 +136,8 @@ struct HealthCheckPortsTests {
         #expect(ports.openListeners.isEmpty)
 
         holder.stop()
-        try await Task.sleep(for: .milliseconds(100))
+        // The holder's socket closes on its event loop, after stop returns: the port is free once nothing answers.
+        #expect(try await eventually { probe(port: port) == nil ? true : nil } == true)
         ports.update(checks, on: loopback)
         #expect(try await eventually { ports.openListeners.isEmpty ? nil : true } == true)
         #expect(try #require(probe(port: port)).contains("\"name\": \"edge\""))
