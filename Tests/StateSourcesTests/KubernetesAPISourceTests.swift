@@ -148,7 +148,7 @@ private func watched(_ requests: [String], services: Int, endpointSlices: Int) -
                 + "&timeoutSeconds=300"),
         requests.contains {
             $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?\(labelSelector)&watch=1")
-                && $0.contains("resourceVersion=\(endpointSlices)")
+                && $0.contains("resourceVersion=\(endpointSlices)&")
         }
     )
 }
@@ -182,9 +182,14 @@ struct KubernetesAPISourceTests {
     }
 
     @Test func watchEventsAddModifyDeleteAndBookmarksMoveTheResourceVersion() async throws {
+        // The recorded bookmarks repeat the last event's version (232), so the stream ends with one of them moved
+        // on to 240: only a bookmark can say where the next watch starts.
+        let services = recordedLines("watch-services.jsonl")
+        let laterBookmark = try #require(services.last?.replacingOccurrences(of: #""232""#, with: #""240""#))
+        #expect(laterBookmark.contains(#""type":"BOOKMARK""#) && laterBookmark.contains(#""240""#))
         let harness = try Harness { uri, count in
             switch (FakeAPIServer.kind(of: uri), count) {
-            case ("/api/v1/services watch", 0): .stream(lines: recordedLines("watch-services.jsonl"))
+            case ("/api/v1/services watch", 0): .stream(lines: services + [laterBookmark])
             case ("/apis/discovery.k8s.io/v1/endpointslices watch", 0):
                 .stream(lines: recordedLines("watch-endpointslices.jsonl"))
             default: recordedCluster(uri, count)
@@ -202,10 +207,10 @@ struct KubernetesAPISourceTests {
         // reads: both may be applied before one update. aDroppedConnectionResumesTheWatchWhereItStopped sees it.)
         // After the stream ended, the next watch starts at the last bookmark.
         let requests = try await harness.requests { requests in
-            let watches = watched(requests, services: 232, endpointSlices: 234)
+            let watches = watched(requests, services: 240, endpointSlices: 234)
             return watches.services && watches.slices
         }
-        expectWatches(requests, services: 232, endpointSlices: 234)
+        expectWatches(requests, services: 240, endpointSlices: 234)
         await harness.finish()
     }
 
