@@ -237,13 +237,14 @@ let package = Package(
 // with -suppress-warnings, which swiftc refuses next to -warnings-as-errors; and a newer compiler's new warning
 // should not stop a build that only uses the package.
 if Context.environment["IPVS_PROXY_WARNINGS_AS_ERRORS"] == "1" {
-    // The C targets; the others are Swift.
-    let cTargets: Set = ["CNetlink", "CProxyVersion", "CTestSupport"]
     for target in package.targets where target.type != .system {
-        if cTargets.contains(target.name) {
+        // C targets are named C and a capital (CNetlink, CTestSupport), so that one added later is covered too.
+        // Only they get the C setting: a Swift target would pass it on to its Clang importer, for every header
+        // it imports. Swift settings are ignored on a C target.
+        let name = Array(target.name)
+        if name.count > 1, name[0] == "C", name[1].isUppercase {
             target.cSettings = (target.cSettings ?? []) + [.treatAllWarnings(as: .error)]
-        } else {
-            target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
         }
+        target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
     }
 }
