@@ -1,4 +1,5 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
+// 6.2 for the warning settings (SE-0480), which unlike unsafeFlags leave the package usable as a dependency.
 import PackageDescription
 
 let package = Package(
@@ -17,7 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.2.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
@@ -36,7 +37,12 @@ let package = Package(
             name: "CNetlink",
             dependencies: ["CLibNL"],
             path: "CNetlink",
-            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
+            // -Wall -Wextra, less two the kernel's and libnl's own shapes set off: NLMSG_OK compares an unsigned
+            // length with an int, and a callback takes parameters it may not use.
+            cSettings: [
+                .enableWarning("all"), .enableWarning("extra"), .disableWarning("unused-parameter"),
+                .disableWarning("sign-compare"),
+            ]
         ),
         // glibc's malloc tuning (<malloc.h>) for the daemon's heap.
         .target(name: "CHeapMemory"),
@@ -242,3 +248,21 @@ let package = Package(
         ),
     ]
 )
+
+// Every warning in the project's own targets is an error when IPVS_PROXY_WARNINGS_AS_ERRORS=1, as scripts/test
+// (and so CI) builds. SwiftPM applies these settings to this package's targets, never to its dependencies'
+// (SE-0480). Not always on: Xcode and SwiftPM's swiftbuild build system compile a package that is a dependency
+// with -suppress-warnings, which swiftc refuses next to -warnings-as-errors; and a newer compiler's new warning
+// should not stop a build that only uses the package.
+if Context.environment["IPVS_PROXY_WARNINGS_AS_ERRORS"] == "1" {
+    for target in package.targets where target.type != .system {
+        // C targets are named C and a capital (CNetlink, CTestSupport), so that one added later is covered too.
+        // Only they get the C setting: a Swift target would pass it on to its Clang importer, for every header
+        // it imports. Swift settings are ignored on a C target.
+        let name = Array(target.name)
+        if name.count > 1, name[0] == "C", name[1].isUppercase {
+            target.cSettings = (target.cSettings ?? []) + [.treatAllWarnings(as: .error)]
+        }
+        target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+    }
+}

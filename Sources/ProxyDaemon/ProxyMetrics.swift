@@ -58,17 +58,19 @@ package final class ProxyMetrics: Sendable {
     package init() {
         let registry = registry
         func counter(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Counter {
-            registry.makeCounter(name: name, labels: labels, help: help)
+            registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
         }
         func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
-            registry.makeGauge(name: name, labels: labels, help: help)
+            registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
         }
         syncDuration = registry.makeDurationHistogram(
-            name: "kubeproxy_sync_proxy_rules_duration_seconds", labels: [], buckets: Self.syncBuckets,
-            help: "SyncProxyRules latency in seconds")
+            descriptor: Self.descriptor(
+                "kubeproxy_sync_proxy_rules_duration_seconds", "SyncProxyRules latency in seconds"),
+            buckets: Self.syncBuckets)
         networkProgrammingDuration = registry.makeDurationHistogram(
-            name: "kubeproxy_network_programming_duration_seconds", labels: [],
-            buckets: Self.networkProgrammingBuckets, help: "In Cluster Network Programming Latency in seconds")
+            descriptor: Self.descriptor(
+                "kubeproxy_network_programming_duration_seconds", "In Cluster Network Programming Latency in seconds"),
+            buckets: Self.networkProgrammingBuckets)
         lastSyncTimestamp = gauge(
             "kubeproxy_sync_proxy_rules_last_timestamp_seconds", "The last time proxy rules were successfully synced")
         lastQueuedTimestamp = gauge(
@@ -241,10 +243,18 @@ package final class ProxyMetrics: Sendable {
         let counter =
             probes["\(probe.rawValue) \(code)"]
             ?? registry.makeCounter(
-                name: "kubeproxy_proxy_\(probe.rawValue)_total", labels: [("code", code)],
-                help: "Cumulative proxy \(probe.rawValue) HTTP status")
+                descriptor: Self.descriptor(
+                    "kubeproxy_proxy_\(probe.rawValue)_total", "Cumulative proxy \(probe.rawValue) HTTP status"),
+                labels: [("code", code)])
         counter.increment()
         return response
+    }
+
+    /// A metric's name, whole, and its help text. The names are kube-proxy's and the project's as they are
+    /// documented and queried, so they are not cut into the descriptor's namespace, subsystem and unit parts: one
+    /// string is what a reader greps for.
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
     private func syncCounter(full: Bool, failed: Bool) -> Counter {

@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 // Fuzz targets for IPVSProxy (libFuzzer). A package of its own so the main package stays free of
 // sanitizer-only code; build and run it with `scripts/fuzz` (see Docs/fuzzing.md).
 import PackageDescription
@@ -30,3 +30,10 @@ let package = Package(
         ),
     ]
 )
+
+// As in the main package: with IPVS_PROXY_WARNINGS_AS_ERRORS=1, as scripts/test builds, a warning is an error.
+if Context.environment["IPVS_PROXY_WARNINGS_AS_ERRORS"] == "1" {
+    for target in package.targets {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+    }
+}

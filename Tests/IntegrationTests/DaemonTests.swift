@@ -119,16 +119,23 @@ struct DaemonTests {
         let ipvs = try namespace.ipvs()
         let folder = try temporaryFolder("watched")
         try write(service("web", clusterIP: "10.96.50.1", endpoints: ["10.244.0.1"]), to: folder, as: "web.yaml")
-        let daemon = try Daemon(namespace: namespace, manifests: folder, arguments: ["--sync-period", "1h"])
+        let port = Int.random(in: 30001...40000)
+        let daemon = try Daemon(
+            namespace: namespace, manifests: folder,
+            arguments: ["--sync-period", "1h", "--metrics-bind-address", "127.0.0.1:\(port)"])
         defer { daemon.stop() }
         #expect(try eventually(timeoutSeconds: 20) { try reals(ipvs, web) == ["10.244.0.1:8080"] ? true : nil } == true)
+        let before = try #require(metrics(port: port) { metric($0, fullSyncs) >= 1 }, "\(daemon.output)")
         try ipvs.delete(web)
-        Thread.sleep(forTimeInterval: 1)
-        #expect(try ipvs.virtualServer(web) == nil)  // nothing repairs it before the hour is up...
-        daemon.signal(SIGHUP)  // ...but SIGHUP does at once.
+        // Nothing repairs it before the hour is up: watched for a second (a claim that nothing happens needs a
+        // while), failing as soon as it is back...
+        #expect(try eventually(timeoutSeconds: 1) { try ipvs.virtualServer(web) } == nil)
+        daemon.signal(SIGHUP)  // ...but SIGHUP does at once, with one full resync.
         #expect(
             try eventually(timeoutSeconds: 10) { try reals(ipvs, web) == ["10.244.0.1:8080"] ? true : nil } == true,
             "\(daemon.output)")
+        let after = try #require(metrics(port: port) { metric($0, fullSyncs) > metric(before, fullSyncs) })
+        #expect(metric(after, fullSyncs) == metric(before, fullSyncs) + 1)
     }
 
     /// A client keeps a TCP connection open to a backend that is then removed: the backend drains at weight 0,
@@ -143,7 +150,10 @@ struct DaemonTests {
         let folder = try temporaryFolder("watched")
         let endpoints = ["10.200.0.2", "10.200.1.2"]
         try write(service("web", clusterIP: "10.96.50.1", endpoints: endpoints), to: folder, as: "web.yaml")
-        let daemon = try Daemon(namespace: lab.node, manifests: folder, arguments: ["--drain-check-period", "500ms"])
+        let port = Int.random(in: 30001...40000)
+        let daemon = try Daemon(
+            namespace: lab.node, manifests: folder,
+            arguments: ["--drain-check-period", "500ms", "--metrics-bind-address", "127.0.0.1:\(port)"])
         defer { daemon.stop() }
         let ipvs = try lab.node.ipvs()
         #expect(
@@ -181,8 +191,11 @@ struct DaemonTests {
             }
             #expect(reply == "backend-\(1 - held)")
         }
-        // Still there while the connection lives (a few drain checks later).
-        Thread.sleep(forTimeInterval: 2)
+        // Still there while the connection lives, three drain checks later: each is an incremental sync that reads
+        // the draining real server's connections, and would have deleted it.
+        let draining = try #require(metrics(port: port) { _ in true }, "\(daemon.output)")
+        let checked = metrics(port: port) { metric($0, incrementalSyncs) >= metric(draining, incrementalSyncs) + 3 }
+        #expect(checked != nil, "\(daemon.output)")
         #expect(try reals(ipvs, web).contains("\(heldAddress):8080"))
 
         // The connection ends (reset, so the kernel forgets it without waiting out TIME_WAIT): deleted.
@@ -227,7 +240,7 @@ struct DaemonTests {
             try eventually(timeoutSeconds: 20) { try reals(ipvs, web).count == 1 ? true : nil } == true,
             "\(daemon.output)")
 
-        let healthz = try #require(try eventually(timeoutSeconds: 10) { try? httpGet(port: port, path: "/healthz") })
+        let healthz = try #require(eventually(timeoutSeconds: 10) { try? httpGet(port: port, path: "/healthz") })
         #expect(healthz.hasPrefix("HTTP/1.1 200 OK"))
         let body = try #require(healthz.components(separatedBy: "\r\n\r\n").last)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
@@ -280,6 +293,21 @@ func metric(_ text: String, _ series: String) -> Double {
     return 0
 }
 
+/// Syncs by mode and result.
+let fullSyncs = #"ipvs_proxy_syncs_total{mode="full",result="success"}"#
+let incrementalSyncs = #"ipvs_proxy_syncs_total{mode="incremental",result="success"}"#
+let failedFullSyncs = #"ipvs_proxy_syncs_total{mode="full",result="error"}"#
+let failedIncrementalSyncs = #"ipvs_proxy_syncs_total{mode="incremental",result="error"}"#
+
+/// The daemon's metrics at 127.0.0.1:`port` once `condition` holds for them, polled for up to `timeoutSeconds`;
+/// `nil` if it never did.
+func metrics(port: Int, timeoutSeconds: Double = 20, until condition: (String) -> Bool) -> String? {
+    eventually(timeoutSeconds: timeoutSeconds) { () -> String? in
+        guard let text = try? httpGet(port: port, path: "/metrics") else { return nil }
+        return condition(text) ? text : nil
+    }
+}
+
 @Suite("ipvs-proxy run between full resyncs", .needsKernelIPVS, .timeLimit(.minutes(10)))
 struct IncrementalSyncTests {
     /// After the first sync, one endpoint change reaches the kernel with its own two operations, reading
@@ -298,15 +326,10 @@ struct IncrementalSyncTests {
         #expect(
             try eventually(timeoutSeconds: 60) { try ipvs.virtualServers().count == 500 ? true : nil } == true,
             "\(daemon.output)")
-        // The first sync is complete once its metrics are recorded.
-        let before = try #require(
-            try eventually(timeoutSeconds: 20) { () -> String? in
-                guard let text = try? httpGet(port: port, path: "/metrics") else { return nil }
-                return metric(
-                    text, #"ipvs_proxy_kernel_operations_total{operation="add-virtual-server",result="success"}"#)
-                    == 500
-                    ? text : nil
-            })
+        // The first sync is complete once it is counted (last, after its operations).
+        let before = try #require(metrics(port: port) { metric($0, fullSyncs) >= 1 }, "\(daemon.output)")
+        let added = #"ipvs_proxy_kernel_operations_total{operation="add-virtual-server",result="success"}"#
+        #expect(metric(before, added) == 500)
 
         // Service svc-7's first endpoint (10.128.0.112) is replaced by a new address.
         let changed = original.replacingOccurrences(of: #"["10.128.0.112"]"#, with: #"["10.250.0.1"]"#)
@@ -319,11 +342,12 @@ struct IncrementalSyncTests {
         }
         let latency = try #require(arrived).timeIntervalSince(started)
         print("one endpoint change among 500 Services to kernel: \(Int(latency * 1000)) ms")
-        Thread.sleep(forTimeInterval: 0.5)
-        let after = try httpGet(port: port, path: "/metrics")
+        // Its sync is counted last, once everything else of it is: a scrape that shows it shows all of it.
+        let after = try #require(
+            metrics(port: port) { metric($0, incrementalSyncs) > metric(before, incrementalSyncs) })
         func delta(_ series: String) -> Double { metric(after, series) - metric(before, series) }
         #expect(delta("ipvs_proxy_table_reads_total") == 0)
-        #expect(delta(#"ipvs_proxy_syncs_total{mode="incremental",result="success"}"#) == 1)
+        #expect(delta(incrementalSyncs) == 1)
         #expect(delta("ipvs_proxy_real_server_reads_total") == 1)
         #expect(delta(#"ipvs_proxy_kernel_operations_total{operation="delete-real-server",result="success"}"#) == 1)
         #expect(delta(#"ipvs_proxy_kernel_operations_total{operation="add-real-server",result="success"}"#) == 1)

@@ -86,7 +86,7 @@ struct RollingUpdateTests {
             Thread.sleep(forTimeInterval: 0.8)
             try write(echoService(step), to: folder, as: file)
         }
-        while results.value.count < 200 { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(eventually(timeoutSeconds: 120) { results.value.count >= 200 ? true : nil } == true)
         let replies = results.value
         #expect(
             !replies.contains("FAILED"),

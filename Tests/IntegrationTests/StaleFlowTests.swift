@@ -40,7 +40,24 @@ private func switchover(
     if !beforeProxy { try lab.sync(proxy, folder, extra: flags) }
     let probe = try UDPProbe(from: client(lab), to: IPAddress(address)!, port: port)
     if beforeProxy || startWithoutEndpoints {
-        Thread.sleep(forTimeInterval: 1)
+        // The client's flow began: it sent (nothing answers yet), and a flow older than the proxy is in the node's
+        // conntrack table, made without the proxy's rules. (Without an endpoint, IPVS drops the packets before
+        // conntrack keeps them: there is no entry to wait for.)
+        guard eventually(timeoutSeconds: 5, { probe.sent >= 3 ? true : nil }) != nil else {
+            Issue.record("the client sent nothing")
+            return nil
+        }
+        if beforeProxy {
+            let tracked = try eventually(timeoutSeconds: 5) {
+                let listing = ["-L", "-p", "udp", "--dport", "\(port)"]
+                return try lab.nodeA.exec(Tools.conntrack, listing, allowFailure: true).output
+                    .contains("dport=\(port)") ? true : nil
+            }
+            guard tracked != nil else {
+                Issue.record("no conntrack entry for the client's flow")
+                return nil
+            }
+        }
     } else {
         guard probe.delay(until: "pod-b0", since: .distantPast, timeout: 5) != nil else {
             Issue.record("no answer from the first endpoint")

@@ -81,6 +81,25 @@ final class Harness: @unchecked Sendable {
         return nil
     }
 
+    /// The requests the server was asked, once `condition` holds for them (waits up to 10 s; then the requests as
+    /// they are, for the test's expectations to name what is missing).
+    func requests(until condition: ([String]) -> Bool) async throws -> [String] {
+        for _ in 0..<200 {
+            if condition(server.requests) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return server.requests
+    }
+
+    /// What the source said of its view, once `condition` holds for it (waits up to 10 s).
+    func said(until condition: ([Bool]) -> Bool) async throws -> [Bool] {
+        for _ in 0..<200 {
+            if condition(reachability.values.withLock({ $0 })) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return reachability.values.withLock { $0 }
+    }
+
     func finish() async {
         task?.cancel()
         server.stop()
@@ -121,20 +140,26 @@ func slice(_ set: ManifestSet, _ name: String) -> EndpointSlice? {
     set.endpointSlices.first { $0.object.metadata.name == name }?.object
 }
 
+/// Whether Services, and EndpointSlices, were watched from these resource versions.
+private func watched(_ requests: [String], services: Int, endpointSlices: Int) -> (services: Bool, slices: Bool) {
+    (
+        requests.contains(
+            "/api/v1/services?\(labelSelector)&watch=1&allowWatchBookmarks=true&resourceVersion=\(services)"
+                + "&timeoutSeconds=300"),
+        requests.contains {
+            $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?\(labelSelector)&watch=1")
+                && $0.contains("resourceVersion=\(endpointSlices)&")
+        }
+    )
+}
+
 /// Services and EndpointSlices were watched from these resource versions.
 private func expectWatches(
     _ requests: [String], services: Int, endpointSlices: Int, sourceLocation: SourceLocation = #_sourceLocation
 ) {
-    #expect(
-        requests.contains(
-            "/api/v1/services?\(labelSelector)&watch=1&allowWatchBookmarks=true&resourceVersion=\(services)"
-                + "&timeoutSeconds=300"),
-        sourceLocation: sourceLocation)
-    #expect(
-        requests.contains {
-            $0.hasPrefix("/apis/discovery.k8s.io/v1/endpointslices?\(labelSelector)&watch=1")
-                && $0.contains("resourceVersion=\(endpointSlices)")
-        }, sourceLocation: sourceLocation)
+    let watches = watched(requests, services: services, endpointSlices: endpointSlices)
+    #expect(watches.services, sourceLocation: sourceLocation)
+    #expect(watches.slices, sourceLocation: sourceLocation)
 }
 
 @Suite("The Kubernetes API source against a fake API server", .serialized, .timeLimit(.minutes(2)))
@@ -147,16 +172,24 @@ struct KubernetesAPISourceTests {
         #expect(service(snapshot, "web")?.spec.clusterIPs == ["10.105.23.164"])
         #expect(harness.updates.withLock { $0.first?.serviceChanges } == 10)
         // Both were listed with the bearer token and then watched from the list's resource version.
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(harness.server.requests.contains(serviceList))
-        expectWatches(harness.server.requests, services: 225, endpointSlices: 225)
+        let requests = try await harness.requests { requests in
+            let watches = watched(requests, services: 225, endpointSlices: 225)
+            return watches.services && watches.slices
+        }
+        #expect(requests.contains(serviceList))
+        expectWatches(requests, services: 225, endpointSlices: 225)
         await harness.finish()
     }
 
     @Test func watchEventsAddModifyDeleteAndBookmarksMoveTheResourceVersion() async throws {
+        // The recorded bookmarks repeat the last event's version (232), so the stream ends with one of them moved
+        // on to 240: only a bookmark can say where the next watch starts.
+        let services = recordedLines("watch-services.jsonl")
+        let laterBookmark = try #require(services.last?.replacingOccurrences(of: #""232""#, with: #""240""#))
+        #expect(laterBookmark.contains(#""type":"BOOKMARK""#) && laterBookmark.contains(#""240""#))
         let harness = try Harness { uri, count in
             switch (FakeAPIServer.kind(of: uri), count) {
-            case ("/api/v1/services watch", 0): .stream(lines: recordedLines("watch-services.jsonl"))
+            case ("/api/v1/services watch", 0): .stream(lines: services + [laterBookmark])
             case ("/apis/discovery.k8s.io/v1/endpointslices watch", 0):
                 .stream(lines: recordedLines("watch-endpointslices.jsonl"))
             default: recordedCluster(uri, count)
@@ -173,8 +206,11 @@ struct KubernetesAPISourceTests {
         // (Whether an update showed promo between its ADDED and DELETED depends on how the stream was cut into
         // reads: both may be applied before one update. aDroppedConnectionResumesTheWatchWhereItStopped sees it.)
         // After the stream ended, the next watch starts at the last bookmark.
-        try await Task.sleep(for: .milliseconds(300))
-        expectWatches(harness.server.requests, services: 232, endpointSlices: 234)
+        let requests = try await harness.requests { requests in
+            let watches = watched(requests, services: 240, endpointSlices: 234)
+            return watches.services && watches.slices
+        }
+        expectWatches(requests, services: 240, endpointSlices: 234)
         await harness.finish()
     }
 
@@ -187,10 +223,7 @@ struct KubernetesAPISourceTests {
         }
         harness.run()
         _ = try #require(try await harness.latest { $0.services.count == 10 })
-        for _ in 0..<100 where harness.server.requests.filter({ $0 == serviceList }).count < 2 {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let requests = harness.server.requests
+        let requests = try await harness.requests { $0.filter { $0 == serviceList }.count >= 2 }
         #expect(requests.filter { $0 == serviceList }.count == 2)
         await harness.finish()
     }
@@ -206,10 +239,7 @@ struct KubernetesAPISourceTests {
         }
         harness.run()
         _ = try #require(try await harness.latest { service($0, "promo") != nil })
-        for _ in 0..<100 where !harness.server.requests.contains(where: { $0.contains("resourceVersion=228") }) {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let requests = harness.server.requests
+        let requests = try await harness.requests { $0.contains { $0.contains("resourceVersion=228") } }
         #expect(
             requests.contains(
                 "/api/v1/services?\(labelSelector)&watch=1&allowWatchBookmarks=true&resourceVersion=228"
@@ -269,10 +299,8 @@ struct KubernetesAPISourceTests {
         harness.run()
         let snapshot = try #require(try await harness.latest { $0.services.count == 10 })
         #expect(snapshot.nodes.isEmpty)
-        for _ in 0..<100 where harness.server.requests.filter({ $0.hasPrefix("/api/v1/nodes") }).count < 2 {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(harness.server.requests.filter { $0.hasPrefix("/api/v1/nodes") }.count >= 2)
+        let requests = try await harness.requests { $0.filter { $0.hasPrefix("/api/v1/nodes") }.count >= 2 }
+        #expect(requests.filter { $0.hasPrefix("/api/v1/nodes") }.count >= 2)
         await harness.finish()
     }
 
@@ -285,7 +313,8 @@ struct KubernetesAPISourceTests {
         }
         harness.run()
         _ = try #require(try await harness.latest { $0.services.count == 10 })
-        let said = harness.reachability.values.withLock { $0 }
+        // Said after the update that the list made (the informer hands it out first).
+        let said = try await harness.said { $0.last == true }
         // Refusals, then the list succeeds: reachable again once, at the end (the slices' own success, while the
         // Services still failed, did not say so).
         #expect(said.first == false, "\(said)")

@@ -43,7 +43,11 @@ struct SeenKeys {
 /// A pull parser the fast decoder reads manifests from: JSON bytes (``JSONScanner``) or YAML events
 /// (``YAMLScanner``). Each read takes one value and throws ``ScanMismatch`` on anything its full decoder might
 /// read differently.
-protocol ManifestScanner: ~Copyable {
+///
+/// `SendableMetatype` (SE-0470): the fast decoder passes its generic readers around as function values
+/// (`list(&scanner, endpoint)`), each capturing the scanner's type, which Swift 6.2 accepts without a warning only
+/// for a sendable metatype. The scanners are plain values, used from whatever isolation decodes.
+protocol ManifestScanner: ~Copyable, SendableMetatype {
     associatedtype Key: ScannedKey
 
     /// Calls `body` with each member's key; `body` must read the member's value. Duplicate keys, where keys

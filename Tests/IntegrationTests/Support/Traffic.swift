@@ -246,10 +246,12 @@ struct SocketError: Error, CustomStringConvertible {
 /// answers, as a DNS client or a game client would.
 final class UDPProbe: @unchecked Sendable {
     private let answers = LockedBox<[(time: Date, text: String)]>([])
+    private let sends = LockedBox(0)
     private let stopped = LockedBox(false)
 
     init(from namespace: TestNamespace, to address: IPAddress, port: UInt16) throws {
         let answers = answers
+        let sends = sends
         let stopped = stopped
         let socket = try namespace.perform {
             try openConnection(to: address, port: port, protocol: .udp, timeoutSeconds: 1)
@@ -260,7 +262,7 @@ final class UDPProbe: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 512)
             while !stopped.value {
                 let started = Date()
-                _ = send(socket, "ping", 4, 0)
+                if send(socket, "ping", 4, 0) == 4 { sends.value += 1 }
                 let count = recv(socket, &buffer, buffer.count, 0)
                 if count > 0 { answers.value.append((Date(), String(decoding: buffer.prefix(count), as: UTF8.self))) }
                 let rest = 0.1 - Date().timeIntervalSince(started)
@@ -277,6 +279,9 @@ final class UDPProbe: @unchecked Sendable {
         }
         return found.map { $0.time.timeIntervalSince(since) }
     }
+
+    /// How many pings went out so far.
+    var sent: Int { sends.value }
 
     /// Whether any answer came at all.
     var answered: Bool { !answers.value.isEmpty }
