@@ -24,18 +24,25 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
     ],
     targets: [
-        // libnl's, libnftables' and libyaml's include paths and link flags, from pkg-config.
+        // libnl's and libnftables' include paths and link flags, from pkg-config.
         .systemLibrary(
             name: "CLibNL",
             path: "Sources/CLibNL",
-            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables yaml-0.1",
-            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev", "libyaml-dev"])]
+            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev"])]
         ),
-        // The C shim: the only code that touches libnl, libnftables and libyaml.
+        // The C shim: the only code that touches libnl and libnftables.
         .target(
             name: "CNetlink",
             dependencies: ["CLibNL"],
             path: "CNetlink",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
+        ),
+        // YAML text as plain event records, for the fast manifest decoder: compiled against the libyaml that Yams
+        // vendors and linked to that copy only (no system libyaml; see include/CYAMLEvents.h for why).
+        .target(
+            name: "CYAMLEvents",
+            dependencies: [.product(name: "Yams", package: "Yams")],
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
         // The version scripts/release stamps in at link time (a weak empty default; see its header).
@@ -45,7 +52,7 @@ let package = Package(
         // Kubernetes Services, EndpointSlices and Endpoints: types, loading from files, validation.
         .target(
             name: "KubernetesModel",
-            dependencies: ["InternetAddress", "CNetlink", .product(name: "Yams", package: "Yams")]
+            dependencies: ["InternetAddress", "CYAMLEvents", .product(name: "Yams", package: "Yams")]
         ),
         // The IPVS table, links and addresses as plain values: keys, servers, schedulers, flags, operations.
         .target(
@@ -213,7 +220,9 @@ let package = Package(
             path: "Tests/BenchAPIServer"
         ),
         .testTarget(name: "ProxyConfigurationTests", dependencies: ["ProxyConfiguration"]),
-        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport", "TestSupport"]),
+        .testTarget(
+            name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CYAMLEvents", "CTestSupport", "TestSupport"]
+        ),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(
             name: "IntegrationTests",

@@ -352,59 +352,6 @@ int cnetlink_bound_tcp_socket(const char *netns_path, uint16_t family, const uin
 /// namespace at `netns_path` (or the caller's, when NULL): /proc/sys/net belongs to the opener's namespace.
 int cnetlink_sysctl_write(const char *netns_path, const char *path, const char *value);
 
-// MARK: - YAML events (libyaml)
-
-/// What a YAML event is. Only the events that shape a document are reported; stream events are not.
-enum {
-    CNETLINK_YAML_DOCUMENT_START = 1,
-    CNETLINK_YAML_DOCUMENT_END = 2,
-    CNETLINK_YAML_MAPPING_START = 3,
-    CNETLINK_YAML_MAPPING_END = 4,
-    CNETLINK_YAML_SEQUENCE_START = 5,
-    CNETLINK_YAML_SEQUENCE_END = 6,
-    CNETLINK_YAML_SCALAR = 7,
-    CNETLINK_YAML_ALIAS = 8,
-};
-
-/// How a scalar was written.
-enum {
-    CNETLINK_YAML_PLAIN = 1,
-    CNETLINK_YAML_SINGLE_QUOTED = 2,
-    CNETLINK_YAML_DOUBLE_QUOTED = 3,
-    CNETLINK_YAML_LITERAL = 4,
-    CNETLINK_YAML_FOLDED = 5,
-};
-
-/// The event carries an anchor (`&a`) or an explicit tag (`!!str`, `!x`).
-#define CNETLINK_YAML_ANCHORED 0x1
-#define CNETLINK_YAML_TAGGED 0x2
-
-/// One event of a YAML stream. A scalar's value (unescaped, UTF-8) is `value_length` bytes at `value_offset`
-/// in the stream's values buffer.
-typedef struct cnetlink_yaml_event {
-    uint8_t type;
-    uint8_t style;
-    uint8_t flags;
-    uint32_t value_offset;
-    uint32_t value_length;
-} cnetlink_yaml_event;
-
-/// The events of a whole YAML stream and its scalars' values; free with `cnetlink_yaml_events_free`.
-typedef struct cnetlink_yaml_events {
-    cnetlink_yaml_event *events;
-    size_t count;
-    uint8_t *values;
-    size_t values_length;
-} cnetlink_yaml_events;
-
-/// Parses `length` bytes of YAML into `out`. Returns 0, `-EINVAL` when the text is not YAML (libyaml's error:
-/// the caller's full parser words it), `-EFBIG` beyond 4 GiB of values, or `-ENOMEM`. On failure `out` holds
-/// nothing to free.
-int cnetlink_yaml_parse(const char *text, size_t length, cnetlink_yaml_events *out);
-
-/// Frees what `cnetlink_yaml_parse` allocated.
-void cnetlink_yaml_events_free(cnetlink_yaml_events *events);
-
 #ifdef __cplusplus
 }
 #endif
