@@ -31,10 +31,16 @@ let package = Package(
             pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables",
             providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev"])]
         ),
+        // Runs C code inside a network namespace (for CNetlink), and makes a bound socket and writes a /proc/sys file
+        // there.
+        .target(
+            name: "CNetNamespace",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
+        ),
         // The C shim: the only code that touches libnl and libnftables.
         .target(
             name: "CNetlink",
-            dependencies: ["CLibNL"],
+            dependencies: ["CLibNL", "CNetNamespace"],
             path: "CNetlink",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
@@ -78,7 +84,8 @@ let package = Package(
         .target(
             name: "IPVS",
             dependencies: [
-                "CNetlink", "ShimDumps", "IPVSModel", .product(name: "SystemPackage", package: "swift-system"),
+                "CNetlink", "CNetNamespace", "ShimDumps", "IPVSModel",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // The subcommands of `ipvs-proxy`, as a library so tests can run them in-process.

@@ -16,6 +16,8 @@
 #include "CNetlink.h"
 #include "transport.h"
 
+#include "CNetNamespace.h"
+
 struct cnetlink_nft {
     struct nft_ctx *context;
     struct cnetlink_transport transport;
@@ -42,7 +44,7 @@ int cnetlink_nft_open(const char *netns_path, cnetlink_nft **handle) {
     }
     int result = transport_open(&nft->transport, NETLINK_NETFILTER, netns_path);
     if (result == 0) {
-        result = transport_in_namespace(netns_path, make_context, nft);
+        result = cnetns_run(netns_path, make_context, nft);
     }
     if (result < 0) {
         cnetlink_nft_close(nft);

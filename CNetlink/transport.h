@@ -51,10 +51,8 @@ typedef int (*transport_message_handler)(const struct nlmsghdr *message, void *c
 /// Maps a libnl return code to this shim's codes (see CNetlink.h).
 int transport_translate_libnl(int libnl_code);
 
-/// Runs `body` on the calling thread inside the network namespace at `netns_path` (or where it is, when
-/// NULL), then returns the thread to its own namespace.
-int transport_in_namespace(const char *netns_path, int (*body)(void *), void *context);
-
+/// Opens a netlink socket of `protocol` (NETLINK_GENERIC, NETLINK_ROUTE, ...) inside the network namespace at
+/// `netns_path` (or the caller's, when NULL), with roomy buffers; the transport is then ready for requests.
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path);
 /// Takes a connected datagram socket that plays the kernel (for tests); `transport_close` closes it.
 int transport_open_socket(struct cnetlink_transport *transport, int fd);

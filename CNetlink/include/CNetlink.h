@@ -339,19 +339,6 @@ int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntr
 int cnetlink_conntrack_encode_delete(const cnetlink_conntrack_entry *entry, uint32_t sequence, void *buffer,
                                      size_t capacity);
 
-// MARK: - Sockets
-
-/// Makes a non-blocking TCP socket in the network namespace at `netns_path` (or the caller's, when NULL), with
-/// SO_REUSEADDR (and IPV6_V6ONLY for AF_INET6), bound to `address` (4 or 16 bytes in network order) and `port`,
-/// not yet listening. Returns its descriptor, or a negative errno.
-int cnetlink_bound_tcp_socket(const char *netns_path, uint16_t family, const uint8_t *address, uint16_t port);
-
-// MARK: - Kernel settings
-
-/// Writes `value` to a file under /proc/sys (e.g. `/proc/sys/net/ipv4/vs/conntrack`) as seen from the network
-/// namespace at `netns_path` (or the caller's, when NULL): /proc/sys/net belongs to the opener's namespace.
-int cnetlink_sysctl_write(const char *netns_path, const char *path, const char *value);
-
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,4 @@
-import CNetlink
+import CNetNamespace
 import IPVSModel
 
 /// Writes kernel settings (`/proc/sys`) of one network namespace.
@@ -13,7 +13,7 @@ public struct KernelSettings: Sendable {
     /// absolute path (a module parameter under `/sys/module`).
     public func set(_ name: String, to value: String) throws {
         let path = name.hasPrefix("/") ? name : "/proc/sys/" + name.replacingDots()
-        let result = cnetlink_sysctl_write(networkNamespacePath, path, value + "\n")
+        let result = cnetns_sysctl_write(networkNamespacePath, path, value + "\n")
         if result < 0 { throw IPVSError(operation: "set sysctl \(name)=\(value)", code: result) }
     }
 }

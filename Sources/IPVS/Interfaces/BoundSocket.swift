@@ -1,4 +1,4 @@
-import CNetlink
+import CNetNamespace
 import Glibc
 import IPVSModel
 
@@ -12,7 +12,7 @@ public enum BoundSocket {
     ) throws -> Int32 {
         let family = UInt16(address.family == .ipv4 ? AF_INET : AF_INET6)
         let result = address.bytes.withUnsafeBufferPointer {
-            cnetlink_bound_tcp_socket(networkNamespacePath, family, $0.baseAddress, port)
+            cnetns_bound_tcp_socket(networkNamespacePath, family, $0.baseAddress, port)
         }
         if result < 0 {
             throw IPVSError(operation: "bind \(address.bracketedDescription):\(port)", code: result)
