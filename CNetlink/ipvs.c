@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct cnetlink_ipvs {
     struct cnetlink_transport transport;
     uint16_t family_id;
 };
+_Static_assert(offsetof(struct cnetlink_ipvs, transport) == 0, "a handle starts with its transport");
 
 // MARK: - Building
 
@@ -318,23 +320,17 @@ int cnetlink_ipvs_parse_destination(const void *message, size_t length, cnetlink
 // MARK: - Handle
 
 int cnetlink_ipvs_open(const char *netns_path, cnetlink_ipvs **handle) {
+    int result;
+    cnetlink_ipvs *ipvs = transport_handle_new(sizeof(*ipvs), NETLINK_GENERIC, netns_path, &result);
     *handle = NULL;
-    cnetlink_ipvs *ipvs = calloc(1, sizeof(*ipvs));
     if (ipvs == NULL) {
-        return -ENOMEM;
-    }
-    int result = transport_open(&ipvs->transport, NETLINK_GENERIC, netns_path);
-    if (result < 0) {
-        free(ipvs);
         return result;
     }
     int family = genl_ctrl_resolve(ipvs->transport.socket, IPVS_GENL_NAME);
     if (family <= 0) {
+        transport_handle_free(ipvs);
         // A family id of 0 must never be used: the kernel would route every request to the controller.
-        result = family == -NLE_OBJ_NOTFOUND || family == 0 ? -CNETLINK_ENOIPVS : transport_translate_libnl(family);
-        transport_close(&ipvs->transport);
-        free(ipvs);
-        return result;
+        return family == -NLE_OBJ_NOTFOUND || family == 0 ? -CNETLINK_ENOIPVS : transport_translate_libnl(family);
     }
     ipvs->family_id = (uint16_t)family;
     *handle = ipvs;
@@ -345,13 +341,7 @@ int cnetlink_ipvs_set_receive_buffer(cnetlink_ipvs *handle, int bytes) {
     return transport_set_receive_buffer(&handle->transport, bytes);
 }
 
-void cnetlink_ipvs_close(cnetlink_ipvs *handle) {
-    if (handle == NULL) {
-        return;
-    }
-    transport_close(&handle->transport);
-    free(handle);
-}
+void cnetlink_ipvs_close(cnetlink_ipvs *handle) { transport_handle_free(handle); }
 
 /// Starts a request in the scratch message with a fresh sequence number.
 static struct nl_msg *begin_request(cnetlink_ipvs *handle, int flags, uint8_t command) {

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +20,10 @@
 #include "CNetNamespace.h"
 
 struct cnetlink_nft {
-    struct nft_ctx *context;
     struct cnetlink_transport transport;
+    struct nft_ctx *context;
 };
+_Static_assert(offsetof(struct cnetlink_nft, transport) == 0, "a handle starts with its transport");
 
 static int make_context(void *argument) {
     cnetlink_nft *handle = argument;
@@ -37,32 +39,24 @@ static int make_context(void *argument) {
 }
 
 int cnetlink_nft_open(const char *netns_path, cnetlink_nft **handle) {
-    *handle = NULL;
-    cnetlink_nft *nft = calloc(1, sizeof(*nft));
-    if (nft == NULL) {
-        return -ENOMEM;
-    }
-    int result = transport_open(&nft->transport, NETLINK_NETFILTER, netns_path);
-    if (result == 0) {
+    int result;
+    cnetlink_nft *nft = transport_handle_new(sizeof(*nft), NETLINK_NETFILTER, netns_path, &result);
+    if (nft != NULL) {
         result = cnetns_run(netns_path, make_context, nft);
-    }
-    if (result < 0) {
-        cnetlink_nft_close(nft);
-        return result;
+        if (result < 0) {
+            cnetlink_nft_close(nft);
+            nft = NULL;
+        }
     }
     *handle = nft;
-    return 0;
+    return result;
 }
 
 void cnetlink_nft_close(cnetlink_nft *handle) {
-    if (handle == NULL) {
-        return;
-    }
-    if (handle->context != NULL) {
+    if (handle != NULL && handle->context != NULL) {
         nft_ctx_free(handle->context);
     }
-    transport_close(&handle->transport);
-    free(handle);
+    transport_handle_free(handle);
 }
 
 static char *copy_text(const char *text) { return strdup(text == NULL ? "" : text); }

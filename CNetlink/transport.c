@@ -160,6 +160,43 @@ void transport_close(struct cnetlink_transport *transport) {
     memset(transport, 0, sizeof(*transport));
 }
 
+void *transport_handle_new(size_t size, int protocol, const char *netns_path, int *result) {
+    struct cnetlink_transport *handle = calloc(1, size);
+    if (handle == NULL) {
+        *result = -ENOMEM;
+        return NULL;
+    }
+    *result = transport_open(handle, protocol, netns_path);
+    if (*result < 0) {
+        free(handle);
+        return NULL;
+    }
+    return handle;
+}
+
+void *transport_handle_new_socket(size_t size, int fd, int *result) {
+    struct cnetlink_transport *handle = calloc(1, size);
+    if (handle == NULL) {
+        close(fd);
+        *result = -ENOMEM;
+        return NULL;
+    }
+    *result = transport_open_socket(handle, fd);
+    if (*result < 0) {
+        free(handle);
+        return NULL;
+    }
+    return handle;
+}
+
+void transport_handle_free(void *handle) {
+    if (handle == NULL) {
+        return;
+    }
+    transport_close(handle);
+    free(handle);
+}
+
 struct nl_msg *transport_reset_message(struct cnetlink_transport *transport) {
     nlmsg_hdr(transport->scratch)->nlmsg_len = NLMSG_HDRLEN;
     return transport->scratch;
