@@ -24,24 +24,38 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
     ],
     targets: [
-        // libnl's and libnftables' include paths and link flags, from pkg-config.
+        // libnl's include path and link flags, from pkg-config.
         .systemLibrary(
             name: "CLibNL",
             path: "Sources/CLibNL",
-            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables",
-            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev"])]
+            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev"])]
         ),
-        // Runs C code inside a network namespace (for CNetlink), and makes a bound socket and writes a /proc/sys file
-        // there.
+        // libnftables' include path and link flags, from pkg-config.
+        .systemLibrary(
+            name: "CLibNFTables",
+            path: "Sources/CLibNFTables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
+        // Runs C code inside a network namespace (for CNetlink and CNFTables), and makes a bound socket and writes
+        // a /proc/sys file there.
         .target(
             name: "CNetNamespace",
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
-        // The C shim: the only code that touches libnl and libnftables.
+        // The C shim's netlink half: the only code that touches libnl (IPVS, links and addresses, conntrack, and
+        // nf_tables' generation id).
         .target(
             name: "CNetlink",
             dependencies: ["CLibNL", "CNetNamespace"],
             path: "CNetlink",
+            cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
+        ),
+        // The C shim's libnftables half: nftables commands as text, one call one transaction.
+        .target(
+            name: "CNFTables",
+            dependencies: ["CLibNFTables", "CNetNamespace"],
             cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-sign-compare"])]
         ),
         // YAML text as plain event records, for the fast manifest decoder: compiled against the libyaml that Yams
@@ -76,7 +90,7 @@ let package = Package(
         .target(
             name: "Netfilter",
             dependencies: [
-                "CNetlink", "ShimDumps", "InternetAddress", "NetfilterModel",
+                "CNetlink", "CNFTables", "ShimDumps", "InternetAddress", "NetfilterModel",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

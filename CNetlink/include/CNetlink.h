@@ -1,8 +1,10 @@
 // CNetlink: the only code in IPVSProxy that talks netlink.
 //
-// It speaks the kernel's IPVS generic netlink family (virtual servers, real servers, timeouts) and the
-// few rtnetlink calls the proxy needs (a dummy link and its addresses). Everything here takes and
-// returns plain C structs; libnl types stay inside the .c files.
+// It speaks the kernel's IPVS generic netlink family (virtual servers, real servers, timeouts), the few rtnetlink
+// calls the proxy needs (the node's links and addresses, a dummy link and its addresses, address announcements),
+// ctnetlink (conntrack entries) and one nf_tables request (the ruleset's generation id). Everything here takes and
+// returns plain C structs; libnl types stay inside the .c files. Every handle is one netlink socket of one network
+// namespace (transport.c), opened through CNetNamespace.
 //
 // Every function that can fail returns 0 (or a count) on success and a negative code on failure:
 // - `-errno` for errors that come from the kernel or the C library (EEXIST, ESRCH, ENOENT, ...);
@@ -28,8 +30,6 @@ enum {
     CNETLINK_ENOIPVS = CNETLINK_ERROR_BASE + 1,
     /// A reply was truncated or lacked an attribute the protocol requires.
     CNETLINK_EBADREPLY = CNETLINK_ERROR_BASE + 2,
-    /// libnftables refused a command or the kernel refused its transaction; its error text says why.
-    CNETLINK_ENFTABLES = CNETLINK_ERROR_BASE + 3,
     /// The kernel marked the dump interrupted (NLM_F_DUMP_INTR): its table changed while it was read, and
     /// entries may be missing or repeated; read it again. What the visitor saw of it is not the table.
     CNETLINK_EDUMPINTR = CNETLINK_ERROR_BASE + 4,
@@ -264,32 +264,16 @@ void cnetlink_address_monitor_close(cnetlink_address_monitor *handle);
 int cnetlink_address_monitor_wait(
     cnetlink_address_monitor *handle, int timeout_ms, int32_t *link_indexes, size_t capacity);
 
-// MARK: - nftables (libnftables)
+// MARK: - nftables (nf_tables netlink)
 
-/// A libnftables context and a netlink socket of one network namespace. Not thread-safe: serialize calls.
-typedef struct cnetlink_nft cnetlink_nft;
+/// A netlink socket for nf_tables' own messages in one network namespace, for what libnftables (CNFTables) does
+/// not expose. Not thread-safe: serialize calls.
+typedef struct cnetlink_nftables cnetlink_nftables;
 
-/// Flags of `cnetlink_nft_run`.
-enum {
-    /// Check the commands (and the kernel's answer to them) without committing anything.
-    CNETLINK_NFT_DRY_RUN = 1 << 0,
-    /// Listings in libnftables' JSON.
-    CNETLINK_NFT_JSON = 1 << 1,
-    /// Listings with rule and set handles.
-    CNETLINK_NFT_HANDLES = 1 << 2,
-};
-
-/// Opens a context whose sockets live in the network namespace at `netns_path` (or the caller's, when NULL).
-int cnetlink_nft_open(const char *netns_path, cnetlink_nft **handle);
-void cnetlink_nft_close(cnetlink_nft *handle);
-/// Runs `commands` (nft syntax) as one transaction: all of it or nothing. `output` and `error` receive what
-/// libnftables printed, to be released with `cnetlink_free`. Returns 0, or `-CNETLINK_ENFTABLES` when the
-/// commands were refused (the error text says why), or another negative code.
-int cnetlink_nft_run(cnetlink_nft *handle, const char *commands, uint32_t flags, char **output, char **error);
+int cnetlink_nftables_open(const char *netns_path, cnetlink_nftables **handle);
+void cnetlink_nftables_close(cnetlink_nftables *handle);
 /// Reads the ruleset's generation id, which every committed transaction (anyone's) moves.
-int cnetlink_nft_generation(cnetlink_nft *handle, uint32_t *generation);
-/// Releases text this shim allocated.
-void cnetlink_free(void *pointer);
+int cnetlink_nftables_generation(cnetlink_nftables *handle, uint32_t *generation);
 
 // MARK: - conntrack (ctnetlink, libnl-nf)
 

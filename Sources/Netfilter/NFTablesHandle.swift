@@ -1,3 +1,4 @@
+import CNFTables
 import CNetlink
 import NetfilterModel
 import Synchronization
@@ -8,23 +9,30 @@ import SystemPackage
 ///
 /// Calls are serialized (a libnftables context is not thread-safe), so one handle may be shared between tasks.
 public final class NFTablesHandle: Sendable {
-    // Used only with `lock` held.
+    // Used only with `lock` held: the libnftables context, and the netlink socket for the generation id.
     private nonisolated(unsafe) let handle: OpaquePointer
+    private nonisolated(unsafe) let netlink: OpaquePointer
     private let lock = Mutex(())
 
     /// Opens a context whose sockets live in the network namespace at `networkNamespacePath` (or the caller's).
     public init(networkNamespacePath: String? = nil) throws(NetfilterError) {
+        let place = networkNamespacePath.map { " in network namespace \($0)" } ?? ""
+        var netlink: OpaquePointer?
+        var result = cnetlink_nftables_open(networkNamespacePath, &netlink)
+        guard result == 0, let netlink else { throw NetfilterError(operation: "open nftables\(place)", code: result) }
         var handle: OpaquePointer?
-        let result = cnetlink_nft_open(networkNamespacePath, &handle)
+        result = cnftables_open(networkNamespacePath, &handle)
         guard result == 0, let handle else {
-            let place = networkNamespacePath.map { " in network namespace \($0)" } ?? ""
+            cnetlink_nftables_close(netlink)
             throw NetfilterError(operation: "open nftables\(place)", code: result)
         }
         self.handle = handle
+        self.netlink = netlink
     }
 
     deinit {
-        cnetlink_nft_close(handle)
+        cnftables_close(handle)
+        cnetlink_nftables_close(netlink)
     }
 
     /// Runs `commands` as one transaction (all of it or nothing) and returns what libnftables printed.
@@ -36,17 +44,17 @@ public final class NFTablesHandle: Sendable {
         -> String
     {
         var flags: UInt32 = 0
-        if dryRun { flags |= UInt32(CNETLINK_NFT_DRY_RUN) }
-        if json { flags |= UInt32(CNETLINK_NFT_JSON) }
+        if dryRun { flags |= UInt32(CNFTABLES_DRY_RUN) }
+        if json { flags |= UInt32(CNFTABLES_JSON) }
         var output: UnsafeMutablePointer<CChar>?
         var error: UnsafeMutablePointer<CChar>?
-        let result = lock.withLock { _ in cnetlink_nft_run(handle, commands, flags, &output, &error) }
+        let result = lock.withLock { _ in cnftables_run(handle, commands, flags, &output, &error) }
         defer {
-            cnetlink_free(output)
-            cnetlink_free(error)
+            cnftables_free(output)
+            cnftables_free(error)
         }
         let outputText = output.map { String(cString: $0) } ?? ""
-        if result == -Int32(CNETLINK_ENFTABLES) {
+        if result == Int32(CNFTABLES_REFUSED) {
             throw NetfilterError(operation: operation, reason: .refused(error.map { String(cString: $0) } ?? ""))
         }
         if result < 0 { throw NetfilterError(operation: operation, code: result) }
@@ -56,7 +64,7 @@ public final class NFTablesHandle: Sendable {
     /// The ruleset's generation id: every committed transaction, anyone's, moves it.
     public func generation() throws(NetfilterError) -> UInt32 {
         var generation: UInt32 = 0
-        let result = lock.withLock { _ in cnetlink_nft_generation(handle, &generation) }
+        let result = lock.withLock { _ in cnetlink_nftables_generation(netlink, &generation) }
         if result < 0 { throw NetfilterError(operation: "read the nftables generation", code: result) }
         return generation
     }

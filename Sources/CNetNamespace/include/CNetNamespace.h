@@ -3,8 +3,8 @@
 //
 // A socket belongs to the network namespace of the thread that makes it, and /proc/sys/net to the namespace of
 // the thread that opens it; both are then used from anywhere. So each is made on a thread that has entered the
-// namespace (`setns`) and gone back at once. CNetlink's netlink transport and libnftables context open their
-// sockets the same way, through `cnetns_run`.
+// namespace (`setns`) and gone back at once. The netlink transport (CNetlink) and the libnftables context
+// (CNFTables) open their sockets the same way, through `cnetns_run`.
 //
 // Every function returns 0 (or a descriptor) on success and `-errno` on failure; `cnetns_run` returns what its
 // body returned.
