@@ -8,6 +8,9 @@ let package = Package(
         .executable(name: "ipvs-proxy", targets: ["ipvs-proxy"]),
         .library(name: "IPVS", targets: ["IPVS"]),
         .library(name: "IPVSModel", targets: ["IPVSModel"]),
+        .library(name: "Interfaces", targets: ["Interfaces"]),
+        .library(name: "InterfaceModel", targets: ["InterfaceModel"]),
+        .library(name: "HostSystem", targets: ["HostSystem"]),
         .library(name: "KubernetesModel", targets: ["KubernetesModel"]),
         // For the fuzz targets in Tests/Fuzz, which exercise the reply parsers directly.
         .library(name: "CNetlink", targets: ["CNetlink"]),
@@ -74,31 +77,50 @@ let package = Package(
             name: "KubernetesModel",
             dependencies: ["InternetAddress", "CYAMLEvents", .product(name: "Yams", package: "Yams")]
         ),
-        // The IPVS table, links and addresses as plain values: keys, servers, schedulers, flags, operations.
+        // Why a call to the kernel failed (KernelFailure), and the error of a failed call (KernelCallError), as plain
+        // values: the reasons every kernel error carries.
+        .target(name: "KernelErrors", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        // The IPVS table as plain values: keys, servers, schedulers, flags, operations, failures.
         .target(
             name: "IPVSModel",
-            dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["InternetAddress", "KernelErrors", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // The node's links and addresses as plain values, and their changes and announcements.
+        .target(name: "InterfaceModel", dependencies: ["InternetAddress", "KernelErrors"]),
         // nftables tables, sets and elements, and conntrack entries as plain values; ipvs-proxy's table design.
         .target(
             name: "NetfilterModel",
-            dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["InternetAddress", "KernelErrors", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        // Reads the shim's dumps again while the kernel marks them interrupted (for IPVS and Netfilter).
-        .target(name: "ShimDumps", dependencies: ["CNetlink"]),
+        // The Swift side of the C shim, under every kernel handle: a handle that owns a shim pointer and its lock
+        // (dumps read again while interrupted, batches and their refusals), the shim's codes decoded (ShimError),
+        // and the shim's address fields.
+        .target(
+            name: "KernelShim",
+            dependencies: [
+                "CNetlink", "KernelErrors", "InternetAddress", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Connections to the kernel's nftables (libnftables) and conntrack table, over the shim.
         .target(
             name: "Netfilter",
-            dependencies: [
-                "CNetlink", "CNFTables", "ShimDumps", "InternetAddress", "NetfilterModel",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: ["CNetlink", "CNFTables", "KernelShim", "InternetAddress", "NetfilterModel"]
         ),
-        // Connections to the kernel's IPVS table and to its links and addresses, over the shim.
+        // A connection to the kernel's IPVS table, over the shim.
         .target(
             name: "IPVS",
             dependencies: [
-                "CNetlink", "CNetNamespace", "ShimDumps", "IPVSModel",
+                "CNetlink", "KernelShim", "IPVSModel", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Connections to the node's links and addresses (rtnetlink) and to their announcements, over the shim.
+        .target(name: "Interfaces", dependencies: ["CNetlink", "KernelShim", "InterfaceModel"]),
+        // The host outside netlink: kernel settings (sysctls), the process's privileges, sockets bound in a network
+        // namespace.
+        .target(
+            name: "HostSystem",
+            dependencies: [
+                "CNetNamespace", "KernelErrors", "KernelShim", "InternetAddress",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -108,6 +130,8 @@ let package = Package(
             dependencies: [
                 "IPVS",
                 "IPVSModel",
+                "Interfaces",
+                "HostSystem",
                 "Netfilter",
                 "NetfilterModel",
                 "KubernetesModel",
@@ -129,7 +153,7 @@ let package = Package(
         .target(
             name: "Sync",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "Translation",
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "Netfilter", "NetfilterModel", "Translation",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -155,7 +179,8 @@ let package = Package(
         .target(
             name: "ProxyDaemon",
             dependencies: [
-                "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "StateSources",
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "HostSystem", "KubernetesModel", "Sync",
+                "Translation", "StateSources",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -168,7 +193,17 @@ let package = Package(
         .testTarget(
             name: "IPVSTests",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "ShimDumps", "CNetlink",
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "Netfilter", "NetfilterModel", "KernelShim",
+                "CNetlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The layer under the kernel handles, without a kernel: the shim's codes, the errors' words, a handle's
+        // dumps and batches against a fake shim.
+        .testTarget(
+            name: "KernelShimTests",
+            dependencies: [
+                "KernelShim", "KernelErrors", "CNetlink", "IPVSModel", "NetfilterModel",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -181,7 +216,7 @@ let package = Package(
         .target(
             name: "FakeKernel",
             dependencies: [
-                "Sync", "IPVSModel", "NetfilterModel", "InternetAddress",
+                "Sync", "IPVSModel", "InterfaceModel", "NetfilterModel", "InternetAddress",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Tests/FakeKernel"
@@ -189,7 +224,8 @@ let package = Package(
         .testTarget(
             name: "SyncTests",
             dependencies: [
-                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "NetfilterModel", "KubernetesModel", "Translation",
+                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "InterfaceModel", "NetfilterModel", "KubernetesModel",
+                "Translation",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -197,7 +233,7 @@ let package = Package(
             name: "ProxyDaemonTests",
             dependencies: [
                 "ProxyDaemon", "ProxyCommands", "ProxyConfiguration", "FakeKernel", "TestSupport", "Sync", "IPVSModel",
-                "KubernetesModel", "StateSources",
+                "InterfaceModel", "KubernetesModel", "StateSources",
                 "Translation", .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -242,14 +278,16 @@ let package = Package(
         ),
         .testTarget(name: "ProxyConfigurationTests", dependencies: ["ProxyConfiguration"]),
         .testTarget(
-            name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CYAMLEvents", "CTestSupport", "TestSupport"]
+            name: "KubernetesModelTests",
+            dependencies: ["KubernetesModel", "CYAMLEvents", "CTestSupport", "TestSupport"]
         ),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "Sync",
-                "ProxyCommands", "CTestSupport", "FakeAPIServer", .product(name: "SystemPackage", package: "swift-system"),
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "Netfilter", "NetfilterModel", "KubernetesModel",
+                "Translation", "Sync", "ProxyCommands", "CTestSupport", "FakeAPIServer",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
     ]

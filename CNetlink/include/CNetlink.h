@@ -13,6 +13,7 @@
 // - `-CNETLINK_EDUMPINTR` when the kernel marked a dump interrupted (read it again);
 // - `-(CNETLINK_LIBNL_BASE + nle)` for libnl's own failures (`NLE_*`), which are not errno values
 //   (libnl's `NLE_OBJ_NOTFOUND` is 12, the same number as `ENOMEM`).
+// Swift decodes them in one place: KernelShim's `ShimError`.
 #ifndef CNETLINK_H
 #define CNETLINK_H
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import HostSystem
 import IPVS
 import IPVSModel
+import Interfaces
 import Logging
 import ProxyConfiguration
 import ProxyDaemon

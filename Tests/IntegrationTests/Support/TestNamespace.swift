@@ -2,6 +2,7 @@ import CTestSupport
 import Foundation
 import IPVS
 import IPVSModel
+import Interfaces
 import Netfilter
 import Sync
 import Synchronization

@@ -1,6 +1,8 @@
 import CNetNamespace
 import Glibc
-import IPVSModel
+import InternetAddress
+import KernelErrors
+import KernelShim
 
 /// A TCP socket bound in a network namespace, for a server that listens there while the process lives in
 /// another (a daemon given `--netns`).
@@ -14,9 +16,6 @@ public enum BoundSocket {
         let result = address.bytes.withUnsafeBufferPointer {
             cnetns_bound_tcp_socket(networkNamespacePath, family, $0.baseAddress, port)
         }
-        if result < 0 {
-            throw IPVSError(operation: "bind \(address.bracketedDescription):\(port)", code: result)
-        }
-        return result
+        return try KernelCallError.check(result, "bind \(address.bracketedDescription):\(port)")
     }
 }
