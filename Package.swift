@@ -2,6 +2,13 @@
 // 6.2 for the warning settings (SE-0480), which unlike unsafeFlags leave the package usable as a dependency.
 import PackageDescription
 
+// The C shim's warnings: -Wall -Wextra, less two that the kernel's and libnl's own shapes set off (NLMSG_OK compares
+// an unsigned length with an int, and a callback takes parameters it may not use).
+let shimWarnings: [CSetting] = [
+    .enableWarning("all"), .enableWarning("extra"), .disableWarning("unused-parameter"),
+    .disableWarning("sign-compare"),
+]
+
 let package = Package(
     name: "IPVSProxy",
     platforms: [.macOS(.v15)],
@@ -9,6 +16,9 @@ let package = Package(
         .executable(name: "ipvs-proxy", targets: ["ipvs-proxy"]),
         .library(name: "IPVS", targets: ["IPVS"]),
         .library(name: "IPVSModel", targets: ["IPVSModel"]),
+        .library(name: "Interfaces", targets: ["Interfaces"]),
+        .library(name: "InterfaceModel", targets: ["InterfaceModel"]),
+        .library(name: "HostSystem", targets: ["HostSystem"]),
         .library(name: "KubernetesModel", targets: ["KubernetesModel"]),
         // For the fuzz targets in Tests/Fuzz, which exercise the reply parsers directly.
         .library(name: "CNetlink", targets: ["CNetlink"]),
@@ -25,27 +35,42 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
     ],
     targets: [
-        // libnl's, libnftables' and libyaml's include paths and link flags, from pkg-config.
+        // libnl's include path and link flags, from pkg-config.
         .systemLibrary(
             name: "CLibNL",
             path: "Sources/CLibNL",
-            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0 libnftables yaml-0.1",
-            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libnftables-dev", "libyaml-dev"])]
+            pkgConfig: "libnl-genl-3.0 libnl-nf-3.0 libnl-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev"])]
         ),
-        // The C shim: the only code that touches libnl, libnftables and libyaml.
+        // libnftables' include path and link flags, from pkg-config.
+        .systemLibrary(
+            name: "CLibNFTables",
+            path: "Sources/CLibNFTables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
+        // Runs C code inside a network namespace (for CNetlink and CNFTables), and makes a bound socket and writes
+        // a /proc/sys file there.
+        .target(name: "CNetNamespace", cSettings: shimWarnings),
+        // The C shim's netlink half: the only code that touches libnl (IPVS, links and addresses, conntrack, and
+        // nf_tables' generation id).
         .target(
             name: "CNetlink",
-            dependencies: ["CLibNL"],
+            dependencies: ["CLibNL", "CNetNamespace"],
             path: "CNetlink",
-            // -Wall -Wextra, less two the kernel's and libnl's own shapes set off: NLMSG_OK compares an unsigned
-            // length with an int, and a callback takes parameters it may not use.
-            cSettings: [
-                .enableWarning("all"), .enableWarning("extra"), .disableWarning("unused-parameter"),
-                .disableWarning("sign-compare"),
-            ]
+            cSettings: shimWarnings
         ),
         // glibc's malloc tuning (<malloc.h>) for the daemon's heap.
-        .target(name: "CHeapMemory"),
+        .target(name: "CHeapMemory", cSettings: shimWarnings),
+        // The C shim's libnftables half: nftables commands as text, one call one transaction.
+        .target(name: "CNFTables", dependencies: ["CLibNFTables", "CNetNamespace"], cSettings: shimWarnings),
+        // YAML text as plain event records, for the fast manifest decoder: compiled against the libyaml that Yams
+        // vendors and linked to that copy only (no system libyaml; see include/CYAMLEvents.h for why).
+        .target(
+            name: "CYAMLEvents",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            cSettings: shimWarnings
+        ),
         // The version scripts/release stamps in at link time (a weak empty default; see its header).
         .target(name: "CProxyVersion"),
         // IPv4 and IPv6 address values.
@@ -53,33 +78,53 @@ let package = Package(
         // Kubernetes Services, EndpointSlices and Endpoints: types, loading from files, validation.
         .target(
             name: "KubernetesModel",
-            dependencies: ["InternetAddress", "CNetlink", .product(name: "Yams", package: "Yams")]
+            dependencies: ["InternetAddress", "CYAMLEvents", .product(name: "Yams", package: "Yams")]
         ),
-        // The IPVS table, links and addresses as plain values: keys, servers, schedulers, flags, operations.
+        // Why a call to the kernel failed (KernelFailure), and the error of a failed call (KernelCallError), as plain
+        // values: the reasons every kernel error carries.
+        .target(name: "KernelErrors", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        // The IPVS table as plain values: keys, servers, schedulers, flags, operations, failures.
         .target(
             name: "IPVSModel",
-            dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["InternetAddress", "KernelErrors", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // The node's links and addresses as plain values, and their changes and announcements.
+        .target(name: "InterfaceModel", dependencies: ["InternetAddress", "KernelErrors"]),
         // nftables tables, sets and elements, and conntrack entries as plain values; ipvs-proxy's table design.
         .target(
             name: "NetfilterModel",
-            dependencies: ["InternetAddress", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["InternetAddress", "KernelErrors", .product(name: "SystemPackage", package: "swift-system")]
         ),
-        // Reads the shim's dumps again while the kernel marks them interrupted (for IPVS and Netfilter).
-        .target(name: "ShimDumps", dependencies: ["CNetlink"]),
+        // The Swift side of the C shim, under every kernel handle: a handle that owns a shim pointer and its lock
+        // (dumps read again while interrupted, batches and their refusals), the shim's codes decoded (ShimError),
+        // and the shim's address fields.
+        .target(
+            name: "KernelShim",
+            dependencies: [
+                "CNetlink", "KernelErrors", "InternetAddress", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Connections to the kernel's nftables (libnftables) and conntrack table, over the shim.
         .target(
             name: "Netfilter",
-            dependencies: [
-                "CNetlink", "ShimDumps", "InternetAddress", "NetfilterModel",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            dependencies: ["CNetlink", "CNFTables", "KernelShim", "InternetAddress", "NetfilterModel"]
         ),
-        // Connections to the kernel's IPVS table and to its links and addresses, over the shim.
+        // A connection to the kernel's IPVS table, over the shim.
         .target(
             name: "IPVS",
             dependencies: [
-                "CNetlink", "ShimDumps", "IPVSModel", .product(name: "SystemPackage", package: "swift-system"),
+                "CNetlink", "KernelShim", "IPVSModel", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Connections to the node's links and addresses (rtnetlink) and to their announcements, over the shim.
+        .target(name: "Interfaces", dependencies: ["CNetlink", "KernelShim", "InterfaceModel"]),
+        // The host outside netlink: kernel settings (sysctls), the process's privileges, sockets bound in a network
+        // namespace.
+        .target(
+            name: "HostSystem",
+            dependencies: [
+                "CNetNamespace", "KernelErrors", "KernelShim", "InternetAddress",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // The subcommands of `ipvs-proxy`, as a library so tests can run them in-process.
@@ -88,6 +133,8 @@ let package = Package(
             dependencies: [
                 "IPVS",
                 "IPVSModel",
+                "Interfaces",
+                "HostSystem",
                 "Netfilter",
                 "NetfilterModel",
                 "KubernetesModel",
@@ -108,7 +155,9 @@ let package = Package(
         // Opens the node's kernel connections and fits them to the sync engine's parts.
         .target(
             name: "KernelAccess",
-            dependencies: ["IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "Sync"]
+            dependencies: [
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "Netfilter", "NetfilterModel", "Sync",
+            ]
         ),
         // Services and endpoints to desired IPVS state, as kube-proxy's IPVS mode translates them.
         // What the node's kernel should hold for its Services, as plain values with no Kubernetes types.
@@ -118,7 +167,7 @@ let package = Package(
         .target(
             name: "Sync",
             dependencies: [
-                "IPVSModel", "NetfilterModel", "ProxyRules",
+                "IPVSModel", "InterfaceModel", "NetfilterModel", "ProxyRules",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -135,7 +184,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // kube-proxy's configuration file (KubeProxyConfiguration v1alpha1): strict decoding with kube-proxy's defaults.
+        // kube-proxy's configuration file (KubeProxyConfiguration v1alpha1), strictly, with kube-proxy's defaults.
         .target(
             name: "ProxyConfiguration",
             dependencies: ["IPVSModel", "InternetAddress", .product(name: "Yams", package: "Yams")]
@@ -144,8 +193,9 @@ let package = Package(
         .target(
             name: "ProxyDaemon",
             dependencies: [
-                "IPVS", "IPVSModel", "KubernetesModel", "Sync", "Translation", "ProxyRules", "StateSources",
-                "CHeapMemory", "KernelAccess", "ProxyConfiguration", "NetfilterModel",
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "HostSystem", "KubernetesModel", "Sync",
+                "Translation", "ProxyRules", "StateSources", "CHeapMemory", "KernelAccess", "ProxyConfiguration",
+                "NetfilterModel",
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -159,7 +209,17 @@ let package = Package(
         .testTarget(
             name: "IPVSTests",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "ShimDumps", "CNetlink",
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "Netfilter", "NetfilterModel", "KernelShim",
+                "CNetlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The layer under the kernel handles, without a kernel: the shim's codes, the errors' words, a handle's
+        // dumps and batches against a fake shim.
+        .testTarget(
+            name: "KernelShimTests",
+            dependencies: [
+                "KernelShim", "KernelErrors", "CNetlink", "IPVSModel", "NetfilterModel",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -173,7 +233,7 @@ let package = Package(
         .target(
             name: "FakeKernel",
             dependencies: [
-                "Sync", "IPVSModel", "NetfilterModel", "InternetAddress",
+                "Sync", "IPVSModel", "InterfaceModel", "NetfilterModel", "InternetAddress",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Tests/FakeKernel"
@@ -181,8 +241,8 @@ let package = Package(
         .testTarget(
             name: "SyncTests",
             dependencies: [
-                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "NetfilterModel", "KubernetesModel", "Translation",
-                "ProxyRules",
+                "Sync", "FakeKernel", "TestSupport", "IPVSModel", "InterfaceModel", "NetfilterModel", "KubernetesModel",
+                "Translation", "ProxyRules",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -190,7 +250,7 @@ let package = Package(
             name: "ProxyDaemonTests",
             dependencies: [
                 "ProxyDaemon", "ProxyCommands", "ProxyConfiguration", "FakeKernel", "TestSupport", "Sync", "IPVSModel",
-                "KubernetesModel", "StateSources", "Translation", "ProxyRules", "CHeapMemory",
+                "InterfaceModel", "KubernetesModel", "StateSources", "Translation", "ProxyRules", "CHeapMemory",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -233,16 +293,19 @@ let package = Package(
             ],
             path: "Tests/BenchAPIServer"
         ),
-        // scripts/bench's side inside the VM: times the steps, scrapes the daemon's /metrics, checks the kernel's table.
+        // scripts/bench's side in the VM: times the steps, scrapes the daemon's /metrics, checks the kernel's table.
         .executableTarget(name: "bench-guest", path: "Tests/BenchGuest"),
         .testTarget(name: "ProxyConfigurationTests", dependencies: ["ProxyConfiguration"]),
-        .testTarget(name: "KubernetesModelTests", dependencies: ["KubernetesModel", "CTestSupport", "TestSupport"]),
+        .testTarget(
+            name: "KubernetesModelTests",
+            dependencies: ["KubernetesModel", "CYAMLEvents", "CTestSupport", "TestSupport"]
+        ),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "IPVS", "IPVSModel", "Netfilter", "NetfilterModel", "KubernetesModel", "Translation", "ProxyRules",
-                "Sync", "KernelAccess", "ProxyCommands", "CTestSupport", "FakeAPIServer",
+                "IPVS", "IPVSModel", "Interfaces", "InterfaceModel", "Netfilter", "NetfilterModel", "KubernetesModel",
+                "Translation", "ProxyRules", "Sync", "KernelAccess", "ProxyCommands", "CTestSupport", "FakeAPIServer",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

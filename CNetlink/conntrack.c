@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,29 +21,15 @@
 struct cnetlink_conntrack {
     struct cnetlink_transport transport;
 };
+_Static_assert(offsetof(struct cnetlink_conntrack, transport) == 0, "a handle starts with its transport");
 
 int cnetlink_conntrack_open(const char *netns_path, cnetlink_conntrack **handle) {
-    *handle = NULL;
-    cnetlink_conntrack *conntrack = calloc(1, sizeof(*conntrack));
-    if (conntrack == NULL) {
-        return -ENOMEM;
-    }
-    int result = transport_open(&conntrack->transport, NETLINK_NETFILTER, netns_path);
-    if (result < 0) {
-        free(conntrack);
-        return result;
-    }
-    *handle = conntrack;
-    return 0;
+    int result;
+    *handle = transport_handle_new(sizeof(**handle), NETLINK_NETFILTER, netns_path, &result);
+    return result;
 }
 
-void cnetlink_conntrack_close(cnetlink_conntrack *handle) {
-    if (handle == NULL) {
-        return;
-    }
-    transport_close(&handle->transport);
-    free(handle);
-}
+void cnetlink_conntrack_close(cnetlink_conntrack *handle) { transport_handle_free(handle); }
 
 /// Copies an address; 0, or -CNETLINK_EBADREPLY when the message had none (or not of the entry's family).
 static int copy_address(struct nl_addr *address, int family, uint8_t target[16]) {

@@ -1,9 +1,9 @@
-// nftables: commands through libnftables (one call is one atomic transaction), and the ruleset's generation
-// id through a netlink request of our own (libnftables does not expose it).
+// nf_tables over this shim's own netlink transport, for what libnftables (CNFTables) does not expose: the
+// ruleset's generation id, through an NFT_MSG_GETGEN request.
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <linux/netfilter/nf_tables.h>
@@ -11,88 +11,22 @@
 
 #include <netlink/attr.h>
 #include <netlink/msg.h>
-#include <nftables/libnftables.h>
 
 #include "CNetlink.h"
 #include "transport.h"
 
-struct cnetlink_nft {
-    struct nft_ctx *context;
+struct cnetlink_nftables {
     struct cnetlink_transport transport;
 };
+_Static_assert(offsetof(struct cnetlink_nftables, transport) == 0, "a handle starts with its transport");
 
-static int make_context(void *argument) {
-    cnetlink_nft *handle = argument;
-    // The context opens its netlink socket here, on this thread, so it belongs to this thread's namespace.
-    handle->context = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (handle->context == NULL) {
-        return -ENOMEM;
-    }
-    if (nft_ctx_buffer_output(handle->context) != 0 || nft_ctx_buffer_error(handle->context) != 0) {
-        return -ENOMEM;
-    }
-    return 0;
+int cnetlink_nftables_open(const char *netns_path, cnetlink_nftables **handle) {
+    int result;
+    *handle = transport_handle_new(sizeof(**handle), NETLINK_NETFILTER, netns_path, &result);
+    return result;
 }
 
-int cnetlink_nft_open(const char *netns_path, cnetlink_nft **handle) {
-    *handle = NULL;
-    cnetlink_nft *nft = calloc(1, sizeof(*nft));
-    if (nft == NULL) {
-        return -ENOMEM;
-    }
-    int result = transport_open(&nft->transport, NETLINK_NETFILTER, netns_path);
-    if (result == 0) {
-        result = transport_in_namespace(netns_path, make_context, nft);
-    }
-    if (result < 0) {
-        cnetlink_nft_close(nft);
-        return result;
-    }
-    *handle = nft;
-    return 0;
-}
-
-void cnetlink_nft_close(cnetlink_nft *handle) {
-    if (handle == NULL) {
-        return;
-    }
-    if (handle->context != NULL) {
-        nft_ctx_free(handle->context);
-    }
-    transport_close(&handle->transport);
-    free(handle);
-}
-
-static char *copy_text(const char *text) { return strdup(text == NULL ? "" : text); }
-
-int cnetlink_nft_run(cnetlink_nft *handle, const char *commands, uint32_t flags, char **output, char **error) {
-    *output = NULL;
-    *error = NULL;
-    unsigned int output_flags = 0;
-    if (flags & CNETLINK_NFT_JSON) {
-        output_flags |= NFT_CTX_OUTPUT_JSON;
-    }
-    if (flags & CNETLINK_NFT_HANDLES) {
-        output_flags |= NFT_CTX_OUTPUT_HANDLE;
-    }
-    nft_ctx_output_set_flags(handle->context, output_flags);
-    nft_ctx_set_dry_run(handle->context, (flags & CNETLINK_NFT_DRY_RUN) != 0);
-    int result = nft_run_cmd_from_buffer(handle->context, commands);
-    // Reading a buffer resets it for the next command.
-    *output = copy_text(nft_ctx_get_output_buffer(handle->context));
-    *error = copy_text(nft_ctx_get_error_buffer(handle->context));
-    nft_ctx_set_dry_run(handle->context, false);
-    if (*output == NULL || *error == NULL) {
-        free(*output);
-        free(*error);
-        *output = NULL;
-        *error = NULL;
-        return -ENOMEM;
-    }
-    return result == 0 ? 0 : -CNETLINK_ENFTABLES;
-}
-
-void cnetlink_free(void *pointer) { free(pointer); }
+void cnetlink_nftables_close(cnetlink_nftables *handle) { transport_handle_free(handle); }
 
 struct generation_reply {
     uint32_t generation;
@@ -112,7 +46,7 @@ static int handle_generation(const struct nlmsghdr *message, void *context) {
     return 0;
 }
 
-int cnetlink_nft_generation(cnetlink_nft *handle, uint32_t *generation) {
+int cnetlink_nftables_generation(cnetlink_nftables *handle, uint32_t *generation) {
     struct nl_msg *message = transport_reset_message(&handle->transport);
     uint32_t sequence = transport_take_sequence(&handle->transport);
     struct nlmsghdr *header = nlmsg_put(message, NL_AUTO_PORT, sequence, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,

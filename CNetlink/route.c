@@ -6,10 +6,10 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -26,45 +26,21 @@ _Static_assert(CNETLINK_INTERFACE_NAME_SIZE == IFNAMSIZ, "interface name size");
 struct cnetlink_route {
     struct cnetlink_transport transport;
 };
+_Static_assert(offsetof(struct cnetlink_route, transport) == 0, "a handle starts with its transport");
 
 int cnetlink_route_open(const char *netns_path, cnetlink_route **handle) {
-    *handle = NULL;
-    cnetlink_route *route = calloc(1, sizeof(*route));
-    if (route == NULL) {
-        return -ENOMEM;
-    }
-    int result = transport_open(&route->transport, NETLINK_ROUTE, netns_path);
-    if (result < 0) {
-        free(route);
-        return result;
-    }
-    *handle = route;
-    return 0;
+    int result;
+    *handle = transport_handle_new(sizeof(**handle), NETLINK_ROUTE, netns_path, &result);
+    return result;
 }
 
 int cnetlink_route_open_socket(int fd, cnetlink_route **handle) {
-    *handle = NULL;
-    cnetlink_route *route = calloc(1, sizeof(*route));
-    if (route == NULL) {
-        close(fd);
-        return -ENOMEM;
-    }
-    int result = transport_open_socket(&route->transport, fd);
-    if (result < 0) {
-        free(route);
-        return result;
-    }
-    *handle = route;
-    return 0;
+    int result;
+    *handle = transport_handle_new_socket(sizeof(**handle), fd, &result);
+    return result;
 }
 
-void cnetlink_route_close(cnetlink_route *handle) {
-    if (handle == NULL) {
-        return;
-    }
-    transport_close(&handle->transport);
-    free(handle);
-}
+void cnetlink_route_close(cnetlink_route *handle) { transport_handle_free(handle); }
 
 /// Starts a request in the scratch message: a netlink header plus a zeroed family header of `size` bytes.
 static struct nl_msg *begin_request(cnetlink_route *handle, int type, int flags, size_t size, void **header) {
@@ -264,35 +240,25 @@ int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor
 struct cnetlink_address_monitor {
     struct cnetlink_transport transport;
 };
+_Static_assert(offsetof(struct cnetlink_address_monitor, transport) == 0, "a handle starts with its transport");
 
 int cnetlink_address_monitor_open(const char *netns_path, cnetlink_address_monitor **handle) {
-    *handle = NULL;
-    cnetlink_address_monitor *monitor = calloc(1, sizeof(*monitor));
-    if (monitor == NULL) {
-        return -ENOMEM;
-    }
-    int result = transport_open(&monitor->transport, NETLINK_ROUTE, netns_path);
-    if (result == 0) {
+    int result;
+    cnetlink_address_monitor *monitor = transport_handle_new(sizeof(*monitor), NETLINK_ROUTE, netns_path, &result);
+    if (monitor != NULL) {
         // Joining a group needs no namespace switch: the socket already belongs to the namespace it was made in.
         result = transport_translate_libnl(
             nl_socket_add_memberships(monitor->transport.socket, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, 0));
-    }
-    if (result < 0) {
-        transport_close(&monitor->transport);
-        free(monitor);
-        return result;
+        if (result < 0) {
+            transport_handle_free(monitor);
+            monitor = NULL;
+        }
     }
     *handle = monitor;
-    return 0;
+    return result;
 }
 
-void cnetlink_address_monitor_close(cnetlink_address_monitor *handle) {
-    if (handle == NULL) {
-        return;
-    }
-    transport_close(&handle->transport);
-    free(handle);
-}
+void cnetlink_address_monitor_close(cnetlink_address_monitor *handle) { transport_handle_free(handle); }
 
 int cnetlink_address_monitor_wait(
     cnetlink_address_monitor *handle, int timeout_ms, int32_t *link_indexes, size_t capacity) {

@@ -1,7 +1,4 @@
-#define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +8,8 @@
 #include <netlink/errno.h>
 
 #include "transport.h"
+
+#include "CNetNamespace.h"
 
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
@@ -85,37 +84,6 @@ static int connect_socket(struct cnetlink_transport *transport, int protocol) {
     return 0;
 }
 
-int transport_in_namespace(const char *netns_path, int (*body)(void *), void *context) {
-    if (netns_path == NULL) {
-        return body(context);
-    }
-    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original < 0) {
-        return -errno;
-    }
-    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) {
-        int error = -errno;
-        close(original);
-        return error;
-    }
-    int result;
-    if (setns(target, CLONE_NEWNET) != 0) {
-        result = -errno;
-    } else {
-        // setns changes only this thread; sockets and open files keep the namespace they were made in.
-        result = body(context);
-        if (setns(original, CLONE_NEWNET) != 0) {
-            // A thread stranded in another namespace would silently send everything after this to the
-            // wrong kernel tables; there is no way to report that safely.
-            abort();
-        }
-    }
-    close(target);
-    close(original);
-    return result;
-}
-
 struct connect_request {
     struct cnetlink_transport *transport;
     int protocol;
@@ -142,7 +110,7 @@ static int allocate_buffers(struct cnetlink_transport *transport) {
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path) {
     memset(transport, 0, sizeof(*transport));
     struct connect_request request = {transport, protocol};
-    int result = transport_in_namespace(netns_path, connect_body, &request);
+    int result = cnetns_run(netns_path, connect_body, &request);
     if (result < 0) {
         return result;
     }
@@ -190,6 +158,43 @@ void transport_close(struct cnetlink_transport *transport) {
     free(transport->batch_buffer);
     free(transport->failures);
     memset(transport, 0, sizeof(*transport));
+}
+
+void *transport_handle_new(size_t size, int protocol, const char *netns_path, int *result) {
+    struct cnetlink_transport *handle = calloc(1, size);
+    if (handle == NULL) {
+        *result = -ENOMEM;
+        return NULL;
+    }
+    *result = transport_open(handle, protocol, netns_path);
+    if (*result < 0) {
+        free(handle);
+        return NULL;
+    }
+    return handle;
+}
+
+void *transport_handle_new_socket(size_t size, int fd, int *result) {
+    struct cnetlink_transport *handle = calloc(1, size);
+    if (handle == NULL) {
+        close(fd);
+        *result = -ENOMEM;
+        return NULL;
+    }
+    *result = transport_open_socket(handle, fd);
+    if (*result < 0) {
+        free(handle);
+        return NULL;
+    }
+    return handle;
+}
+
+void transport_handle_free(void *handle) {
+    if (handle == NULL) {
+        return;
+    }
+    transport_close(handle);
+    free(handle);
 }
 
 struct nl_msg *transport_reset_message(struct cnetlink_transport *transport) {

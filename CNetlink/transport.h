@@ -1,6 +1,7 @@
-// The socket layer shared by the IPVS and route handles: opening a netlink socket inside a network
-// namespace, request/reply exchanges that keep the kernel's errno, and batches sent many messages per
-// `send()` with only failures answered.
+// The socket layer every handle of this shim is made of (IPVS, route, address monitor, conntrack, nftables): a
+// netlink socket opened inside a network namespace, one constructor for a handle that starts with it,
+// request/reply exchanges that keep the kernel's errno, and batches sent many messages per `send()` with only
+// failures answered.
 #ifndef CNETLINK_TRANSPORT_H
 #define CNETLINK_TRANSPORT_H
 
@@ -51,14 +52,21 @@ typedef int (*transport_message_handler)(const struct nlmsghdr *message, void *c
 /// Maps a libnl return code to this shim's codes (see CNetlink.h).
 int transport_translate_libnl(int libnl_code);
 
-/// Runs `body` on the calling thread inside the network namespace at `netns_path` (or where it is, when
-/// NULL), then returns the thread to its own namespace.
-int transport_in_namespace(const char *netns_path, int (*body)(void *), void *context);
-
+/// Opens a netlink socket of `protocol` (NETLINK_GENERIC, NETLINK_ROUTE, ...) inside the network namespace at
+/// `netns_path` (or the caller's, when NULL), with roomy buffers; the transport is then ready for requests.
 int transport_open(struct cnetlink_transport *transport, int protocol, const char *netns_path);
 /// Takes a connected datagram socket that plays the kernel (for tests); `transport_close` closes it.
 int transport_open_socket(struct cnetlink_transport *transport, int fd);
 void transport_close(struct cnetlink_transport *transport);
+/// Makes a handle: `size` zeroed bytes whose first member is a `struct cnetlink_transport` (every handle of this
+/// shim starts so, and says so with a `_Static_assert`), with that transport opened by `transport_open`. Returns
+/// the handle, or NULL with the code in `*result`.
+void *transport_handle_new(size_t size, int protocol, const char *netns_path, int *result);
+/// The same over a test's datagram socket (`transport_open_socket`); `fd` is closed on failure.
+void *transport_handle_new_socket(size_t size, int fd, int *result);
+/// Closes the transport of a handle made by `transport_handle_new` and frees the handle; NULL is ignored.
+void transport_handle_free(void *handle);
+
 /// Sets the socket's receive buffer (the kernel doubles it for its bookkeeping, and has a minimum).
 int transport_set_receive_buffer(struct cnetlink_transport *transport, int bytes);
 

@@ -1,8 +1,10 @@
 // CNetlink: the only code in IPVSProxy that talks netlink.
 //
-// It speaks the kernel's IPVS generic netlink family (virtual servers, real servers, timeouts) and the
-// few rtnetlink calls the proxy needs (a dummy link and its addresses). Everything here takes and
-// returns plain C structs; libnl types stay inside the .c files.
+// It speaks the kernel's IPVS generic netlink family (virtual servers, real servers, timeouts), the few rtnetlink
+// calls the proxy needs (the node's links and addresses, a dummy link and its addresses, address announcements),
+// ctnetlink (conntrack entries) and one nf_tables request (the ruleset's generation id). Everything here takes and
+// returns plain C structs; libnl types stay inside the .c files. Every handle is one netlink socket of one network
+// namespace (transport.c), opened through CNetNamespace.
 //
 // Every function that can fail returns 0 (or a count) on success and a negative code on failure:
 // - `-errno` for errors that come from the kernel or the C library (EEXIST, ESRCH, ENOENT, ...);
@@ -11,6 +13,7 @@
 // - `-CNETLINK_EDUMPINTR` when the kernel marked a dump interrupted (read it again);
 // - `-(CNETLINK_LIBNL_BASE + nle)` for libnl's own failures (`NLE_*`), which are not errno values
 //   (libnl's `NLE_OBJ_NOTFOUND` is 12, the same number as `ENOMEM`).
+// Swift decodes them in one place: KernelShim's `ShimError`.
 #ifndef CNETLINK_H
 #define CNETLINK_H
 
@@ -28,8 +31,6 @@ enum {
     CNETLINK_ENOIPVS = CNETLINK_ERROR_BASE + 1,
     /// A reply was truncated or lacked an attribute the protocol requires.
     CNETLINK_EBADREPLY = CNETLINK_ERROR_BASE + 2,
-    /// libnftables refused a command or the kernel refused its transaction; its error text says why.
-    CNETLINK_ENFTABLES = CNETLINK_ERROR_BASE + 3,
     /// The kernel marked the dump interrupted (NLM_F_DUMP_INTR): its table changed while it was read, and
     /// entries may be missing or repeated; read it again. What the visitor saw of it is not the table.
     CNETLINK_EDUMPINTR = CNETLINK_ERROR_BASE + 4,
@@ -264,32 +265,16 @@ void cnetlink_address_monitor_close(cnetlink_address_monitor *handle);
 int cnetlink_address_monitor_wait(
     cnetlink_address_monitor *handle, int timeout_ms, int32_t *link_indexes, size_t capacity);
 
-// MARK: - nftables (libnftables)
+// MARK: - nftables (nf_tables netlink)
 
-/// A libnftables context and a netlink socket of one network namespace. Not thread-safe: serialize calls.
-typedef struct cnetlink_nft cnetlink_nft;
+/// A netlink socket for nf_tables' own messages in one network namespace, for what libnftables (CNFTables) does
+/// not expose. Not thread-safe: serialize calls.
+typedef struct cnetlink_nftables cnetlink_nftables;
 
-/// Flags of `cnetlink_nft_run`.
-enum {
-    /// Check the commands (and the kernel's answer to them) without committing anything.
-    CNETLINK_NFT_DRY_RUN = 1 << 0,
-    /// Listings in libnftables' JSON.
-    CNETLINK_NFT_JSON = 1 << 1,
-    /// Listings with rule and set handles.
-    CNETLINK_NFT_HANDLES = 1 << 2,
-};
-
-/// Opens a context whose sockets live in the network namespace at `netns_path` (or the caller's, when NULL).
-int cnetlink_nft_open(const char *netns_path, cnetlink_nft **handle);
-void cnetlink_nft_close(cnetlink_nft *handle);
-/// Runs `commands` (nft syntax) as one transaction: all of it or nothing. `output` and `error` receive what
-/// libnftables printed, to be released with `cnetlink_free`. Returns 0, or `-CNETLINK_ENFTABLES` when the
-/// commands were refused (the error text says why), or another negative code.
-int cnetlink_nft_run(cnetlink_nft *handle, const char *commands, uint32_t flags, char **output, char **error);
+int cnetlink_nftables_open(const char *netns_path, cnetlink_nftables **handle);
+void cnetlink_nftables_close(cnetlink_nftables *handle);
 /// Reads the ruleset's generation id, which every committed transaction (anyone's) moves.
-int cnetlink_nft_generation(cnetlink_nft *handle, uint32_t *generation);
-/// Releases text this shim allocated.
-void cnetlink_free(void *pointer);
+int cnetlink_nftables_generation(cnetlink_nftables *handle, uint32_t *generation);
 
 // MARK: - conntrack (ctnetlink, libnl-nf)
 
@@ -338,72 +323,6 @@ int cnetlink_conntrack_parse(const void *message, size_t length, cnetlink_conntr
 /// Encodes the deletion of an entry as one netlink message. Returns its length, or a negative code.
 int cnetlink_conntrack_encode_delete(const cnetlink_conntrack_entry *entry, uint32_t sequence, void *buffer,
                                      size_t capacity);
-
-// MARK: - Sockets
-
-/// Makes a non-blocking TCP socket in the network namespace at `netns_path` (or the caller's, when NULL), with
-/// SO_REUSEADDR (and IPV6_V6ONLY for AF_INET6), bound to `address` (4 or 16 bytes in network order) and `port`,
-/// not yet listening. Returns its descriptor, or a negative errno.
-int cnetlink_bound_tcp_socket(const char *netns_path, uint16_t family, const uint8_t *address, uint16_t port);
-
-// MARK: - Kernel settings
-
-/// Writes `value` to a file under /proc/sys (e.g. `/proc/sys/net/ipv4/vs/conntrack`) as seen from the network
-/// namespace at `netns_path` (or the caller's, when NULL): /proc/sys/net belongs to the opener's namespace.
-int cnetlink_sysctl_write(const char *netns_path, const char *path, const char *value);
-
-// MARK: - YAML events (libyaml)
-
-/// What a YAML event is. Only the events that shape a document are reported; stream events are not.
-enum {
-    CNETLINK_YAML_DOCUMENT_START = 1,
-    CNETLINK_YAML_DOCUMENT_END = 2,
-    CNETLINK_YAML_MAPPING_START = 3,
-    CNETLINK_YAML_MAPPING_END = 4,
-    CNETLINK_YAML_SEQUENCE_START = 5,
-    CNETLINK_YAML_SEQUENCE_END = 6,
-    CNETLINK_YAML_SCALAR = 7,
-    CNETLINK_YAML_ALIAS = 8,
-};
-
-/// How a scalar was written.
-enum {
-    CNETLINK_YAML_PLAIN = 1,
-    CNETLINK_YAML_SINGLE_QUOTED = 2,
-    CNETLINK_YAML_DOUBLE_QUOTED = 3,
-    CNETLINK_YAML_LITERAL = 4,
-    CNETLINK_YAML_FOLDED = 5,
-};
-
-/// The event carries an anchor (`&a`) or an explicit tag (`!!str`, `!x`).
-#define CNETLINK_YAML_ANCHORED 0x1
-#define CNETLINK_YAML_TAGGED 0x2
-
-/// One event of a YAML stream. A scalar's value (unescaped, UTF-8) is `value_length` bytes at `value_offset`
-/// in the stream's values buffer.
-typedef struct cnetlink_yaml_event {
-    uint8_t type;
-    uint8_t style;
-    uint8_t flags;
-    uint32_t value_offset;
-    uint32_t value_length;
-} cnetlink_yaml_event;
-
-/// The events of a whole YAML stream and its scalars' values; free with `cnetlink_yaml_events_free`.
-typedef struct cnetlink_yaml_events {
-    cnetlink_yaml_event *events;
-    size_t count;
-    uint8_t *values;
-    size_t values_length;
-} cnetlink_yaml_events;
-
-/// Parses `length` bytes of YAML into `out`. Returns 0, `-EINVAL` when the text is not YAML (libyaml's error:
-/// the caller's full parser words it), `-EFBIG` beyond 4 GiB of values, or `-ENOMEM`. On failure `out` holds
-/// nothing to free.
-int cnetlink_yaml_parse(const char *text, size_t length, cnetlink_yaml_events *out);
-
-/// Frees what `cnetlink_yaml_parse` allocated.
-void cnetlink_yaml_events_free(cnetlink_yaml_events *events);
 
 #ifdef __cplusplus
 }

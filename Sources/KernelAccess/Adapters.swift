@@ -1,5 +1,7 @@
 import IPVS
 import IPVSModel
+import InterfaceModel
+import Interfaces
 import Netfilter
 import NetfilterModel
 import Sync

@@ -1,4 +1,5 @@
 import IPVS
+import Interfaces
 import Netfilter
 import NetfilterModel
 import Sync

@@ -1,30 +1,25 @@
+import CNFTables
 import CNetlink
+import KernelShim
 import NetfilterModel
-import Synchronization
-import SystemPackage
 
 /// A connection to the kernel's nftables of one network namespace, through libnftables: commands in nft's own
 /// syntax, each call one atomic transaction.
 ///
 /// Calls are serialized (a libnftables context is not thread-safe), so one handle may be shared between tasks.
 public final class NFTablesHandle: Sendable {
-    // Used only with `lock` held.
-    private nonisolated(unsafe) let handle: OpaquePointer
-    private let lock = Mutex(())
+    // The libnftables context, and a netlink socket of the shim's own for what libnftables does not expose.
+    private let commands: ShimHandle<NetfilterError>
+    private let netlink: ShimHandle<NetfilterError>
 
     /// Opens a context whose sockets live in the network namespace at `networkNamespacePath` (or the caller's).
     public init(networkNamespacePath: String? = nil) throws(NetfilterError) {
-        var handle: OpaquePointer?
-        let result = cnetlink_nft_open(networkNamespacePath, &handle)
-        guard result == 0, let handle else {
-            let place = networkNamespacePath.map { " in network namespace \($0)" } ?? ""
-            throw NetfilterError(operation: "open nftables\(place)", code: result)
-        }
-        self.handle = handle
-    }
-
-    deinit {
-        cnetlink_nft_close(handle)
+        netlink = try ShimHandle(
+            "open nftables", networkNamespacePath: networkNamespacePath,
+            open: { cnetlink_nftables_open(networkNamespacePath, $0) }, close: { cnetlink_nftables_close($0) })
+        commands = try ShimHandle(
+            "open nftables", networkNamespacePath: networkNamespacePath,
+            open: { cnftables_open(networkNamespacePath, $0) }, close: { cnftables_close($0) })
     }
 
     /// Runs `commands` as one transaction (all of it or nothing) and returns what libnftables printed.
@@ -36,43 +31,33 @@ public final class NFTablesHandle: Sendable {
         -> String
     {
         var flags: UInt32 = 0
-        if dryRun { flags |= UInt32(CNETLINK_NFT_DRY_RUN) }
-        if json { flags |= UInt32(CNETLINK_NFT_JSON) }
+        if dryRun { flags |= UInt32(CNFTABLES_DRY_RUN) }
+        if json { flags |= UInt32(CNFTABLES_JSON) }
         var output: UnsafeMutablePointer<CChar>?
         var error: UnsafeMutablePointer<CChar>?
-        let result = lock.withLock { _ in cnetlink_nft_run(handle, commands, flags, &output, &error) }
+        let result = self.commands.withHandle { cnftables_run($0, commands, flags, &output, &error) }
         defer {
-            cnetlink_free(output)
-            cnetlink_free(error)
+            cnftables_free(output)
+            cnftables_free(error)
         }
-        let outputText = output.map { String(cString: $0) } ?? ""
-        if result == -Int32(CNETLINK_ENFTABLES) {
-            throw NetfilterError(operation: operation, reason: .refused(error.map { String(cString: $0) } ?? ""))
+        if result == Int32(CNFTABLES_REFUSED) {
+            throw NetfilterError(
+                operation: operation, reason: .nftablesRefused(error.map { String(cString: $0) } ?? ""))
         }
-        if result < 0 { throw NetfilterError(operation: operation, code: result) }
-        return outputText
+        try NetfilterError.check(result, operation)
+        return output.map { String(cString: $0) } ?? ""
     }
 
     /// The ruleset's generation id: every committed transaction, anyone's, moves it.
     public func generation() throws(NetfilterError) -> UInt32 {
         var generation: UInt32 = 0
-        let result = lock.withLock { _ in cnetlink_nft_generation(handle, &generation) }
-        if result < 0 { throw NetfilterError(operation: "read the nftables generation", code: result) }
+        try netlink.call("read the nftables generation") { cnetlink_nftables_generation($0, &generation) }
         return generation
     }
 }
 
-extension NetfilterError {
-    /// Decodes one of the shim's negative return codes.
-    init(operation: String, code: Int32) {
-        let positive = -code
-        let reason: Reason =
-            switch positive {
-            case Int32(CNETLINK_EBADREPLY): .malformedReply
-            case Int32(CNETLINK_EDUMPINTR): .dumpInterrupted
-            case Int32(CNETLINK_LIBNL_BASE)...: .netlinkLibrary(code: positive - Int32(CNETLINK_LIBNL_BASE))
-            default: .kernel(Errno(rawValue: positive))
-            }
-        self.init(operation: operation, reason: reason)
+extension NetfilterError: ShimCallError {
+    package init(operation: String, _ error: ShimError) {
+        self.init(operation: operation, reason: error.reason)
     }
 }

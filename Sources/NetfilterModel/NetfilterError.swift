@@ -1,21 +1,10 @@
+@_exported import KernelErrors
 import SystemPackage
 
 /// A failed call to the kernel's nftables or conntrack, with the operation and its cause.
 public struct NetfilterError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// Why a call failed.
-    public enum Reason: Sendable, Hashable {
-        /// The kernel or the C library answered with this errno.
-        case kernel(Errno)
-        /// libnftables refused the commands or the kernel refused their transaction; libnftables' words.
-        case refused(String)
-        /// The kernel's reply did not have the shape the protocol promises.
-        case malformedReply
-        /// The kernel marked a dump interrupted (`NLM_F_DUMP_INTR`) every time it was read: its table changed
-        /// while it was read, so entries may have been missed or repeated. Nothing of it was used.
-        case dumpInterrupted
-        /// libnl failed on its own, with this `NLE_*` code.
-        case netlinkLibrary(code: Int32)
-    }
+    /// Why a call failed: for nftables, most often ``KernelFailure/nftablesRefused(_:)`` with libnftables' words.
+    public typealias Reason = KernelFailure
 
     /// What was being done, e.g. `apply an nftables transaction`.
     public let operation: String
@@ -27,36 +16,23 @@ public struct NetfilterError: Error, Sendable, Hashable, CustomStringConvertible
     }
 
     /// The errno, when the kernel gave one.
-    public var errno: Errno? {
-        if case .kernel(let errno) = reason { errno } else { nil }
-    }
+    public var errno: Errno? { reason.errno }
 
     /// Whether the kernel has no nf_tables (or no nfnetlink at all) to answer.
     public var isNFTablesMissing: Bool {
         switch reason {
         case .kernel(let errno): errno == .protocolNotSupported || errno == .invalidArgument
-        case .refused(let text): text.contains("Protocol not supported") || text.contains("Operation not supported")
+        case .nftablesRefused(let text):
+            text.contains("Protocol not supported") || text.contains("Operation not supported")
         default: false
         }
     }
 
     public var description: String {
         switch reason {
+        // Netfilter's messages name the errno in words only.
         case .kernel(let errno): "\(operation): \(errno)"
-        case .refused(let text): "\(operation): \(text.trimmingTrailingNewlines)"
-        case .malformedReply: "\(operation): the kernel's reply was malformed"
-        case .dumpInterrupted:
-            "\(operation): the kernel's table kept changing while it was read (each read was marked interrupted "
-                + "and could miss entries); try again"
-        case .netlinkLibrary(let code): "\(operation): libnl error \(code)"
+        default: "\(operation): \(reason)"
         }
-    }
-}
-
-extension String {
-    var trimmingTrailingNewlines: String {
-        var text = Substring(self)
-        while text.last == "\n" { text = text.dropLast() }
-        return String(text)
     }
 }

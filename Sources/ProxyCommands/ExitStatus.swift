@@ -1,5 +1,5 @@
 import ArgumentParser
-import IPVS
+import HostSystem
 import IPVSModel
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HostSystem
 import IPVS
 import IPVSModel
 import KernelAccess

@@ -1,5 +1,6 @@
 import Foundation
-import IPVS
+import HostSystem
+import Interfaces
 import KernelAccess
 import Logging
 import ProxyConfiguration

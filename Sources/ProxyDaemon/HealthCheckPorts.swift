@@ -1,4 +1,4 @@
-import IPVS
+import HostSystem
 import IPVSModel
 import Logging
 import NIOCore

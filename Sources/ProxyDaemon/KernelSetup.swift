@@ -1,4 +1,5 @@
 import Foundation
+import HostSystem
 import IPVS
 import IPVSModel
 import Logging

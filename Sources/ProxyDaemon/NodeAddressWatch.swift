@@ -1,5 +1,5 @@
-import IPVS
-import IPVSModel
+import InterfaceModel
+import Interfaces
 import Logging
 import NIOPosix
 import ServiceLifecycle

@@ -1,4 +1,5 @@
 import IPVSModel
+import InterfaceModel
 import Sync
 import Synchronization
 import SystemPackage
@@ -92,7 +93,7 @@ public final class FakeInterfaces: InterfaceConnection {
     public func addDummyLink(named name: String) throws -> Int32 {
         try state.withLock { state in
             guard !state.links.contains(where: { $0.name == name }) else {
-                throw IPVSError(operation: "create dummy link \(name)", reason: .kernel(.fileExists))
+                throw KernelCallError(operation: "create dummy link \(name)", reason: .kernel(.fileExists))
             }
             let index = (state.links.map(\.index).max() ?? 0) + 1
             state.links.append(NetworkLink(index: index, name: name, kind: "dummy"))
@@ -103,7 +104,8 @@ public final class FakeInterfaces: InterfaceConnection {
     public func setLinkUp(index: Int32) throws {
         try state.withLock { state in
             guard let position = state.links.firstIndex(where: { $0.index == index }) else {
-                throw IPVSError(operation: "set link \(index) up", reason: .kernel(.operationNotSupportedByDevice))
+                throw KernelCallError(
+                    operation: "set link \(index) up", reason: .kernel(.operationNotSupportedByDevice))
             }
             state.links[position].flags |= 0x1
         }
@@ -126,7 +128,7 @@ public final class FakeInterfaces: InterfaceConnection {
             state.batches.append(changes)
             if let errno = state.failNextBatch {
                 state.failNextBatch = nil
-                throw IPVSError(
+                throw KernelCallError(
                     operation: "apply a batch of \(changes.count) address changes", reason: .kernel(errno))
             }
             var failures: [AddressChangeFailure] = []
@@ -137,7 +139,7 @@ public final class FakeInterfaces: InterfaceConnection {
                     failures.append(
                         AddressChangeFailure(
                             index: index, change: change,
-                            error: IPVSError(operation: change.description, reason: .kernel(errno))))
+                            error: KernelCallError(operation: change.description, reason: .kernel(errno))))
                     continue
                 }
                 switch change {

@@ -72,7 +72,8 @@ public final class FakeNFTables: NFTablesConnection {
         let result: Result<Void, NetfilterError> = state.withLock { state in
             if let message = state.refuseNext {
                 state.refuseNext = nil
-                return .failure(NetfilterError(operation: "apply an nftables transaction", reason: .refused(message)))
+                return .failure(
+                    NetfilterError(operation: "apply an nftables transaction", reason: .nftablesRefused(message)))
             }
             var tables = state.tables
             for step in transaction.steps {
@@ -111,7 +112,7 @@ public final class FakeNFTables: NFTablesConnection {
     }
 
     private static func refusal(_ message: String) -> NetfilterError {
-        NetfilterError(operation: "apply an nftables transaction", reason: .refused("Error: \(message)"))
+        NetfilterError(operation: "apply an nftables transaction", reason: .nftablesRefused("Error: \(message)"))
     }
 }
 

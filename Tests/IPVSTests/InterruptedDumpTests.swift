@@ -1,9 +1,9 @@
-import IPVSModel
-import ShimDumps
+import InterfaceModel
+import KernelShim
 import SystemPackage
 import Testing
 
-@testable import IPVS
+@testable import Interfaces
 
 /// Links and addresses read through the shim's transport from a fake kernel on a socket pair: a dump the kernel
 /// marks interrupted (`NLM_F_DUMP_INTR`) is read again from the start, and a dump that ends with an error throws;
@@ -112,7 +112,7 @@ struct InterruptedDumpTests {
                 M.done(sequence: sequence, error: -Errno.ioError.rawValue),
             ]
         }) { interfaces in
-            let error = try #require(throws: IPVSError.self) { try interfaces.addresses() }
+            let error = try #require(throws: KernelCallError.self) { try interfaces.addresses() }
             #expect(error.errno == .ioError)
             #expect(error.operation == "list addresses")
             #expect(interfaces.interruptedDumps == 0)
@@ -130,7 +130,7 @@ struct InterruptedDumpTests {
                     + M.done(sequence: sequence),
             ]
         }) { interfaces in
-            let error = try #require(throws: IPVSError.self) { try interfaces.addresses() }
+            let error = try #require(throws: KernelCallError.self) { try interfaces.addresses() }
             #expect(error.reason == .dumpInterrupted)
             #expect(error.description.contains("kept changing"))
             #expect(interfaces.interruptedDumps == DumpRereader.attempts)
@@ -176,10 +176,10 @@ struct InterruptedDumpTests {
                 M.done(sequence: sequence, error: -Errno.noBufferSpace.rawValue),
             ]
         }) { interfaces in
-            let error = try #require(throws: IPVSError.self) { try interfaces.links() }
+            let error = try #require(throws: KernelCallError.self) { try interfaces.links() }
             #expect(error.errno == .noBufferSpace)
             // The dummy link's lookup reads links too: a failed dump is not "no such link".
-            #expect(throws: IPVSError.self) { try interfaces.link(named: "kube-ipvs0") }
+            #expect(throws: KernelCallError.self) { try interfaces.link(named: "kube-ipvs0") }
         }
         #expect(requests.count == 2)
     }
@@ -192,7 +192,7 @@ struct InterruptedDumpTests {
                     + M.done(sequence: sequence, flags: M.multipart | M.interrupted)
             ]
         }) { interfaces in
-            let error = try #require(throws: IPVSError.self) { try interfaces.links() }
+            let error = try #require(throws: KernelCallError.self) { try interfaces.links() }
             #expect(error.reason == .dumpInterrupted)
         }
         #expect(requests.count == DumpRereader.attempts)

@@ -1,4 +1,5 @@
 import CNetlink
+import KernelShim
 import NetfilterModel
 import SystemPackage
 import Testing
@@ -96,22 +97,24 @@ struct ValueTests {
 @Suite("Errors", .timeLimit(.minutes(2)))
 struct ErrorTests {
     @Test func shimCodesBecomeReasons() {
-        #expect(IPVSError(operation: "x", code: -17).errno == .fileExists)
-        #expect(IPVSError(operation: "x", code: -3).errno == .noSuchProcess)
-        #expect(IPVSError(operation: "x", code: -2).errno == .noSuchFileOrDirectory)
-        #expect(IPVSError(operation: "x", code: -0x10001).reason == .ipvsUnavailable)
-        #expect(IPVSError(operation: "x", code: -0x10002).reason == .malformedReply)
-        #expect(IPVSError(operation: "x", code: -Int32(CNETLINK_EDUMPINTR)).reason == .dumpInterrupted)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -17)).errno == .fileExists)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -3)).errno == .noSuchProcess)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -2)).errno == .noSuchFileOrDirectory)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -0x10001)).reason == .ipvsUnavailable)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -0x10002)).reason == .malformedReply)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -Int32(CNETLINK_EDUMPINTR))).reason == .dumpInterrupted)
         // libnl's NLE_OBJ_NOTFOUND is 12, like ENOMEM: it must not turn into ENOMEM.
-        #expect(IPVSError(operation: "x", code: -(0x20000 + 12)).reason == .netlinkLibrary(code: 12))
-        #expect(IPVSError(operation: "x", code: -12).errno == .noMemory)
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -(0x20000 + 12))).reason == .netlinkLibrary(code: 12))
+        #expect(IPVSError(operation: "x", ShimError(rawValue: -12)).errno == .noMemory)
     }
 
     @Test func netfilterDecodesTheShimsOwnCodes() {
-        #expect(NetfilterError(operation: "x", code: -Int32(CNETLINK_EDUMPINTR)).reason == .dumpInterrupted)
-        #expect(NetfilterError(operation: "x", code: -Int32(CNETLINK_EBADREPLY)).reason == .malformedReply)
-        #expect(NetfilterError(operation: "x", code: -2).errno == .noSuchFileOrDirectory)
-        let error = NetfilterError(operation: "dump conntrack entries", code: -Int32(CNETLINK_EDUMPINTR))
+        #expect(
+            NetfilterError(operation: "x", ShimError(rawValue: -Int32(CNETLINK_EDUMPINTR))).reason == .dumpInterrupted)
+        #expect(
+            NetfilterError(operation: "x", ShimError(rawValue: -Int32(CNETLINK_EBADREPLY))).reason == .malformedReply)
+        #expect(NetfilterError(operation: "x", ShimError(rawValue: -2)).errno == .noSuchFileOrDirectory)
+        let error = NetfilterError(operation: "dump conntrack entries", ShimError(rawValue: -Int32(CNETLINK_EDUMPINTR)))
         #expect(error.description.hasPrefix("dump conntrack entries: the kernel's table kept changing"))
     }
 

@@ -1,6 +1,8 @@
 import Foundation
 import IPVS
 import IPVSModel
+import InterfaceModel
+import Interfaces
 import KernelAccess
 import Sync
 import Testing
@@ -108,7 +110,7 @@ struct DumpTests {
                 if !discovered.localAddresses.isDisjoint(with: onDummyLink) {
                     misses.append("discover took the dummy link's addresses for the node's")
                 }
-            } catch let error as IPVSError where error.reason == .dumpInterrupted {
+            } catch let error as KernelCallError where error.reason == .dumpInterrupted {
                 // Interrupted on every attempt: an error, never a short list. Counted, not a miss.
                 exhausted += 1
             }

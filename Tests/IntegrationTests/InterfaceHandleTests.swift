@@ -1,5 +1,7 @@
 import IPVS
 import IPVSModel
+import InterfaceModel
+import Interfaces
 import Testing
 
 @Suite("Links and addresses against the kernel", .needsKernelIPVS, .timeLimit(.minutes(10)))
@@ -12,7 +14,7 @@ struct InterfaceHandleTests {
         #expect(link.index == index)
         #expect(link.kind == "dummy")
         #expect(try interfaces.links().contains { $0.isLoopback && $0.name == "lo" })
-        #expect(throws: IPVSError.self) { try interfaces.addDummyLink(named: "kube-ipvs0") }
+        #expect(throws: KernelCallError.self) { try interfaces.addDummyLink(named: "kube-ipvs0") }
 
         let addresses = ["10.96.0.1", "10.96.0.10", "fd00:10:96::1"].map {
             InterfaceAddress(linkIndex: index, address: IPAddress($0)!)

@@ -271,7 +271,7 @@ struct NodeAddressWatchTests {
     }
 
     @Test func aChangeIsTheNodesWhenLinksCannotBeRead() {
-        let interrupted = IPVSError(operation: "list links", reason: .dumpInterrupted)
+        let interrupted = KernelCallError(operation: "list links", reason: .dumpInterrupted)
         #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .failure(interrupted)))
         #expect(!NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .success(7)))
         #expect(NodeAddressWatch.concernsTheNode(.changed(links: [7]), dummyLink: .success(nil)))

@@ -1,6 +1,7 @@
 import FakeKernel
 import Foundation
 import IPVSModel
+import InterfaceModel
 import KubernetesModel
 import ProxyRules
 import Sync

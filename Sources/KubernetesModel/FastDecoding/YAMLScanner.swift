@@ -1,21 +1,21 @@
-import CNetlink
+import CYAMLEvents
 
 /// The events of a YAML stream (libyaml's, through the shim) and its scalars' values, freed on deinit.
 final class YAMLEvents {
-    private var storage = cnetlink_yaml_events()
+    private var storage = cyaml_events()
 
     /// Parses `text`; `nil` when it is not YAML (the full decoder words why).
     init?(_ text: String) {
         var text = text
         let result = text.withUTF8 { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { cnetlink_yaml_parse($0.baseAddress, $0.count, &storage) }
+            bytes.withMemoryRebound(to: CChar.self) { cyaml_parse($0.baseAddress, $0.count, &storage) }
         }
         guard result == 0 else { return nil }
     }
 
-    deinit { cnetlink_yaml_events_free(&storage) }
+    deinit { cyaml_events_free(&storage) }
 
-    var events: UnsafeBufferPointer<cnetlink_yaml_event> {
+    var events: UnsafeBufferPointer<cyaml_event> {
         UnsafeBufferPointer(start: storage.events, count: storage.count)
     }
 
@@ -32,12 +32,12 @@ final class YAMLEvents {
 /// plainly one (`0x1F`, `1_000`, `yes`), a quoted one read as a number (Yams reads `"80"` as 80, JSON as text),
 /// and null-like words read as text.
 struct YAMLScanner: ManifestScanner, ~Copyable {
-    private let events: UnsafeBufferPointer<cnetlink_yaml_event>
+    private let events: UnsafeBufferPointer<cyaml_event>
     private let values: UnsafeBufferPointer<UInt8>
     private var index = 0
     private var depth = 0
 
-    init(events: UnsafeBufferPointer<cnetlink_yaml_event>, values: UnsafeBufferPointer<UInt8>) {
+    init(events: UnsafeBufferPointer<cyaml_event>, values: UnsafeBufferPointer<UInt8>) {
         self.events = events
         self.values = values
     }
@@ -49,7 +49,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
     /// Moves to the next document's root; `false` at the end of the stream.
     mutating func nextDocument() throws(ScanMismatch) -> Bool {
         guard index < events.count else { return false }
-        guard events[index].type == UInt8(CNETLINK_YAML_DOCUMENT_START) else { throw ScanMismatch() }
+        guard events[index].type == UInt8(CYAML_DOCUMENT_START) else { throw ScanMismatch() }
         index += 1
         return true
     }
@@ -58,7 +58,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
     /// plain empty, `~` or `null` scalar.
     mutating func takeEmptyRoot() throws(ScanMismatch) -> Bool {
         let event = try current()
-        guard event.type == UInt8(CNETLINK_YAML_SCALAR), event.flags == 0, event.style == UInt8(CNETLINK_YAML_PLAIN)
+        guard event.type == UInt8(CYAML_SCALAR), event.flags == 0, event.style == UInt8(CYAML_PLAIN)
         else { return false }
         let bytes = value(of: event)
         guard bytes.isEmpty || Self.equals(bytes, "~") || Self.equals(bytes, "null") else { return false }
@@ -68,7 +68,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
 
     /// Leaves the document whose root was read.
     mutating func endDocument() throws(ScanMismatch) {
-        guard index < events.count, events[index].type == UInt8(CNETLINK_YAML_DOCUMENT_END) else {
+        guard index < events.count, events[index].type == UInt8(CYAML_DOCUMENT_END) else {
             throw ScanMismatch()
         }
         index += 1
@@ -76,23 +76,23 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
 
     // MARK: Values
 
-    private func current() throws(ScanMismatch) -> cnetlink_yaml_event {
+    private func current() throws(ScanMismatch) -> cyaml_event {
         guard index < events.count else { throw ScanMismatch() }
         return events[index]
     }
 
-    private func value(of event: cnetlink_yaml_event) -> UnsafeBufferPointer<UInt8> {
+    private func value(of event: cyaml_event) -> UnsafeBufferPointer<UInt8> {
         UnsafeBufferPointer(rebasing: values[Int(event.value_offset)..<Int(event.value_offset + event.value_length)])
     }
 
     /// The next scalar, untagged (an anchor on it changes nothing).
     private mutating func scalar() throws(ScanMismatch) -> (bytes: UnsafeBufferPointer<UInt8>, plain: Bool) {
         let event = try current()
-        guard event.type == UInt8(CNETLINK_YAML_SCALAR), event.flags & UInt8(CNETLINK_YAML_TAGGED) == 0 else {
+        guard event.type == UInt8(CYAML_SCALAR), event.flags & UInt8(CYAML_TAGGED) == 0 else {
             throw ScanMismatch()
         }
         index += 1
-        return (value(of: event), event.style == UInt8(CNETLINK_YAML_PLAIN))
+        return (value(of: event), event.style == UInt8(CYAML_PLAIN))
     }
 
     /// Yams' null words, for a plain scalar.
@@ -108,7 +108,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
         throws(ScanMismatch)
     {
         let start = try current()
-        guard start.type == UInt8(CNETLINK_YAML_MAPPING_START), start.flags & UInt8(CNETLINK_YAML_TAGGED) == 0 else {
+        guard start.type == UInt8(CYAML_MAPPING_START), start.flags & UInt8(CYAML_TAGGED) == 0 else {
             throw ScanMismatch()
         }
         index += 1
@@ -116,7 +116,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
         guard depth <= JSONScanner.maximumDepth else { throw ScanMismatch() }
         defer { depth -= 1 }
         var seen = SeenKeys()
-        while try current().type != UInt8(CNETLINK_YAML_MAPPING_END) {
+        while try current().type != UInt8(CYAML_MAPPING_END) {
             let (bytes, plain) = try scalar()
             let key = Key(bytes: bytes)
             // A merge key pulls in another mapping's members: only the full decoder does that.
@@ -130,13 +130,13 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
 
     mutating func array(_ body: (inout YAMLScanner) throws(ScanMismatch) -> Void) throws(ScanMismatch) {
         let start = try current()
-        guard start.type == UInt8(CNETLINK_YAML_SEQUENCE_START), start.flags & UInt8(CNETLINK_YAML_TAGGED) == 0
+        guard start.type == UInt8(CYAML_SEQUENCE_START), start.flags & UInt8(CYAML_TAGGED) == 0
         else { throw ScanMismatch() }
         index += 1
         depth += 1
         guard depth <= JSONScanner.maximumDepth else { throw ScanMismatch() }
         defer { depth -= 1 }
-        while try current().type != UInt8(CNETLINK_YAML_SEQUENCE_END) {
+        while try current().type != UInt8(CYAML_SEQUENCE_END) {
             try body(&self)
         }
         index += 1
@@ -144,7 +144,7 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
 
     mutating func takeNull() throws(ScanMismatch) -> Bool {
         let event = try current()
-        guard event.type == UInt8(CNETLINK_YAML_SCALAR), event.flags == 0, event.style == UInt8(CNETLINK_YAML_PLAIN),
+        guard event.type == UInt8(CYAML_SCALAR), event.flags == 0, event.style == UInt8(CYAML_PLAIN),
             Self.isNull(value(of: event))
         else { return false }
         index += 1
@@ -205,11 +205,11 @@ struct YAMLScanner: ManifestScanner, ~Copyable {
     /// every alias (one naming no anchor is an error there) left to it.
     mutating func skip() throws(ScanMismatch) {
         switch Int(try current().type) {
-        case CNETLINK_YAML_MAPPING_START:
+        case CYAML_MAPPING_START:
             try object(readingKeys: false) { scanner, _ throws(ScanMismatch) in try scanner.skip() }
-        case CNETLINK_YAML_SEQUENCE_START:
+        case CYAML_SEQUENCE_START:
             try array { scanner throws(ScanMismatch) in try scanner.skip() }
-        case CNETLINK_YAML_SCALAR:
+        case CYAML_SCALAR:
             index += 1
         default:
             throw ScanMismatch()

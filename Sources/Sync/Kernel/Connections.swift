@@ -1,4 +1,5 @@
 import IPVSModel
+import InterfaceModel
 import NetfilterModel
 
 /// What a sync needs of the kernel's IPVS table.

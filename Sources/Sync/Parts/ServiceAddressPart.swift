@@ -1,4 +1,5 @@
 import IPVSModel
+import InterfaceModel
 import ProxyRules
 import SystemPackage
 

@@ -2,6 +2,7 @@ import CTestSupport
 import Foundation
 import IPVS
 import IPVSModel
+import Interfaces
 import KernelAccess
 import Netfilter
 import Sync

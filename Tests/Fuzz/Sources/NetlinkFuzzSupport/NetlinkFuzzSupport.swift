@@ -1,5 +1,5 @@
 // What both netlink fuzz targets check for one message, through the shim's real parsers
-// (CNetlink/ipvs.c: cnetlink_ipvs_parse_service, cnetlink_ipvs_parse_destination):
+// (CNetlink/ipvs_messages.c: cnetlink_ipvs_parse_service, cnetlink_ipvs_parse_destination):
 // 1. parsed where it is (libFuzzer's buffer is exactly `count` bytes, so AddressSanitizer reports a read
 //    past the end by instrumented code: the shim);
 // 2. parsed again from a copy that ends exactly at an inaccessible guard page, because the attribute
@@ -72,7 +72,7 @@ private func forEachAttribute(
     }
 }
 
-/// Crashes/netlink-*/stats-attribute-without-payload: parse_stats (CNetlink/ipvs.c) parses the STATS and
+/// Crashes/netlink-*/stats-attribute-without-payload: parse_stats (CNetlink/ipvs_messages.c) parses the STATS and
 /// STATS64 nests with no policy and reads 4 bytes from a counter attribute whatever its size, past the end
 /// of the message when a counter with 0-3 payload bytes comes last. True for any message with such a counter
 /// in a stats nest of a service or destination (a superset of the crashing ones).

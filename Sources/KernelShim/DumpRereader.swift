@@ -1,4 +1,3 @@
-import CNetlink
 import Synchronization
 
 /// Reads the shim's dumps again, from scratch, while the kernel marks them interrupted; counts how often.
@@ -21,31 +20,21 @@ package final class DumpRereader: Sendable {
     /// How many dump reads the kernel marked interrupted (each was read again, unless it was the last attempt).
     package var interruptedDumps: Int { interrupted.load(ordering: .relaxed) }
 
-    /// Runs `dump` until it returns anything but `-CNETLINK_EDUMPINTR`, at most ``attempts`` times.
-    /// - Parameter dump: One whole dump, gathered into a result it makes itself, so that no attempt adds to
-    ///   another's. Returns the shim's code with that result.
-    /// - Returns: The last attempt's code and result; a negative code means the result must not be used.
-    /// Runs a shim dump whose visitor gathers into the value its context points to: each attempt starts from a
-    /// fresh `initial` value.
+    /// Runs a shim dump whose visitor gathers into the value its context points to, until it returns anything but
+    /// the shim's dump-interrupted code, at most ``attempts`` times: each attempt starts from a fresh `initial`
+    /// value, so that no attempt adds to another's.
     /// - Parameter dump: Calls the shim with the pointer as the visitor's context; returns the shim's code.
     /// - Returns: The last attempt's code and what it gathered; a negative code means it must not be used.
     package func gather<Gathered>(
         startingWith initial: @autoclosure () -> Gathered, _ dump: (UnsafeMutablePointer<Gathered>) -> Int32
     ) -> (code: Int32, result: Gathered) {
-        read {
-            var gathered = initial()
-            let code = withUnsafeMutablePointer(to: &gathered) { dump($0) }
-            return (code, gathered)
-        }
-    }
-
-    package func read<Result>(_ dump: () -> (code: Int32, result: Result)) -> (code: Int32, result: Result) {
         var attempt = 1
         while true {
-            let outcome = dump()
-            guard outcome.code == -Int32(CNETLINK_EDUMPINTR) else { return outcome }
+            var gathered = initial()
+            let code = withUnsafeMutablePointer(to: &gathered) { dump($0) }
+            guard code == ShimError.dumpInterrupted.rawValue else { return (code, gathered) }
             interrupted.add(1, ordering: .relaxed)
-            guard attempt < Self.attempts else { return outcome }
+            guard attempt < Self.attempts else { return (code, gathered) }
             attempt += 1
         }
     }

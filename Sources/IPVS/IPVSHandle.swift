@@ -1,7 +1,6 @@
 import CNetlink
 import IPVSModel
-import ShimDumps
-import Synchronization
+import KernelShim
 import SystemPackage
 
 /// A connection to the kernel's IPVS table of one network namespace.
@@ -13,24 +12,17 @@ import SystemPackage
 /// Errors are ``IPVSError`` values that keep the kernel's errno: adding what exists is `EEXIST`,
 /// editing or deleting a missing virtual server is `ESRCH`, a missing real server `ENOENT`.
 public final class IPVSHandle: Sendable {
-    // The shim's socket is not thread-safe: it is used only with `lock` held.
-    private nonisolated(unsafe) let handle: OpaquePointer
-    private let lock = Mutex(())
-    // The kernel does not flag IPVS dumps interrupted (they carry no generation number), but reading them
-    // the way every other dump is read costs nothing and holds if it ever does.
-    private let dumps = DumpRereader()
+    // The netlink socket and its lock. The kernel does not flag IPVS dumps interrupted (they carry no generation
+    // number), but reading them the way every other dump is read costs nothing and holds if it ever does.
+    private let shim: ShimHandle<IPVSError>
 
     /// Opens a handle for the caller's network namespace, or for the namespace at `networkNamespacePath`
     /// (such as `/var/run/netns/NAME`).
     /// - Throws: ``IPVSError`` with reason ``IPVSError/Reason/ipvsUnavailable`` when the kernel has no IPVS.
     public init(networkNamespacePath: String? = nil) throws {
-        var handle: OpaquePointer?
-        let result = cnetlink_ipvs_open(networkNamespacePath, &handle)
-        guard result == 0, let handle else {
-            let place = networkNamespacePath.map { " in network namespace \($0)" } ?? ""
-            throw IPVSError(operation: "open IPVS netlink socket\(place)", code: result)
-        }
-        self.handle = handle
+        shim = try ShimHandle(
+            "open IPVS netlink socket", networkNamespacePath: networkNamespacePath,
+            open: { cnetlink_ipvs_open(networkNamespacePath, $0) }, close: { cnetlink_ipvs_close($0) })
     }
 
     /// Opens a handle inside the named network namespace (`ip netns add NAME`).
@@ -38,24 +30,10 @@ public final class IPVSHandle: Sendable {
         try self.init(networkNamespacePath: "/var/run/netns/\(name)")
     }
 
-    deinit {
-        cnetlink_ipvs_close(handle)
-    }
-
     /// Sets the socket's receive buffer (8 MiB by default), where the answers to a batch's failed operations
     /// wait to be read. When they overflow it, ``apply(_:)`` throws `ENOBUFS`: the batch's outcome is unknown.
     public func setReceiveBufferSize(_ bytes: Int) throws {
-        try withHandle {
-            try Self.check(cnetlink_ipvs_set_receive_buffer($0, Int32(clamping: bytes)), "set the receive buffer")
-        }
-    }
-
-    private func withHandle<Result>(_ body: (OpaquePointer) throws -> Result) rethrows -> Result {
-        try lock.withLock { _ in try body(handle) }
-    }
-
-    private static func check(_ result: Int32, _ operation: @autoclosure () -> String) throws {
-        if result < 0 { throw IPVSError(operation: operation(), code: result) }
+        try shim.call("set the receive buffer") { cnetlink_ipvs_set_receive_buffer($0, Int32(clamping: bytes)) }
     }
 
     // MARK: - Reading
@@ -64,49 +42,47 @@ public final class IPVSHandle: Sendable {
     public func info() throws -> IPVSInfo {
         var version: UInt32 = 0
         var tableSize: UInt32 = 0
-        try withHandle { try Self.check(cnetlink_ipvs_get_info($0, &version, &tableSize), "get IPVS info") }
+        try shim.call("get IPVS info") { cnetlink_ipvs_get_info($0, &version, &tableSize) }
         return IPVSInfo(version: IPVSVersion(encoded: version), connectionTableSize: tableSize)
     }
 
     /// The connection timeouts (the kernel's GET_CONFIG).
     public func timeouts() throws -> IPVSTimeouts {
         var timeouts = cnetlink_timeouts()
-        try withHandle { try Self.check(cnetlink_ipvs_get_timeouts($0, &timeouts), "get IPVS timeouts") }
+        try shim.call("get IPVS timeouts") { cnetlink_ipvs_get_timeouts($0, &timeouts) }
         return IPVSTimeouts(tcp: timeouts.tcp, tcpFin: timeouts.tcp_fin, udp: timeouts.udp)
     }
 
     /// Sets connection timeouts; a timeout of 0 is left unchanged.
     public func setTimeouts(_ timeouts: IPVSTimeouts) throws {
         var cTimeouts = cnetlink_timeouts(tcp: timeouts.tcp, tcp_fin: timeouts.tcpFin, udp: timeouts.udp)
-        try withHandle {
-            try Self.check(cnetlink_ipvs_set_timeouts($0, &cTimeouts), "set IPVS timeouts \(timeouts)")
-        }
+        try shim.call("set IPVS timeouts \(timeouts)") { cnetlink_ipvs_set_timeouts($0, &cTimeouts) }
     }
 
     /// Every virtual server, without their real servers.
     public func virtualServers() throws -> [VirtualServerState] {
-        try withHandle { try dumpServices($0) }
+        try shim.withHandle { handle throws(IPVSError) in try dumpServices(handle) }
     }
 
     /// One virtual server, or `nil` when the kernel has none with that key.
     public func virtualServer(_ key: VirtualServerKey) throws -> VirtualServerState? {
         var cKey = key.cKey
         var entry = cnetlink_service_entry()
-        let result = withHandle { cnetlink_ipvs_get_service($0, &cKey, &entry) }
-        if result == -Errno.noSuchProcess.rawValue { return nil }
-        try Self.check(result, "get virtual server \(key)")
+        let result = shim.withHandle { cnetlink_ipvs_get_service($0, &cKey, &entry) }
+        if result == ShimError.kernel(.noSuchProcess).rawValue { return nil }
+        try IPVSError.check(result, "get virtual server \(key)")
         return VirtualServerState(entry)
     }
 
     /// The real servers of one virtual server (none when it does not exist).
     public func realServers(of key: VirtualServerKey) throws -> [RealServerState] {
-        try withHandle { try dumpDestinations($0, key) }
+        try shim.withHandle { handle throws(IPVSError) in try dumpDestinations(handle, key) }
     }
 
     /// The whole table: every virtual server with its real servers, in one service dump plus one real
     /// server dump per virtual server. A dump is not an atomic snapshot: the table may change meanwhile.
     public func table() throws -> [VirtualServerState] {
-        try withHandle { handle in
+        try shim.withHandle { handle throws(IPVSError) in
             var servers = try dumpServices(handle)
             for index in servers.indices {
                 servers[index].realServers = try dumpDestinations(handle, servers[index].server.key)
@@ -117,10 +93,10 @@ public final class IPVSHandle: Sendable {
 
     /// How many of this handle's dumps the kernel marked interrupted (each was read again from the start).
     /// The kernel does not mark IPVS dumps, so this stays 0 unless that changes.
-    public var interruptedDumps: Int { dumps.interruptedDumps }
+    public var interruptedDumps: Int { shim.interruptedDumps }
 
-    private func dumpServices(_ handle: OpaquePointer) throws -> [VirtualServerState] {
-        let (result, servers) = dumps.gather(startingWith: [VirtualServerState]()) { servers in
+    private func dumpServices(_ handle: OpaquePointer) throws(IPVSError) -> [VirtualServerState] {
+        try shim.dump(on: handle, "dump virtual servers", startingWith: []) { handle, servers in
             cnetlink_ipvs_dump_services(
                 handle,
                 { entry, context in
@@ -129,13 +105,13 @@ public final class IPVSHandle: Sendable {
                     return 0
                 }, servers)
         }
-        try Self.check(result, "dump virtual servers")
-        return servers
     }
 
-    private func dumpDestinations(_ handle: OpaquePointer, _ key: VirtualServerKey) throws -> [RealServerState] {
+    private func dumpDestinations(_ handle: OpaquePointer, _ key: VirtualServerKey) throws(IPVSError)
+        -> [RealServerState]
+    {
         var cKey = key.cKey
-        let (result, servers) = dumps.gather(startingWith: [RealServerState]()) { servers in
+        return try shim.dump(on: handle, "dump real servers of \(key)", startingWith: []) { handle, servers in
             cnetlink_ipvs_dump_destinations(
                 handle, &cKey,
                 { entry, context in
@@ -144,8 +120,6 @@ public final class IPVSHandle: Sendable {
                     return 0
                 }, servers)
         }
-        try Self.check(result, "dump real servers of \(key)")
-        return servers
     }
 
     // MARK: - Writing
@@ -153,9 +127,9 @@ public final class IPVSHandle: Sendable {
     /// Applies one operation and waits for the kernel to acknowledge it.
     public func execute(_ operation: TableOperation) throws {
         var cOperation = operation.cOperation
-        let result = withHandle { cnetlink_ipvs_execute($0, &cOperation) }
-        if result < 0 {
-            throw IPVSError(operation: operation.description, code: result, scheduler: operation.requestedScheduler)
+        let result = shim.withHandle { cnetlink_ipvs_execute($0, &cOperation) }
+        if let error = ShimError(code: result) {
+            throw IPVSError(operation: operation.description, error, scheduler: operation.requestedScheduler)
         }
     }
 
@@ -174,18 +148,17 @@ public final class IPVSHandle: Sendable {
 
     /// Deletes every virtual server in the namespace, including ones this program did not create.
     public func flush() throws {
-        try withHandle { try Self.check(cnetlink_ipvs_flush($0), "flush IPVS table") }
+        try shim.call("flush IPVS table") { cnetlink_ipvs_flush($0) }
     }
 
     /// Zeroes the counters of one virtual server and its real servers, or of all when `key` is `nil`.
     public func zeroCounters(of key: VirtualServerKey? = nil) throws {
-        let result: Int32
+        let operation = key.map { "zero counters of \($0)" } ?? "zero all counters"
         if var cKey = key?.cKey {
-            result = withHandle { cnetlink_ipvs_zero($0, &cKey) }
+            try shim.call(operation) { cnetlink_ipvs_zero($0, &cKey) }
         } else {
-            result = withHandle { cnetlink_ipvs_zero($0, nil) }
+            try shim.call(operation) { cnetlink_ipvs_zero($0, nil) }
         }
-        try Self.check(result, key.map { "zero counters of \($0)" } ?? "zero all counters")
     }
 
     /// Applies operations as one batch: many netlink messages per `send()`, no acknowledgement per message,
@@ -196,24 +169,31 @@ public final class IPVSHandle: Sendable {
     /// - Throws: ``IPVSError`` when the batch could not be sent or its outcome is unknown (for example,
     ///   `ENOBUFS` when the socket overflowed): then any part of it may have been applied.
     public func apply(_ operations: [TableOperation]) throws -> [BatchFailure] {
-        let (result, failures) = withHandle { handle -> (Int32, ShimFailures) in
-            let begun = cnetlink_ipvs_batch_begin(handle)
-            guard begun == 0 else { return (begun, []) }
-            for operation in operations {
+        let refusals = try shim.batch(
+            "apply a batch of \(operations.count) IPVS operations", operations,
+            begin: { cnetlink_ipvs_batch_begin($0) },
+            append: { handle, operation in
                 var cOperation = operation.cOperation
-                let appended = cnetlink_ipvs_batch_append(handle, &cOperation)
-                guard appended == 0 else { return (appended, []) }
-            }
-            return collectingFailures { cnetlink_ipvs_batch_commit(handle, $0, $1) }
-        }
-        try Self.check(result, "apply a batch of \(operations.count) IPVS operations")
-        return failures.map { failure in
-            let operation = operations[failure.index]
+                return cnetlink_ipvs_batch_append(handle, &cOperation)
+            },
+            commit: { cnetlink_ipvs_batch_commit($0, $1, $2) })
+        return refusals.map { refusal in
+            let operation = operations[refusal.index]
             return BatchFailure(
-                index: failure.index, operation: operation,
+                index: refusal.index, operation: operation,
                 error: IPVSError(
-                    operation: operation.description, code: failure.code, scheduler: operation.requestedScheduler))
+                    operation: operation.description, refusal.error, scheduler: operation.requestedScheduler))
         }
+    }
+}
+
+extension IPVSError: ShimCallError {
+    package init(operation: String, _ error: ShimError) {
+        self.init(operation: operation, error, scheduler: nil)
+    }
+
+    init(operation: String, _ error: ShimError, scheduler: Scheduler?) {
+        self.init(operation: operation, reason: error.reason, scheduler: scheduler)
     }
 }
 

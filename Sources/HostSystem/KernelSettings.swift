@@ -1,5 +1,6 @@
-import CNetlink
-import IPVSModel
+import CNetNamespace
+import KernelErrors
+import KernelShim
 
 /// Writes kernel settings (`/proc/sys`) of one network namespace.
 public struct KernelSettings: Sendable {
@@ -13,8 +14,8 @@ public struct KernelSettings: Sendable {
     /// absolute path (a module parameter under `/sys/module`).
     public func set(_ name: String, to value: String) throws {
         let path = name.hasPrefix("/") ? name : "/proc/sys/" + name.replacingDots()
-        let result = cnetlink_sysctl_write(networkNamespacePath, path, value + "\n")
-        if result < 0 { throw IPVSError(operation: "set sysctl \(name)=\(value)", code: result) }
+        try KernelCallError.check(
+            cnetns_sysctl_write(networkNamespacePath, path, value + "\n"), "set sysctl \(name)=\(value)")
     }
 }
 

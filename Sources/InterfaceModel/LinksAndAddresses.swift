@@ -1,3 +1,6 @@
+import InternetAddress
+import KernelErrors
+
 /// A network link (interface) as the kernel reports it.
 public struct NetworkLink: Sendable, Hashable {
     public var index: Int32
@@ -56,9 +59,9 @@ public enum AddressChange: Sendable, Hashable, CustomStringConvertible {
 public struct AddressChangeFailure: Sendable, Hashable, CustomStringConvertible {
     public let index: Int
     public let change: AddressChange
-    public let error: IPVSError
+    public let error: KernelCallError
 
-    public init(index: Int, change: AddressChange, error: IPVSError) {
+    public init(index: Int, change: AddressChange, error: KernelCallError) {
         self.index = index
         self.change = change
         self.error = error

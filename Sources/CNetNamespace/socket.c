@@ -7,8 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "CNetlink.h"
-#include "transport.h"
+#include "CNetNamespace.h"
 
 struct bind_request {
     uint16_t family;
@@ -50,8 +49,8 @@ static int bind_body(void *context) {
     return 0;
 }
 
-int cnetlink_bound_tcp_socket(const char *netns_path, uint16_t family, const uint8_t *address, uint16_t port) {
+int cnetns_bound_tcp_socket(const char *netns_path, uint16_t family, const uint8_t *address, uint16_t port) {
     struct bind_request request = {family, address, port, -1};
-    int result = transport_in_namespace(netns_path, bind_body, &request);
+    int result = cnetns_run(netns_path, bind_body, &request);
     return result < 0 ? result : request.descriptor;
 }

@@ -1,6 +1,8 @@
-import CNetlink
+import CNetNamespace
 import Glibc
-import IPVSModel
+import InternetAddress
+import KernelErrors
+import KernelShim
 
 /// A TCP socket bound in a network namespace, for a server that listens there while the process lives in
 /// another (a daemon given `--netns`).
@@ -12,11 +14,8 @@ public enum BoundSocket {
     ) throws -> Int32 {
         let family = UInt16(address.family == .ipv4 ? AF_INET : AF_INET6)
         let result = address.bytes.withUnsafeBufferPointer {
-            cnetlink_bound_tcp_socket(networkNamespacePath, family, $0.baseAddress, port)
+            cnetns_bound_tcp_socket(networkNamespacePath, family, $0.baseAddress, port)
         }
-        if result < 0 {
-            throw IPVSError(operation: "bind \(address.bracketedDescription):\(port)", code: result)
-        }
-        return result
+        return try KernelCallError.check(result, "bind \(address.bracketedDescription):\(port)")
     }
 }

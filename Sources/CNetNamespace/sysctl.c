@@ -5,8 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "CNetlink.h"
-#include "transport.h"
+#include "CNetNamespace.h"
 
 struct sysctl_write {
     const char *path;
@@ -26,7 +25,7 @@ static int write_body(void *context) {
     return result;
 }
 
-int cnetlink_sysctl_write(const char *netns_path, const char *path, const char *value) {
+int cnetns_sysctl_write(const char *netns_path, const char *path, const char *value) {
     struct sysctl_write request = {path, value};
-    return transport_in_namespace(netns_path, write_body, &request);
+    return cnetns_run(netns_path, write_body, &request);
 }

@@ -1,11 +1,15 @@
 // YAML events from libyaml, as plain structs and one buffer of scalar values: the fast manifest decoder walks
 // them without building a node tree, and no libyaml type reaches Swift.
-#include "CNetlink.h"
+#include "CYAMLEvents.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
+
+// Yams' own libyaml header, by the name only Yams' copy has (CYaml.h includes its yaml.h): the structs this file
+// reads are those of the copy it is linked with. The system's libyaml-dev has no CYaml.h, so a build that found
+// the system header instead fails here rather than pairing one copy's header with the other's code.
+#include <CYaml.h>
 
 typedef struct growing {
     void *bytes;
@@ -27,39 +31,39 @@ static int reserve(growing *buffer, size_t extra) {
 
 static uint8_t style_of(yaml_scalar_style_t style) {
     switch (style) {
-    case YAML_SINGLE_QUOTED_SCALAR_STYLE: return CNETLINK_YAML_SINGLE_QUOTED;
-    case YAML_DOUBLE_QUOTED_SCALAR_STYLE: return CNETLINK_YAML_DOUBLE_QUOTED;
-    case YAML_LITERAL_SCALAR_STYLE: return CNETLINK_YAML_LITERAL;
-    case YAML_FOLDED_SCALAR_STYLE: return CNETLINK_YAML_FOLDED;
-    default: return CNETLINK_YAML_PLAIN;
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE: return CYAML_SINGLE_QUOTED;
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE: return CYAML_DOUBLE_QUOTED;
+    case YAML_LITERAL_SCALAR_STYLE: return CYAML_LITERAL;
+    case YAML_FOLDED_SCALAR_STYLE: return CYAML_FOLDED;
+    default: return CYAML_PLAIN;
     }
 }
 
 /// Appends one event (and a scalar's value); 0, or a negative errno.
 static int append(const yaml_event_t *event, growing *events, growing *values) {
-    cnetlink_yaml_event record = {0};
+    cyaml_event record = {0};
     switch (event->type) {
-    case YAML_DOCUMENT_START_EVENT: record.type = CNETLINK_YAML_DOCUMENT_START; break;
-    case YAML_DOCUMENT_END_EVENT: record.type = CNETLINK_YAML_DOCUMENT_END; break;
+    case YAML_DOCUMENT_START_EVENT: record.type = CYAML_DOCUMENT_START; break;
+    case YAML_DOCUMENT_END_EVENT: record.type = CYAML_DOCUMENT_END; break;
     case YAML_MAPPING_START_EVENT:
-        record.type = CNETLINK_YAML_MAPPING_START;
-        if (event->data.mapping_start.anchor) record.flags |= CNETLINK_YAML_ANCHORED;
-        if (event->data.mapping_start.tag) record.flags |= CNETLINK_YAML_TAGGED;
+        record.type = CYAML_MAPPING_START;
+        if (event->data.mapping_start.anchor) record.flags |= CYAML_ANCHORED;
+        if (event->data.mapping_start.tag) record.flags |= CYAML_TAGGED;
         break;
-    case YAML_MAPPING_END_EVENT: record.type = CNETLINK_YAML_MAPPING_END; break;
+    case YAML_MAPPING_END_EVENT: record.type = CYAML_MAPPING_END; break;
     case YAML_SEQUENCE_START_EVENT:
-        record.type = CNETLINK_YAML_SEQUENCE_START;
-        if (event->data.sequence_start.anchor) record.flags |= CNETLINK_YAML_ANCHORED;
-        if (event->data.sequence_start.tag) record.flags |= CNETLINK_YAML_TAGGED;
+        record.type = CYAML_SEQUENCE_START;
+        if (event->data.sequence_start.anchor) record.flags |= CYAML_ANCHORED;
+        if (event->data.sequence_start.tag) record.flags |= CYAML_TAGGED;
         break;
-    case YAML_SEQUENCE_END_EVENT: record.type = CNETLINK_YAML_SEQUENCE_END; break;
-    case YAML_ALIAS_EVENT: record.type = CNETLINK_YAML_ALIAS; break;
+    case YAML_SEQUENCE_END_EVENT: record.type = CYAML_SEQUENCE_END; break;
+    case YAML_ALIAS_EVENT: record.type = CYAML_ALIAS; break;
     case YAML_SCALAR_EVENT: {
-        record.type = CNETLINK_YAML_SCALAR;
+        record.type = CYAML_SCALAR;
         record.style = style_of(event->data.scalar.style);
-        if (event->data.scalar.anchor) record.flags |= CNETLINK_YAML_ANCHORED;
+        if (event->data.scalar.anchor) record.flags |= CYAML_ANCHORED;
         // An implicit plain scalar's tag is resolved by its text; any tag written out is explicit.
-        if (event->data.scalar.tag) record.flags |= CNETLINK_YAML_TAGGED;
+        if (event->data.scalar.tag) record.flags |= CYAML_TAGGED;
         size_t length = event->data.scalar.length;
         if (values->length + length > UINT32_MAX) return -EFBIG;
         int result = reserve(values, length);
@@ -79,7 +83,7 @@ static int append(const yaml_event_t *event, growing *events, growing *values) {
     return 0;
 }
 
-int cnetlink_yaml_parse(const char *text, size_t length, cnetlink_yaml_events *out) {
+int cyaml_parse(const char *text, size_t length, cyaml_events *out) {
     memset(out, 0, sizeof *out);
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) return -ENOMEM;
@@ -104,13 +108,13 @@ int cnetlink_yaml_parse(const char *text, size_t length, cnetlink_yaml_events *o
         return result;
     }
     out->events = events.bytes;
-    out->count = events.length / sizeof(cnetlink_yaml_event);
+    out->count = events.length / sizeof(cyaml_event);
     out->values = values.bytes;
     out->values_length = values.length;
     return 0;
 }
 
-void cnetlink_yaml_events_free(cnetlink_yaml_events *events) {
+void cyaml_events_free(cyaml_events *events) {
     free(events->events);
     free(events->values);
     memset(events, 0, sizeof *events);

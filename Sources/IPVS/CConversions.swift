@@ -1,33 +1,8 @@
 import CNetlink
 import IPVSModel
+import KernelShim
 
 // Conversions between the typed values and the shim's plain C structs.
-
-extension IPAddress {
-    init(
-        family: UInt16,
-        cBytes: (
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
-        )
-    ) {
-        let addressFamily = AddressFamily(rawValue: family) ?? .ipv4
-        self = withUnsafeBytes(of: cBytes) { IPAddress(family: addressFamily, bytes: $0) }
-    }
-
-    func copy(
-        into cBytes:
-            inout (
-                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
-            )
-    ) {
-        withUnsafeMutableBytes(of: &cBytes) { target in
-            target.initializeMemory(as: UInt8.self, repeating: 0)
-            withBytes { target.copyMemory(from: $0) }
-        }
-    }
-}
 
 extension VirtualServerKey {
     init(_ key: cnetlink_service_key) {
