@@ -73,9 +73,10 @@ let package = Package(
         ),
         // The version scripts/release stamps in at link time (a weak empty default; see its header).
         .target(name: "CProxyVersion"),
-        // IPv4 and IPv6 address values.
+        // IPv4 and IPv6 address and network values.
         .target(name: "InternetAddress"),
-        // Kubernetes Services, EndpointSlices and Endpoints: types, loading from files, validation.
+        // Kubernetes Services, EndpointSlices, Endpoints, Nodes and ServiceCIDRs: types, loading from files,
+        // validation.
         .target(
             name: "KubernetesModel",
             dependencies: ["InternetAddress", "CYAMLEvents", .product(name: "Yams", package: "Yams")]

@@ -5,6 +5,7 @@ package enum DecodedItem: Sendable, Hashable {
     case endpointSlice(EndpointSlice)
     case endpoints(Endpoints)
     case node(Node)
+    case serviceCIDR(ServiceCIDR)
     case list([DecodedItem])
     case ignored
     case failure(kind: String?, name: String?, field: String?, message: String)
@@ -54,6 +55,12 @@ package enum DecodedItem: Sendable, Hashable {
                     return
                 }
                 self = .node(try Node(from: decoder))
+            case "ServiceCIDR":
+                guard apiVersion == nil || apiVersion == "networking.k8s.io/v1" else {
+                    self = unsupported("networking.k8s.io/v1")
+                    return
+                }
+                self = .serviceCIDR(try ServiceCIDR(from: decoder))
             case let kind? where kind.hasSuffix("List"):
                 let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
                 guard container.contains(.items), try !container.decodeNil(forKey: .items) else {

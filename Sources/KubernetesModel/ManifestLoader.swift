@@ -2,8 +2,8 @@ import Foundation
 import Yams
 
 /// Reads Kubernetes objects from files and folders: multi-document YAML, JSON, and `List` documents (what
-/// `kubectl get ... -o yaml|json` prints). Objects of kinds other than Service, EndpointSlice and Endpoints
-/// are ignored.
+/// `kubectl get ... -o yaml|json` prints). Objects of kinds other than Service, EndpointSlice, Endpoints, Node
+/// and ServiceCIDR are ignored.
 ///
 /// Every problem is collected, so one run reports them all; if there is any, nothing is returned.
 public enum ManifestLoader {
@@ -104,6 +104,10 @@ public enum ManifestLoader {
             location.kind = "Node"
             location.name = node.metadata.name
             set.nodes.append(Located(node, at: location))
+        case .serviceCIDR(let serviceCIDR):
+            location.kind = "ServiceCIDR"
+            location.name = serviceCIDR.metadata.name
+            set.serviceCIDRs.append(Located(serviceCIDR, at: location))
         case .list(let items):
             for (index, item) in items.enumerated() {
                 var itemLocation = location

@@ -31,19 +31,21 @@ extension ObjectMeta {
     public var objectName: ObjectName { ObjectName(namespace: namespace ?? "default", name: name ?? "") }
 }
 
-/// The Services, EndpointSlices, Endpoints and Nodes of an input, valid and ready to translate.
+/// The Services, EndpointSlices, Endpoints, Nodes and ServiceCIDRs of an input, valid and ready to translate.
 public struct ManifestSet: Sendable {
     public var services: [Located<Service>] = []
     public var endpointSlices: [Located<EndpointSlice>] = []
     public var endpoints: [Located<Endpoints>] = []
     /// Nodes; the proxy uses only its own (the one named by `--node-name`).
     public var nodes: [Located<Node>] = []
+    /// The cluster's service ranges (each ServiceCIDR's ``ServiceCIDR/ranges()`` passed validation).
+    public var serviceCIDRs: [Located<ServiceCIDR>] = []
     /// Things worth saying that do not stop the input from being used (e.g. a slice without a Service label).
     public var warnings: [ManifestProblem] = []
 
     public init() {}
 
-    /// Whether the input holds nothing to proxy (a Node alone is not something to proxy).
+    /// Whether the input holds nothing to proxy (a Node or a ServiceCIDR alone is not something to proxy).
     public var isEmpty: Bool { services.isEmpty && endpointSlices.isEmpty && endpoints.isEmpty }
 
     /// The Node named `name`, if the input has it.

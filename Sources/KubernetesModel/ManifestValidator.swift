@@ -11,10 +11,12 @@ public enum ManifestValidator {
         for slice in set.endpointSlices { validate(slice, into: &problems, warnings: &warnings) }
         for endpoints in set.endpoints { validate(endpoints, into: &problems) }
         for node in set.nodes { validate(node, into: &problems) }
+        for serviceCIDR in set.serviceCIDRs { validate(serviceCIDR, into: &problems) }
         problems += duplicates(set.services.map { ($0.object.metadata.objectName, $0.location) })
         problems += duplicates(set.endpointSlices.map { ($0.object.metadata.objectName, $0.location) })
         problems += duplicates(set.endpoints.map { ($0.object.metadata.objectName, $0.location) })
         problems += duplicates(set.nodes.map { ($0.object.metadata.objectName, $0.location) })
+        problems += duplicates(set.serviceCIDRs.map { ($0.object.metadata.objectName, $0.location) })
         return (problems, warnings)
     }
 
@@ -160,6 +162,20 @@ public enum ManifestValidator {
             }
         for case (let range?, let field) in ranges where !range.isEmpty && IPNetwork(range) == nil {
             check.fail(field, "'\(range)' is not a network in CIDR notation (10.244.1.0/24)")
+        }
+        problems += check.problems
+    }
+
+    /// The API server's rules for `spec.cidrs` (``ServiceCIDRRanges``), with each problem's field.
+    private static func validate(_ located: Located<ServiceCIDR>, into problems: inout [ManifestProblem]) {
+        var check = Checker(location: located.location)
+        check.name(located.object.metadata)
+        do {
+            _ = try located.object.ranges()
+        } catch {
+            for problem in error.problems {
+                check.fail("spec.cidrs" + (problem.index.map { "[\($0)]" } ?? ""), problem.message)
+            }
         }
         problems += check.problems
     }

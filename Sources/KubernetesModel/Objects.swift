@@ -362,3 +362,83 @@ public struct Taint: Codable, Sendable, Hashable {
         self.effect = effect
     }
 }
+
+/// A ServiceCIDR (`networking.k8s.io/v1`, GA in Kubernetes 1.33): a range the API server allocates ClusterIPs
+/// from. A cluster has the `kubernetes` one its API server makes from `--service-cluster-ip-range`, and may have
+/// more. The proxy reads them for the cluster's service ranges as a whole.
+public struct ServiceCIDR: Codable, Sendable, Hashable {
+    public var metadata: ObjectMeta
+    public var spec: ServiceCIDRSpec?
+    public var status: ServiceCIDRStatus?
+
+    public init(metadata: ObjectMeta, spec: ServiceCIDRSpec? = nil, status: ServiceCIDRStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
+        spec = try container.decodeIfPresent(ServiceCIDRSpec.self, forKey: .spec)
+        status = try container.decodeIfPresent(ServiceCIDRStatus.self, forKey: .status)
+    }
+
+    /// The condition the API server's ServiceCIDR controller sets: `True` once the ranges may be allocated from.
+    public static let readyCondition = "Ready"
+    /// The `Ready` condition's reason while a ServiceCIDR being deleted still has Services' addresses in its ranges.
+    public static let terminatingReason = "Terminating"
+
+    /// Whether the API server marked the ServiceCIDR ready (its `Ready` condition is `True`).
+    public var isReady: Bool {
+        status?.conditions?.contains { $0.type == Self.readyCondition && $0.status == "True" } ?? false
+    }
+
+    /// Whether the ServiceCIDR is being deleted. Its finalizer keeps it, and its ranges keep their ClusterIPs,
+    /// until no Service holds an address that only it covers: such a ServiceCIDR still has Services to proxy.
+    public var isBeingDeleted: Bool { metadata.deletionTimestamp != nil }
+
+    /// The ranges, parsed and checked as the API server checks them.
+    /// - Throws: ``ServiceCIDRRanges/Invalid`` with each problem, when the object was not validated
+    ///   (``ManifestValidator`` refuses such an object).
+    public func ranges() throws(ServiceCIDRRanges.Invalid) -> ServiceCIDRRanges {
+        try ServiceCIDRRanges(spec?.cidrs ?? [])
+    }
+}
+
+public struct ServiceCIDRSpec: Codable, Sendable, Hashable {
+    /// One range, or one of each family (`10.96.0.0/12`, `fd00:10:96::/108`); the API makes them immutable.
+    public var cidrs: [String]?
+
+    public init(cidrs: [String]? = nil) { self.cidrs = cidrs }
+}
+
+public struct ServiceCIDRStatus: Codable, Sendable, Hashable {
+    public var conditions: [Condition]?
+
+    public init(conditions: [Condition]? = nil) { self.conditions = conditions }
+}
+
+/// One of an object's status conditions (`metav1.Condition`). The API requires every field but
+/// `observedGeneration`; only `type` and `status` are required here, the rest is for log lines.
+public struct Condition: Codable, Sendable, Hashable {
+    /// Such as `Ready`.
+    public var type: String
+    /// `True`, `False` or `Unknown`.
+    public var status: String
+    /// A CamelCase word for the last transition, such as `OverlappingServiceCIDR`.
+    public var reason: String?
+    public var message: String?
+    /// RFC 3339, as the API writes it.
+    public var lastTransitionTime: String?
+
+    public init(
+        type: String, status: String, reason: String? = nil, message: String? = nil, lastTransitionTime: String? = nil
+    ) {
+        self.type = type
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.lastTransitionTime = lastTransitionTime
+    }
+}

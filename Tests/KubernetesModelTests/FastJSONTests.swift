@@ -23,6 +23,8 @@ private func expectSame(_ text: String, _ comment: Comment? = nil) {
     #expect(fast.endpointSlices.map(\.object) == full.endpointSlices.map(\.object), comment)
     #expect(fast.endpoints.map(\.object) == full.endpoints.map(\.object), comment)
     #expect(fast.nodes.map(\.object) == full.nodes.map(\.object), comment)
+    #expect(fast.serviceCIDRs.map(\.object) == full.serviceCIDRs.map(\.object), comment)
+    #expect(fast.serviceCIDRs.map(\.location) == full.serviceCIDRs.map(\.location), comment)
     #expect(fastProblems == fullProblems, comment)
 }
 
@@ -139,6 +141,23 @@ struct FastJSONTests {
         expectSame(text)
     }
 
+    /// The ServiceCIDR list (hand-written in the API server's shape): the fast decoder reads it itself, as a page
+    /// and as a manifest, both ways alike.
+    @Test func onAServiceCIDRList() throws {
+        let text = try String(contentsOfFile: handWritten("list-servicecidrs.json"), encoding: .utf8)
+        let page = try #require(FastManifestDecoder.decodeListPage(text))
+        let full = try JSONDecoder().decode(DecodedDocument.self, from: Data(text.utf8))
+        #expect(.list(page.items) == full.item)
+        guard case .serviceCIDR(let first) = try #require(page.items.first) else {
+            Issue.record("not a ServiceCIDR: \(page.items)")
+            return
+        }
+        #expect(first.spec?.cidrs == ["10.96.0.0/12", "fd00:10:96::/108"])
+        #expect(first.isReady)
+        #expect(FastManifestDecoder.decode(text) != nil)
+        expectSame(text)
+    }
+
     /// A page the fast decoder cannot vouch for is read by `JSONDecoder`, with the same result.
     @Test(arguments: [
         #"{"items":[{"metadata":{"name":"a","namespace":"x"},"spec":{"clusterIP":"10.0.0.1"}}],"kind":"ServiceList","metadata":{"resourceVersion":"7","continue":"abc"}}"#,
@@ -168,6 +187,10 @@ struct FastJSONTests {
         #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"hints":{"forZones":[{"name":"a"}],"forNodes":null}}]}"#,
         #"{"kind":"Node","apiVersion":"v1","metadata":{"name":"n","deletionTimestamp":"2026-11-25T16:00:00Z"},"spec":{"taints":[{"key":"k","effect":"NoSchedule","timeAdded":null}]},"status":{"addresses":null}}"#,
         #"{"kind":"Service","metadata":{"name":"lb"},"spec":{"type":"LoadBalancer","healthCheckNodePort":32000}}"#,
+        #"{"kind":"ServiceCIDR","apiVersion":"networking.k8s.io/v1","metadata":{"name":"c","deletionTimestamp":"2026-11-25T16:00:00Z"},"spec":{"cidrs":["10.96.0.0/12"],"other":1},"status":{"conditions":[{"type":"Ready","status":"False","reason":null,"observedGeneration":2}]}}"#,
+        #"{"kind":"ServiceCIDR","metadata":{"name":"c"},"spec":{"cidrs":null},"status":{"conditions":null}}"#,
+        #"{"kind":"ServiceCIDR","metadata":{"name":"c"},"spec":null,"status":null}"#,
+        #"{"apiVersion":"v1","kind":"List","items":[{"kind":"ServiceCIDR","metadata":{"name":"c"},"spec":{"cidrs":["10.96.0.0/33"]}},{"kind":"Service","metadata":{"name":"a"}}]}"#,
         // Keys of ignored values are not read, so neither escapes nor repeats in them matter (managedFields
         // has keys like "k:{\"port\":80}").
         #"{"kind":"Service","metadata":{"name":"a","managedFields":[{"f:x":{"k:{\"p\":1}":{},"f:x":1}}]}}"#,
@@ -188,9 +211,16 @@ struct FastJSONTests {
         #"[1,2]"#,
         #"{"kind":"Service","metadata":{"name":"a"}} trailing"#,
         #"{"kind":"Service","metadata":{"name":"a","labels":{"x":1}}}"#,
-        // A Node's spec or status read before its kind was known was read as a Service's.
+        // A Node's or a ServiceCIDR's spec or status read before its kind was known was read as a Service's.
         #"{"spec":{"podCIDR":"10.0.0.0/24"},"kind":"Node","metadata":{"name":"n"}}"#,
         #"{"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.1"}]},"kind":"Node","metadata":{"name":"n"}}"#,
+        #"{"spec":{"cidrs":["10.96.0.0/12"]},"kind":"ServiceCIDR","metadata":{"name":"c"}}"#,
+        #"{"status":{"conditions":[]},"kind":"ServiceCIDR","metadata":{"name":"c"}}"#,
+        // A ServiceCIDR the full decoder refuses.
+        #"{"kind":"ServiceCIDR","apiVersion":"networking.k8s.io/v1beta1","metadata":{"name":"c"}}"#,
+        #"{"kind":"ServiceCIDR","metadata":{"name":"c"},"status":{"conditions":[{"type":"Ready"}]}}"#,
+        #"{"kind":"ServiceCIDR","metadata":{"name":"c"},"status":{"conditions":[{"type":"Ready","status":true}]}}"#,
+        #"{"kind":"ServiceCIDR","metadata":{"name":"c"},"spec":{"cidrs":"10.96.0.0/12"}}"#,
         // Found by fuzzing (Tests/Fuzz/Crashes/manifest): decoders disagreed on these.
         #"{"kind":"Service","metadata":{"name":"a"},"spec":{"ports":[{"port":080}]}}"#,
         #"{"kind":"Service","metadata":{"name":"a","name":"b"}}"#,

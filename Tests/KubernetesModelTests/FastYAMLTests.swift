@@ -23,6 +23,10 @@ private func expectSameYAML(
         sourceLocation: sourceLocation)
     #expect(fast.endpoints.map(\.object) == full.endpoints.map(\.object), comment, sourceLocation: sourceLocation)
     #expect(fast.nodes.map(\.object) == full.nodes.map(\.object), comment, sourceLocation: sourceLocation)
+    #expect(
+        fast.serviceCIDRs.map(\.object) == full.serviceCIDRs.map(\.object), comment, sourceLocation: sourceLocation)
+    #expect(
+        fast.serviceCIDRs.map(\.location) == full.serviceCIDRs.map(\.location), comment, sourceLocation: sourceLocation)
     #expect(fastProblems == fullProblems, comment, sourceLocation: sourceLocation)
 }
 
@@ -42,6 +46,39 @@ struct FastYAMLTests {
         let items = try #require(FastManifestDecoder.decodeYAML(text), "\(path) fell back")
         #expect(!items.isEmpty)
         expectSameYAML(text, "\(path)")
+    }
+
+    /// A ServiceCIDR as `kubectl get servicecidr -o yaml` prints it (keys sorted, status last): the fast decoder
+    /// reads it itself.
+    @Test func takesAServiceCIDRItself() throws {
+        let text = """
+            apiVersion: networking.k8s.io/v1
+            kind: ServiceCIDR
+            metadata:
+              creationTimestamp: "2026-11-25T13:49:41Z"
+              finalizers:
+              - networking.k8s.io/service-cidr-finalizer
+              name: kubernetes
+            spec:
+              cidrs:
+              - 10.96.0.0/12
+              - fd00:10:96::/108
+            status:
+              conditions:
+              - lastTransitionTime: "2026-11-25T13:49:42Z"
+                message: Kubernetes default Service CIDR is ready
+                reason: ""
+                status: "True"
+                type: Ready
+            """
+        let items = try #require(FastManifestDecoder.decodeYAML(text))
+        guard case .serviceCIDR(let object) = try #require(items.first?.item) else {
+            Issue.record("not a ServiceCIDR: \(items)")
+            return
+        }
+        #expect(object.spec?.cidrs == ["10.96.0.0/12", "fd00:10:96::/108"])
+        #expect(object.isReady)
+        expectSameYAML(text)
     }
 
     @Test func countsDocumentsAsYamsDoes() throws {
@@ -93,6 +130,9 @@ struct FastYAMLTests {
         "kind: Service\nmetadata: {name: a, name: b}\n",
         "kind: Deployment\nspec: {selector: a, selector: b}\n---\nkind: Service\nmetadata: {name: a}\n",
         "kind: Service\nmetadata: {name: a}\nstatus: {conditions: [{type: x, type: y}]}\n",
+        // A ServiceCIDR's condition whose status Yams reads as a boolean; a spec before the kind.
+        "kind: ServiceCIDR\nmetadata: {name: c}\nstatus: {conditions: [{type: Ready, status: True}]}\n",
+        "spec: {cidrs: [10.96.0.0/12]}\nkind: ServiceCIDR\nmetadata: {name: c}\n",
         "kind: Deployment\nspec: {x: *nothing}\n",
         "NULL\n",
         "- a\n- b\n",

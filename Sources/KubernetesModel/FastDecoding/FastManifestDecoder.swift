@@ -129,11 +129,13 @@ enum FastManifestDecoder {
         var metadata: ObjectMeta?
         var spec: ServiceSpec?
         var nodeSpec: NodeSpec?
-        // A spec or status met before the object's kind is read as a Service's; a Node's then needs the full
-        // decoder.
+        var serviceCIDRSpec: ServiceCIDRSpec?
+        // A spec or status met before the object's kind is read as a Service's; a Node's or a ServiceCIDR's then
+        // needs the full decoder.
         var readBeforeKind = false
         var status: ServiceStatus?
         var nodeStatus: NodeStatus?
+        var serviceCIDRStatus: ServiceCIDRStatus?
         var addressType: String?
         var endpoints: [Endpoint]?
         var ports: [EndpointPort]?
@@ -147,10 +149,13 @@ enum FastManifestDecoder {
             } else if key == "metadata" {
                 metadata = try scanner.takeNull() ? nil : try objectMeta(&scanner)
             } else if key == "spec" {
-                // Only a Service's and a Node's spec are read; another kind's is skipped once the kind is known.
+                // Only a Service's, a Node's and a ServiceCIDR's spec are read; another kind's is skipped once the
+                // kind is known.
                 switch kind ?? defaultKind {
                 case "Node"?:
                     nodeSpec = try scanner.takeNull() ? nil : try self.nodeSpec(&scanner)
+                case "ServiceCIDR"?:
+                    serviceCIDRSpec = try scanner.takeNull() ? nil : try self.serviceCIDRSpec(&scanner)
                 case let known? where known != "Service":
                     try scanner.skip()
                 case let known:
@@ -161,6 +166,8 @@ enum FastManifestDecoder {
                 switch kind ?? defaultKind {
                 case "Node"?:
                     nodeStatus = try scanner.takeNull() ? nil : try self.nodeStatus(&scanner)
+                case "ServiceCIDR"?:
+                    serviceCIDRStatus = try scanner.takeNull() ? nil : try self.serviceCIDRStatus(&scanner)
                 case let known? where known != "Service":
                     try scanner.skip()
                 case let known:
@@ -212,6 +219,10 @@ enum FastManifestDecoder {
         case "Node":
             guard apiVersion == nil || apiVersion == "v1", !readBeforeKind else { throw Mismatch() }
             return .node(Node(metadata: metadata ?? ObjectMeta(), spec: nodeSpec, status: nodeStatus))
+        case "ServiceCIDR":
+            guard apiVersion == nil || apiVersion == "networking.k8s.io/v1", !readBeforeKind else { throw Mismatch() }
+            return .serviceCIDR(
+                ServiceCIDR(metadata: metadata ?? ObjectMeta(), spec: serviceCIDRSpec, status: serviceCIDRStatus))
         case let listKind? where listKind.hasSuffix("List"):
             return .list(items ?? [])
         case nil:
@@ -472,6 +483,55 @@ enum FastManifestDecoder {
             status.addresses = try scanner.takeNull() ? nil : try list(&scanner, nodeAddress)
         }
         return status
+    }
+
+    private static func serviceCIDRSpec<Scanner: ManifestScanner & ~Copyable>(
+        _ scanner: inout Scanner
+    ) throws(Mismatch) -> ServiceCIDRSpec {
+        var spec = ServiceCIDRSpec()
+        try scanner.object { scanner, key throws(Mismatch) in
+            guard key == "cidrs" else { return try scanner.skip() }
+            spec.cidrs = try scanner.strings()
+        }
+        return spec
+    }
+
+    private static func serviceCIDRStatus<Scanner: ManifestScanner & ~Copyable>(
+        _ scanner: inout Scanner
+    ) throws(Mismatch) -> ServiceCIDRStatus {
+        var status = ServiceCIDRStatus()
+        try scanner.object { scanner, key throws(Mismatch) in
+            guard key == "conditions" else { return try scanner.skip() }
+            status.conditions = try scanner.takeNull() ? nil : try list(&scanner, condition)
+        }
+        return status
+    }
+
+    private static func condition<Scanner: ManifestScanner & ~Copyable>(
+        _ scanner: inout Scanner
+    ) throws(Mismatch) -> Condition {
+        var type: String?
+        var status: String?
+        var condition = Condition(type: "", status: "")
+        try scanner.object { scanner, key throws(Mismatch) in
+            if key == "type" {
+                type = try scanner.string()
+            } else if key == "status" {
+                status = try scanner.string()
+            } else if key == "reason" {
+                condition.reason = try scanner.optionalString()
+            } else if key == "message" {
+                condition.message = try scanner.optionalString()
+            } else if key == "lastTransitionTime" {
+                condition.lastTransitionTime = try scanner.optionalString()
+            } else {
+                try scanner.skip()
+            }
+        }
+        guard let type, let status else { throw Mismatch() }
+        condition.type = type
+        condition.status = status
+        return condition
     }
 
     private static func nodeAddress<Scanner: ManifestScanner & ~Copyable>(
