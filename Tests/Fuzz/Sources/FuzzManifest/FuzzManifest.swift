@@ -92,6 +92,7 @@ private struct Decoded: Equatable {
     var endpointSlices: [Located<EndpointSlice>]
     var endpoints: [Located<Endpoints>]
     var nodes: [Located<Node>]
+    var serviceCIDRs: [Located<ServiceCIDR>]
     var problems: [ManifestProblem]
 
     init(_ text: String, fastPath: Bool) {
@@ -102,6 +103,7 @@ private struct Decoded: Equatable {
         endpointSlices = set.endpointSlices
         endpoints = set.endpoints
         nodes = set.nodes
+        serviceCIDRs = set.serviceCIDRs
         self.problems = problems
     }
 
@@ -111,12 +113,13 @@ private struct Decoded: Equatable {
         set.endpointSlices = endpointSlices
         set.endpoints = endpoints
         set.nodes = nodes
+        set.serviceCIDRs = serviceCIDRs
         return set
     }
 
     var summary: String {
         "\(services.count) Services, \(endpointSlices.count) EndpointSlices, \(endpoints.count) Endpoints, "
-            + "\(nodes.count) Nodes, problems: \(problems.map(\.description))"
+            + "\(nodes.count) Nodes, \(serviceCIDRs.count) ServiceCIDRs, problems: \(problems.map(\.description))"
     }
 
     static func == (a: Decoded, b: Decoded) -> Bool {
@@ -124,7 +127,8 @@ private struct Decoded: Equatable {
             x.map(\.object) == y.map(\.object) && x.map(\.location) == y.map(\.location)
         }
         return same(a.services, b.services) && same(a.endpointSlices, b.endpointSlices)
-            && same(a.endpoints, b.endpoints) && same(a.nodes, b.nodes) && a.problems == b.problems
+            && same(a.endpoints, b.endpoints) && same(a.nodes, b.nodes) && same(a.serviceCIDRs, b.serviceCIDRs)
+            && a.problems == b.problems
     }
 }
 
@@ -170,6 +174,7 @@ private func difference(_ fast: Decoded, _ full: Decoded) -> String {
         ?? first(fast.endpointSlices, full.endpointSlices, "EndpointSlice")
         ?? first(fast.endpoints, full.endpoints, "Endpoints")
         ?? first(fast.nodes, full.nodes, "Node")
+        ?? first(fast.serviceCIDRs, full.serviceCIDRs, "ServiceCIDR")
         ?? "fast path: \(fast.summary); JSONDecoder: \(full.summary)"
 }
 
