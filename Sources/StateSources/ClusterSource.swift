@@ -57,7 +57,9 @@ package protocol ClusterSource: Sendable {
 
 /// Counts the objects that differ between two snapshots, by kind.
 enum SnapshotDifference {
-    static func count(from old: ManifestSet?, to new: ManifestSet) -> (services: Int, endpoints: Int, nodes: Int) {
+    static func count(
+        from old: ManifestSet?, to new: ManifestSet
+    ) -> (services: Int, endpoints: Int, nodes: Int, serviceCIDRs: Int) {
         let services = differences(
             old?.services.map { ($0.object.metadata.objectName, $0.object) } ?? [],
             new.services.map { ($0.object.metadata.objectName, $0.object) })
@@ -70,7 +72,10 @@ enum SnapshotDifference {
         let nodes = differences(
             old?.nodes.map { ($0.object.metadata.objectName, $0.object) } ?? [],
             new.nodes.map { ($0.object.metadata.objectName, $0.object) })
-        return (services, slices + endpoints, nodes)
+        let serviceCIDRs = differences(
+            old?.serviceCIDRs.map { ($0.object.metadata.objectName, $0.object) } ?? [],
+            new.serviceCIDRs.map { ($0.object.metadata.objectName, $0.object) })
+        return (services, slices + endpoints, nodes, serviceCIDRs)
     }
 
     private static func differences<Object: Hashable>(

@@ -128,7 +128,9 @@ struct ManifestFolderView {
         dirty = false
         let snapshot = merge(files.compactMap { known[$0]?.good }, problems: &problems)
         let changes = SnapshotDifference.count(from: published, to: snapshot)
-        if published == nil || changes.services + changes.endpoints + changes.nodes > 0 || !problems.isEmpty {
+        if published == nil || changes.services + changes.endpoints + changes.nodes + changes.serviceCIDRs > 0
+            || !problems.isEmpty
+        {
             published = snapshot
             poll.update = ClusterUpdate(
                 changes: [.everything(snapshot)], serviceChanges: changes.services,
@@ -146,6 +148,7 @@ struct ManifestFolderView {
         var slices: [ObjectName: ObjectLocation] = [:]
         var endpoints: [ObjectName: ObjectLocation] = [:]
         var nodes: [ObjectName: ObjectLocation] = [:]
+        var serviceCIDRs: [ObjectName: ObjectLocation] = [:]
         func keep<Object>(_ located: Located<Object>, _ name: ObjectName, in seen: inout [ObjectName: ObjectLocation])
             -> Bool
         {
@@ -161,6 +164,10 @@ struct ManifestFolderView {
             merged.endpointSlices += set.endpointSlices.filter { keep($0, $0.object.metadata.objectName, in: &slices) }
             merged.endpoints += set.endpoints.filter { keep($0, $0.object.metadata.objectName, in: &endpoints) }
             merged.nodes += set.nodes.filter { keep($0, $0.object.metadata.objectName, in: &nodes) }
+            // Carried along, unused yet: the service ranges' routes will come from them (issue 23).
+            merged.serviceCIDRs += set.serviceCIDRs.filter {
+                keep($0, $0.object.metadata.objectName, in: &serviceCIDRs)
+            }
             merged.warnings += set.warnings
         }
         return merged

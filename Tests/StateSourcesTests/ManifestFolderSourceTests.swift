@@ -88,6 +88,20 @@ private func services(_ update: ClusterUpdate?) -> [String: Int]? {
     return result
 }
 
+/// A ServiceCIDR named `name` over `cidrs`, as YAML.
+private func serviceCIDR(_ cidrs: String..., name: String = "kubernetes") -> String {
+    "apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: {name: \(name)}\n"
+        + "spec: {cidrs: [\(cidrs.map { "\"\($0)\"" }.joined(separator: ", "))]}\n"
+}
+
+/// The ServiceCIDRs an update hands out, by name, and each one's ranges.
+private func serviceCIDRs(_ update: ClusterUpdate?) -> [String: [String]]? {
+    guard let update, case .everything(let set) = update.changes.first else { return nil }
+    return Dictionary(
+        set.serviceCIDRs.map { ($0.object.metadata.name ?? "", $0.object.spec?.cidrs ?? []) },
+        uniquingKeysWith: { first, _ in first })
+}
+
 private func isStale(_ poll: ManifestFolderView.Poll, mentioning text: String) -> Bool {
     guard case .stale(let reason) = poll.condition else { return false }
     return reason.contains(text)
@@ -222,6 +236,27 @@ struct ManifestFolderSourceTests {
             #expect(broken.condition == .current)
             #expect(services(broken.update) == ["web": 1, "api": 1], "web keeps its last good content")
             #expect(broken.update?.problems.isEmpty == false)
+        }
+    }
+
+    /// ServiceCIDRs ride along in the snapshot, unused as yet (the service ranges' routes will come from them): a
+    /// change to one alone is an update, and one defined in two files keeps the first file's.
+    @Test func serviceCIDRsAreCarriedAlong() throws {
+        try withTemporaryFolder("manifests") { folder in
+            try write(manifest("web", clusterIP: "10.96.0.1"), folder, "a-web.yaml")
+            try write(serviceCIDR("10.96.0.0/12"), folder, "b-ranges.yaml")
+            var view = ManifestFolderView(paths: [folder], reader: FileSystemManifestReader())
+            #expect(serviceCIDRs(view.poll().update) == ["kubernetes": ["10.96.0.0/12"]])
+
+            try write(serviceCIDR("10.96.0.0/12", "fd00:10:96::/108"), folder, "b-ranges.yaml")
+            let changed = view.poll()
+            #expect(serviceCIDRs(changed.update) == ["kubernetes": ["10.96.0.0/12", "fd00:10:96::/108"]])
+            #expect(services(changed.update) == ["web": 1])
+
+            try write(serviceCIDR("10.100.0.0/16"), folder, "c-more.yaml")
+            let twice = view.poll()
+            #expect(serviceCIDRs(twice.update) == ["kubernetes": ["10.96.0.0/12", "fd00:10:96::/108"]])
+            #expect(twice.update?.problems.contains { $0.description.contains("c-more.yaml") } == true)
         }
     }
 
