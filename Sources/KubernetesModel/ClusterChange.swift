@@ -11,4 +11,6 @@ public enum ClusterChange: Sendable {
     case endpointSlice(ObjectName, Located<EndpointSlice>?)
     /// A Node as it is now, or `nil` when it was deleted.
     case node(ObjectName, Located<Node>?)
+    /// A ServiceCIDR as it is now, or `nil` when it was deleted.
+    case serviceCIDR(ObjectName, Located<ServiceCIDR>?)
 }

@@ -9,6 +9,8 @@ package struct ClusterUpdate: Sendable {
     /// How many Services and endpoint objects (slices, Endpoints) changed since the previous update.
     package var serviceChanges: Int
     package var endpointChanges: Int
+    /// How many ServiceCIDRs changed since the previous update (the cluster's service ranges).
+    package var serviceCIDRChanges: Int
     /// Objects the source skipped as invalid in this update (the last good version stays in use).
     package var problems: [ManifestProblem]
     /// When the changed EndpointSlices were changed, from their `endpoints.kubernetes.io/last-change-trigger-time`
@@ -21,14 +23,16 @@ package struct ClusterUpdate: Sendable {
     package var followsList: Bool
 
     package init(
-        changes: [ClusterChange], serviceChanges: Int, endpointChanges: Int, problems: [ManifestProblem] = [],
-        lastChangeTriggerTimes: [Date] = [], resourceVersion: String? = nil, followsList: Bool = false
+        changes: [ClusterChange], serviceChanges: Int, endpointChanges: Int, serviceCIDRChanges: Int = 0,
+        problems: [ManifestProblem] = [], lastChangeTriggerTimes: [Date] = [], resourceVersion: String? = nil,
+        followsList: Bool = false
     ) {
         self.followsList = followsList
         self.changes = changes
         self.resourceVersion = resourceVersion
         self.serviceChanges = serviceChanges
         self.endpointChanges = endpointChanges
+        self.serviceCIDRChanges = serviceCIDRChanges
         self.problems = problems
         self.lastChangeTriggerTimes = lastChangeTriggerTimes
     }

@@ -59,21 +59,30 @@ struct Informer<Object: KubernetesObject>: Sendable {
                 throw CancellationError()
             } catch {
                 failures += 1
+                let delay = backoff(after: failures)
+                let metadata: Logger.Metadata = [
+                    "kind": "\(resource.kind)", "error": "\(error)", "retryIn": "\(delay)",
+                ]
                 if !listed, resource.mayGoOnWithout(error) {
-                    // Refused for good (no RBAC for Nodes): proxying goes on without it, and picks it up once a list
-                    // succeeds. Not a stale view: there is nothing to wait for.
+                    // Refused for good (no RBAC for Nodes, an API server without ServiceCIDRs): proxying goes on
+                    // without it, and picks it up once a list succeeds. Not a stale view: there is nothing to wait
+                    // for. Said once as a warning: the same answer every 30 s is no news.
                     if !goneOnWithout {
                         goneOnWithout = true
+                        var first = metadata
+                        first["meaning"] = "\(resource.withoutIt)"
+                        source.logger.warning(
+                            "list refused; going on without this kind, and asking again", metadata: first)
                         store.replace(resource.kind, with: Listing<Object>(), problems: [])
                         if let ready = store.takeUpdate() { await update(ready) }
+                    } else {
+                        source.logger.debug("list still refused; going on without this kind", metadata: metadata)
                     }
                 } else {
                     failing.failed(resource.kind, reason: "\(error)")
+                    source.logger.warning(
+                        "API server unreachable or refused; the kernel keeps its last good state", metadata: metadata)
                 }
-                let delay = backoff(after: failures)
-                source.logger.warning(
-                    "API server unreachable or refused; the kernel keeps its last good state",
-                    metadata: ["kind": "\(resource.kind)", "error": "\(error)", "retryIn": "\(delay)"])
                 try await Task.sleep(for: delay)
             }
         }

@@ -63,6 +63,7 @@ enum Item<Object: Decodable & Sendable>: Decodable, Sendable {
         case .service(let service as Object): object = service
         case .endpointSlice(let slice as Object): object = slice
         case .node(let node as Object): object = node
+        case .serviceCIDR(let serviceCIDR as Object): object = serviceCIDR
         default: return nil
         }
         let metadata = (object as? any KubernetesObject)?.metadata
@@ -179,7 +180,7 @@ package final class KubernetesAPIClient: Sendable {
     func listPage(
         _ path: String, selector: String, limit: Int, continueToken: String?, itemKind: String
     ) async throws -> ListPage {
-        var query = "\(path)?\(selector)&limit=\(limit)"
+        var query = "\(path)?" + Self.joined(selector, "limit=\(limit)")
         if let continueToken { query += "&continue=\(Self.escape(continueToken))" }
         let response = try await client.execute(request(query), timeout: .seconds(60))
         let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
@@ -208,8 +209,10 @@ package final class KubernetesAPIClient: Sendable {
         onOpen: () -> Void = {}, onEvents: ([WatchEvent<Object>]) async throws -> Void
     ) async throws {
         let query =
-            "\(path)?\(selector)&watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
-            + "&timeoutSeconds=\(timeoutSeconds)"
+            "\(path)?"
+            + Self.joined(
+                selector, "watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
+                    + "&timeoutSeconds=\(timeoutSeconds)")
         let response = try await client.execute(request(query), timeout: .seconds(Int64(timeoutSeconds + 30)))
         guard response.status == .ok else {
             let body = try await response.body.collect(upTo: 1024 * 1024)
@@ -243,6 +246,11 @@ package final class KubernetesAPIClient: Sendable {
         return APIError(
             status: status ?? decoded?.code ?? 500, reason: decoded?.reason,
             message: decoded?.message ?? String(buffer: body).prefix(200).description)
+    }
+
+    /// A selector (empty for every object) and the rest of a query, as one query.
+    private static func joined(_ selector: String, _ rest: String) -> String {
+        selector.isEmpty ? rest : selector + "&" + rest
     }
 
     static func escape(_ value: String) -> String {

@@ -1,17 +1,19 @@
 import KubernetesModel
 import Logging
 
-/// Services, EndpointSlices and the proxy's own Node from a Kubernetes API server: listed, then watched from the
-/// list's resource version with bookmarks, Services and slices with kube-proxy's label selector (no
-/// `service-proxy-name`, no `headless`), the Node by its name. An expired resource version (410) means a fresh
-/// list; a dropped connection or an error means a retry with exponential backoff, resuming the watch where it
-/// stopped.
+/// Services, EndpointSlices, the proxy's own Node and the cluster's ServiceCIDRs from a Kubernetes API server:
+/// listed, then watched from the list's resource version with bookmarks, Services and slices with kube-proxy's label
+/// selector (no `service-proxy-name`, no `headless`), the Node by its name, every ServiceCIDR. An expired resource
+/// version (410) means a fresh list; a dropped connection or an error means a retry with exponential backoff,
+/// resuming the watch where it stopped.
 ///
 /// A read either succeeds whole or changes nothing: a list is taken only when every page arrived and each is a
 /// page of the list asked for (never a `Status`, `{}` or another kind), and an object that fails to decode or
 /// validate keeps its last good version, on a relist as on a watch. Nothing is delivered until every kind has been
-/// listed once (the Node: or refused for good, 401, 403 or 404, so that a cluster without the RBAC for it still
-/// gets its Services), and nothing while the server is unreachable, so the kernel keeps the last good state.
+/// listed once (the Node and the ServiceCIDRs: or refused for good, 401, 403 or 404, so that a cluster without the
+/// RBAC for them, or one older than Kubernetes 1.33 that serves no ServiceCIDRs, still gets its Services; the
+/// source then knows none of that kind, and lists again with backoff), and nothing while the server is
+/// unreachable, so the kernel keeps the last good state.
 package struct KubernetesAPISource: ClusterSource {
     package let client: KubernetesAPIClient
     package let logger: Logger
@@ -43,6 +45,7 @@ package struct KubernetesAPISource: ClusterSource {
             group.addTask { try await inform(Resource<Service>.services) }
             group.addTask { try await inform(Resource<EndpointSlice>.endpointSlices) }
             group.addTask { try await inform(Resource<Node>.node(named: nodeName)) }
+            group.addTask { try await inform(Resource<ServiceCIDR>.serviceCIDRs) }
             try await group.next()
             group.cancelAll()
         }

@@ -134,7 +134,7 @@ struct ManifestFolderView {
             published = snapshot
             poll.update = ClusterUpdate(
                 changes: [.everything(snapshot)], serviceChanges: changes.services,
-                endpointChanges: changes.endpoints, problems: problems)
+                endpointChanges: changes.endpoints, serviceCIDRChanges: changes.serviceCIDRs, problems: problems)
         }
         return poll
     }

@@ -32,12 +32,14 @@ final class ObjectStore: Sendable {
         var firstServices: [ObjectName: Service] = [:]
         var firstSlices: [ObjectName: EndpointSlice] = [:]
         var firstNodes: [ObjectName: Node] = [:]
+        var firstServiceCIDRs: [ObjectName: ServiceCIDR] = [:]
         var listed: Set<ResourceKind> = []
         /// Whether the first update (everything) was handed out: from then on, changes are.
         var handedOutEverything = false
         var changes: [ClusterChange] = []
         var serviceChanges = 0
         var endpointChanges = 0
+        var serviceCIDRChanges = 0
         var problems: [ManifestProblem] = []
         var triggerTimes: [Date] = []
         var resourceVersion: String?
@@ -99,6 +101,7 @@ final class ObjectStore: Sendable {
                 case .service: set(Service?.none, kind, named: name, in: &state)
                 case .endpointSlice: set(EndpointSlice?.none, kind, named: name, in: &state)
                 case .node: set(Node?.none, kind, named: name, in: &state)
+                case .serviceCIDR: set(ServiceCIDR?.none, kind, named: name, in: &state)
                 }
             }
             if let resourceVersion { state.resourceVersion = resourceVersion }
@@ -142,6 +145,15 @@ final class ObjectStore: Sendable {
             } else {
                 state.firstNodes[name] = node
             }
+        case .serviceCIDR:
+            let serviceCIDR = object as? ServiceCIDR
+            state.serviceCIDRChanges += 1
+            if state.handedOutEverything {
+                state.changes.append(
+                    .serviceCIDR(name, serviceCIDR.map { Self.located($0, kind, name: name.name) }))
+            } else {
+                state.firstServiceCIDRs[name] = serviceCIDR
+            }
         }
     }
 
@@ -163,20 +175,26 @@ final class ObjectStore: Sendable {
                     Self.located($1, .endpointSlice, name: $0.description)
                 }
                 everything.nodes = state.firstNodes.map { Self.located($1, .node, name: $0.name) }
+                everything.serviceCIDRs = state.firstServiceCIDRs.map {
+                    Self.located($1, .serviceCIDR, name: $0.name)
+                }
                 state.firstServices = [:]
                 state.firstSlices = [:]
                 state.firstNodes = [:]
+                state.firstServiceCIDRs = [:]
                 state.changes = [.everything(everything)]
                 state.handedOutEverything = true
             }
             let update = ClusterUpdate(
                 changes: state.changes, serviceChanges: state.serviceChanges, endpointChanges: state.endpointChanges,
-                problems: state.problems, lastChangeTriggerTimes: state.triggerTimes,
-                resourceVersion: state.resourceVersion, followsList: state.listedSinceUpdate)
+                serviceCIDRChanges: state.serviceCIDRChanges, problems: state.problems,
+                lastChangeTriggerTimes: state.triggerTimes, resourceVersion: state.resourceVersion,
+                followsList: state.listedSinceUpdate)
             state.changes = []
             state.triggerTimes = []
             state.serviceChanges = 0
             state.endpointChanges = 0
+            state.serviceCIDRChanges = 0
             state.problems = []
             state.resourceVersion = nil
             state.listedSinceUpdate = false

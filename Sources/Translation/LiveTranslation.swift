@@ -27,6 +27,8 @@ package struct LiveTranslation: Sendable {
     private var slicesOfService: [ObjectName: Set<ObjectName>] = [:]
     private var endpoints: [ObjectName: Endpoints] = [:]
     private var nodes: [ObjectName: Node] = [:]
+    /// Kept for the service ranges' routes (issue 23); nothing is translated from them yet.
+    private var serviceCIDRObjects: [ObjectName: Located<ServiceCIDR>] = [:]
 
     private var shares: [ObjectName: ServiceShare] = [:]
     private var problemsByService: [ObjectName: ManifestProblem] = [:]
@@ -66,6 +68,11 @@ package struct LiveTranslation: Sendable {
         nodes.values.first { $0.metadata.name == name }
     }
 
+    /// The cluster's ServiceCIDRs as the changes left them, in name order.
+    package var serviceCIDRs: [Located<ServiceCIDR>] {
+        serviceCIDRObjects.sorted { $0.key < $1.key }.map(\.value)
+    }
+
     /// Takes the node's facts; when they differ from those before, every Service is translated again.
     package mutating func update(node context: NodeContext) {
         guard context != node else { return }
@@ -84,6 +91,7 @@ package struct LiveTranslation: Sendable {
             case .endpointSlice(let name, let located):
                 put(slice: located.map { SliceEndpoints($0.object) }, named: name)
             case .node(let name, let located): nodes[name] = located?.object
+            case .serviceCIDR(let name, let located): serviceCIDRObjects[name] = located
             }
         }
     }
@@ -134,6 +142,8 @@ package struct LiveTranslation: Sendable {
         endpoints = newEndpoints
         nodes = Dictionary(
             set.nodes.map { ($0.object.metadata.objectName, $0.object) }, uniquingKeysWith: { first, _ in first })
+        serviceCIDRObjects = Dictionary(
+            set.serviceCIDRs.map { ($0.object.metadata.objectName, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     private mutating func put(service located: Located<Service>?, named name: ObjectName) {

@@ -79,6 +79,7 @@ private final class ScriptedCluster: Sendable {
     static let services = "/api/v1/services"
     static let slices = "/apis/discovery.k8s.io/v1/endpointslices"
     static let nodes = "/api/v1/nodes"
+    static let serviceCIDRs = "/apis/networking.k8s.io/v1/servicecidrs"
     static func watch(_ path: String) -> String { path + " watch" }
 
     static func servicesBody(without removed: Set<String>) -> String {
@@ -104,6 +105,7 @@ private final class ScriptedCluster: Sendable {
                 case Self.services: return .full(status: .ok, body: body)
                 case Self.slices: return .full(status: .ok, body: text(recorded("list-endpointslices.json")))
                 case Self.nodes: return .full(status: .ok, body: handWritten("list-nodes.json"))
+                case Self.serviceCIDRs: return .full(status: .ok, body: handWritten("list-servicecidrs.json"))
                 default: return .hold(lines: [])
                 }
             }

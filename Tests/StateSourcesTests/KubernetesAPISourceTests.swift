@@ -14,13 +14,14 @@ let labelSelector =
 /// The first list of Services.
 let serviceList = "/api/v1/services?\(labelSelector)&limit=500"
 
-/// The server's answers for a normal cluster: the recorded lists, the hand-written Node, and watches that stay
-/// open.
+/// The server's answers for a normal cluster: the recorded lists, the hand-written Node and ServiceCIDRs, and
+/// watches that stay open.
 @Sendable func recordedCluster(_ uri: String, _ count: Int) -> FakeResponse {
     switch FakeAPIServer.kind(of: uri) {
     case "/api/v1/services": .full(status: .ok, body: recorded("list-services.json"))
     case "/apis/discovery.k8s.io/v1/endpointslices": .full(status: .ok, body: recorded("list-endpointslices.json"))
     case "/api/v1/nodes": .full(status: .ok, body: handWritten("list-nodes.json"))
+    case "/apis/networking.k8s.io/v1/servicecidrs": .full(status: .ok, body: handWritten("list-servicecidrs.json"))
     default: .hold(lines: [])
     }
 }
@@ -59,8 +60,8 @@ final class Harness: @unchecked Sendable {
         client = try KubernetesAPIClient(configuration: configuration)
     }
 
-    func run(pageSize: Int = 500) {
-        var source = KubernetesAPISource(client: client, nodeName: "node-a", logger: Logger(label: "test"))
+    func run(pageSize: Int = 500, logger: Logger = Logger(label: "test")) {
+        var source = KubernetesAPISource(client: client, nodeName: "node-a", logger: logger)
         source.pageSize = pageSize
         source.initialBackoff = .milliseconds(10)
         let reachability = reachability
@@ -114,21 +115,26 @@ func folded(_ updates: [ClusterUpdate]) -> ManifestSet? {
     var services: [ObjectName: Located<Service>] = [:]
     var slices: [ObjectName: Located<EndpointSlice>] = [:]
     var nodes: [ObjectName: Located<Node>] = [:]
+    var serviceCIDRs: [ObjectName: Located<ServiceCIDR>] = [:]
     for change in updates.flatMap(\.changes) {
         switch change {
         case .everything(let set):
             services = Dictionary(uniqueKeysWithValues: set.services.map { ($0.object.metadata.objectName, $0) })
             slices = Dictionary(uniqueKeysWithValues: set.endpointSlices.map { ($0.object.metadata.objectName, $0) })
             nodes = Dictionary(uniqueKeysWithValues: set.nodes.map { ($0.object.metadata.objectName, $0) })
+            serviceCIDRs = Dictionary(
+                uniqueKeysWithValues: set.serviceCIDRs.map { ($0.object.metadata.objectName, $0) })
         case .service(let name, let located): services[name] = located
         case .endpointSlice(let name, let located): slices[name] = located
         case .node(let name, let located): nodes[name] = located
+        case .serviceCIDR(let name, let located): serviceCIDRs[name] = located
         }
     }
     var set = ManifestSet()
     set.services = services.sorted { $0.key < $1.key }.map(\.value)
     set.endpointSlices = slices.sorted { $0.key < $1.key }.map(\.value)
     set.nodes = nodes.sorted { $0.key < $1.key }.map(\.value)
+    set.serviceCIDRs = serviceCIDRs.sorted { $0.key < $1.key }.map(\.value)
     return set
 }
 
@@ -362,6 +368,7 @@ struct LastChangeTriggerTests {
         let store = ObjectStore()
         store.replace(.service, with: Listing<Service>(), problems: [])
         store.replace(.node, with: Listing<Node>(), problems: [])
+        store.replace(.serviceCIDR, with: Listing<ServiceCIDR>(), problems: [])
         let old = slice("old", triggeredAt: "2020-01-01T00:00:00Z")
         store.replace(.endpointSlice, with: Listing([old.metadata.objectName: old]), problems: [])
         #expect(store.takeUpdate()?.lastChangeTriggerTimes == [])
@@ -402,6 +409,7 @@ struct ObjectStoreTests {
             case .service(let name, let object): "service \(name) \(object == nil ? "deleted" : "set")"
             case .endpointSlice(let name, let object): "slice \(name) \(object == nil ? "deleted" : "set")"
             case .node(let name, let object): "node \(name) \(object == nil ? "deleted" : "set")"
+            case .serviceCIDR(let name, let object): "serviceCIDR \(name.name) \(object == nil ? "deleted" : "set")"
             }
         }
     }
@@ -416,6 +424,7 @@ struct ObjectStoreTests {
             .endpointSlice,
             with: Listing(Dictionary(uniqueKeysWithValues: slices.map { ($0.metadata.objectName, $0) })),
             problems: [])
+        store.replace(.serviceCIDR, with: Listing<ServiceCIDR>(), problems: [])
         #expect(store.takeUpdate() == nil, "the Node was not listed yet")
         store.replace(.node, with: Listing<Node>(), problems: [])
         #expect(names(try #require(store.takeUpdate()).changes) == ["everything(3 slices)"])
