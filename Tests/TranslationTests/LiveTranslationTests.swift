@@ -173,3 +173,27 @@ private struct RandomCluster {
             endpoints: endpoints, ports: [EndpointPort(name: "http", port: 8080)])
     }
 }
+
+@Suite("Live translation keeps the ServiceCIDRs", .timeLimit(.minutes(1)))
+struct LiveTranslationServiceCIDRTests {
+    private func located(_ name: String, _ cidrs: [String]) -> Located<ServiceCIDR> {
+        Located(
+            ServiceCIDR(metadata: ObjectMeta(name: name), spec: ServiceCIDRSpec(cidrs: cidrs)),
+            at: ObjectLocation(file: "/apis/networking.k8s.io/v1/servicecidrs", document: 1, kind: "ServiceCIDR"))
+    }
+
+    /// Nothing is translated from them yet, but every change is kept for the service ranges' routes (issue 23).
+    @Test func everythingThenAddedThenDeleted() {
+        var live = LiveTranslation(node: NodeContext(nodeName: "node-a", nodeAddresses: []))
+        var set = ManifestSet()
+        set.serviceCIDRs = [located("kubernetes", ["10.96.0.0/12"])]
+        live.apply([.everything(set)])
+        let more = located("more", ["10.113.0.0/24"])
+        live.apply([.serviceCIDR(more.object.metadata.objectName, more)])
+        #expect(live.serviceCIDRs.map { $0.object.metadata.name ?? "" } == ["kubernetes", "more"])
+        live.apply([.serviceCIDR(ObjectMeta(name: "kubernetes").objectName, nil)])
+        #expect(live.serviceCIDRs.map { $0.object.spec?.cidrs ?? [] } == [["10.113.0.0/24"]])
+        live.apply([.everything(ManifestSet())])
+        #expect(live.serviceCIDRs.isEmpty)
+    }
+}
