@@ -174,7 +174,7 @@ package final class KubernetesAPIClient: Sendable {
     }
 
     /// Fetches one page of a list of `itemKind` objects; `selector` is an escaped `labelSelector=` or
-    /// `fieldSelector=` query.
+    /// `fieldSelector=` query, or empty for every object.
     /// - Throws: ``APIError`` for an error status, or a `Status` in a 200 answer; ``UnexpectedAnswer`` for a 200
     ///   answer that is not a page of the list asked for (another kind, `{}`, no `items`): never an empty page.
     func listPage(
@@ -208,11 +208,10 @@ package final class KubernetesAPIClient: Sendable {
         _ path: String, selector: String, resourceVersion: String, timeoutSeconds: Int, of type: Object.Type,
         onOpen: () -> Void = {}, onEvents: ([WatchEvent<Object>]) async throws -> Void
     ) async throws {
-        let query =
-            "\(path)?"
-            + Self.joined(
-                selector, "watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
-                    + "&timeoutSeconds=\(timeoutSeconds)")
+        let watchQuery =
+            "watch=1&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))"
+            + "&timeoutSeconds=\(timeoutSeconds)"
+        let query = "\(path)?" + Self.joined(selector, watchQuery)
         let response = try await client.execute(request(query), timeout: .seconds(Int64(timeoutSeconds + 30)))
         guard response.status == .ok else {
             let body = try await response.body.collect(upTo: 1024 * 1024)
