@@ -61,6 +61,9 @@ extension NFTFamily {
 
     /// The family's address type in sets.
     var addressType: NFTDataType { self == .ip ? .ipv4Address : .ipv6Address }
+
+    /// The family's loopback network as nft writes it.
+    var loopback: String { self == .ip ? "127.0.0.0/8" : "::1" }
 }
 
 /// The table `ipvs-proxy` of one family: the netfilter half of kube-proxy's IPVS mode, with the same semantics,
@@ -178,7 +181,17 @@ public enum ProxyTable {
                 rules: [
                     NFTRule(
                         "\(ip) daddr @\(SetName.serviceAddresses) \(markForMasquerade)",
-                        purpose: "traffic from this node to service addresses")
+                        purpose: "traffic from this node to service addresses"),
+                    // kube-proxy's nat OUTPUT jumps to KUBE-SERVICES, whose `addrtype --dst-type LOCAL` rule leads
+                    // to KUBE-NODE-PORT: the node's own connections to its node ports are masqueraded, policy
+                    // Cluster (policy Local ones RETURN there first, and are not in `node-ports`). Like
+                    // KUBE-SERVICES it leaves loopback sources alone; unlike it, it leaves service addresses to
+                    // the rule above, so node ports never match them.
+                    NFTRule(
+                        "meta l4proto . th dport @\(SetName.nodePorts) fib daddr type local "
+                            + "\(ip) daddr != @\(SetName.serviceAddresses) \(ip) saddr != \(family.loopback) "
+                            + markForMasquerade,
+                        purpose: "traffic from this node to its node ports, policy Cluster"),
                 ]),
             NFTChain(
                 name: "services",

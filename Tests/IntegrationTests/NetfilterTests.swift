@@ -111,6 +111,57 @@ struct NetfilterTests {
         withExtendedLifetime(servers) {}
     }
 
+    /// The node's own connections to its node ports are masqueraded, as kube-proxy's nat OUTPUT does (policy
+    /// Cluster): from node-a to an address of its own that node-b has no route to, the pod on node-a sees
+    /// node-a's address on the pods' bridge and the pod on node-b, reached, node-a's address on the LAN. Without
+    /// the masquerade both see the outside address, and node-b cannot answer. Policy Local keeps the address the
+    /// connection went to, as in kube-proxy; a port that is no node port (the health-check node port's server,
+    /// played by a listener on node-a) is left alone.
+    @Test func theNodesOwnConnectionsToItsNodePortsAreMasqueraded() throws {
+        let lab = try ClusterLab(outsideAddresses: true)
+        var servers = try [AddressFamily.ipv4, .ipv6].flatMap { family in
+            try [
+                ReplyServer(
+                    in: lab.podsA[0], address: ClusterLab.podAddress(node: 1, 0, family: family), port: 8080,
+                    reply: "pod-a", tellsPeer: true),
+                ReplyServer(
+                    in: lab.podsB[0], address: ClusterLab.podAddress(node: 2, 0, family: family), port: 8080,
+                    reply: "pod-b", tellsPeer: true),
+            ]
+        }
+        servers.append(
+            try ReplyServer(in: lab.nodeA, address: IPAddress("::")!, port: 32088, reply: "health", tellsPeer: true))
+        let both = ServiceManifest(
+            name: "both", type: "NodePort", clusterIPs: ["10.96.0.19", "fd00:96::19"], nodePort: 30087,
+            endpoints: [
+                (ClusterLab.podAddress(node: 1, 0), "node-a"), (ClusterLab.podAddress(node: 2, 0), "node-b"),
+                (ClusterLab.podAddress(node: 1, 0, family: .ipv6), "node-a"),
+                (ClusterLab.podAddress(node: 2, 0, family: .ipv6), "node-b"),
+            ])
+        let local = ServiceManifest(
+            name: "local", type: "LoadBalancer", clusterIPs: ["10.96.0.20", "fd00:96::20"], nodePort: 30088,
+            externalTrafficPolicy: "Local", healthCheckNodePort: 32088,
+            endpoints: [
+                (ClusterLab.podAddress(node: 1, 0), "node-a"),
+                (ClusterLab.podAddress(node: 1, 0, family: .ipv6), "node-a"),
+            ])
+        try lab.sync(ProxyRun(lab.nodeA), manifests([both, local]))
+        for (outside, bridge, lan) in [
+            (ClusterLab.nodeAOutsideAddress, "10.244.1.1", "192.168.60.1"),
+            (ClusterLab.nodeAOutsideAddressV6, "fd00:244:1::1", "fd00:60::1"),
+        ] {
+            // Round robin over the two endpoints: two connections reach each.
+            let replies = (0..<4).map { _ in attempt(from: lab.nodeA, to: outside, port: 30087) }
+            #expect(
+                replies.sorted() == [
+                    "pod-a from \(bridge)", "pod-a from \(bridge)", "pod-b from \(lan)", "pod-b from \(lan)",
+                ], "\(outside)")
+            #expect(attempt(from: lab.nodeA, to: outside, port: 30088) == "pod-a from \(outside)")
+            #expect(attempt(from: lab.nodeA, to: outside, port: 32088) == "health from \(outside)")
+        }
+        withExtendedLifetime(servers) {}
+    }
+
     /// A pod that reaches itself through its own Service is masqueraded, so its answer comes back to it.
     @Test func aPodReachingItselfThroughItsServiceIsAnswered() throws {
         let lab = try ClusterLab()

@@ -36,6 +36,17 @@ struct SetElementTests {
     }
 }
 
+/// Every setting that shapes the rules, for the tests that must hold in all of them.
+private let everySetting: [MasqueradeRules] = [
+    MasqueradeRules(),
+    MasqueradeRules(markBit: 3),
+    MasqueradeRules(masqueradeAll: true),
+    MasqueradeRules(localTraffic: .networks(["10.244.0.0/16", "fd00:244::/32"].compactMap(IPNetwork.init))),
+    MasqueradeRules(localTraffic: .nodePodNetworks),
+    MasqueradeRules(localTraffic: .bridgeInterface("cbr0")),
+    MasqueradeRules(localTraffic: .interfaceNamePrefix("veth")),
+]
+
 @Suite("ipvs-proxy's table", .timeLimit(.minutes(2)))
 struct ProxyTableTests {
     private func rules(_ table: NFTable) -> [String] { table.chains.flatMap(\.rules).map(\.statements) }
@@ -67,6 +78,69 @@ struct ProxyTableTests {
         #expect(rules(prefix).contains { $0.hasPrefix("ip6 daddr") && $0.contains(#"iifname != "veth*""#) })
         let all = ProxyTable.make(.ip, rules: MasqueradeRules(masqueradeAll: true))
         #expect(rules(all).contains("ip daddr . meta l4proto . th dport @cluster-ips jump mark-for-masquerade"))
+    }
+
+    private func chain(_ name: String, of table: NFTable) -> [String] {
+        table.chains.first { $0.name == name }?.rules.map(\.statements) ?? []
+    }
+
+    /// kube-proxy's nat OUTPUT jumps to KUBE-SERVICES, whose `addrtype --dst-type LOCAL` rule leads to
+    /// KUBE-NODE-PORT and KUBE-MARK-MASQ: the node's own connections to its node ports are masqueraded, whatever
+    /// the masquerade settings (they shape ClusterIP traffic only), with the chosen mark bit.
+    @Test(arguments: [NFTFamily.ip, .ip6], everySetting)
+    func theNodesOwnConnectionsToItsNodePortsAreMarked(family: NFTFamily, rules: MasqueradeRules) {
+        let table = ProxyTable.make(family, rules: rules)
+        let ip = family == .ip ? "ip" : "ip6"
+        let loopback = family == .ip ? "127.0.0.0/8" : "::1"
+        #expect(
+            chain("output", of: table) == [
+                "\(ip) daddr @service-addresses jump mark-for-masquerade",
+                "meta l4proto . th dport @node-ports fib daddr type local \(ip) daddr != @service-addresses "
+                    + "\(ip) saddr != \(loopback) jump mark-for-masquerade",
+            ])
+        #expect(chain("mark-for-masquerade", of: table) == ["meta mark set meta mark | \(rules.mark)"])
+        // Traffic from elsewhere to node ports is marked as before.
+        #expect(
+            chain("services", of: table).contains(
+                "fib daddr type local meta l4proto . th dport @node-ports jump mark-for-masquerade"))
+    }
+
+    /// The node-port rule leaves alone what is not a node port of a Service with policy Cluster: service
+    /// addresses (marked by their own rule, so a node port's number there changes nothing), loopback sources
+    /// (KUBE-SERVICES' first rule returns them), and health-check node ports, which the proxy itself serves.
+    @Test(arguments: [NFTFamily.ip, .ip6])
+    func nodePortsMatchNeitherServiceAddressesNorLoopbackNorHealthChecks(family: NFTFamily) throws {
+        let table = ProxyTable.make(family, rules: MasqueradeRules())
+        let ip = family == .ip ? "ip" : "ip6"
+        let rule = try #require(chain("output", of: table).first { $0.contains("@node-ports") })
+        #expect(rule.contains("\(ip) daddr != @service-addresses"))
+        #expect(rule.contains(family == .ip ? "ip saddr != 127.0.0.0/8" : "ip6 saddr != ::1"))
+        #expect(!rule.contains("health-check"))
+        // The filter still lets health-check node ports in on service addresses.
+        #expect(
+            chain("input", of: table).first?.contains("meta l4proto . th dport != @health-check-node-ports") == true)
+    }
+
+    /// externalTrafficPolicy Local: kube-proxy's KUBE-NODE-PORT returns a port of KUBE-NODE-PORT-LOCAL-TCP (and
+    /// -UDP, -SCTP) before it marks, in OUTPUT as in PREROUTING, so the node's own connection keeps the address it
+    /// went to and reaches a local endpoint so. Here such a port is not an element of `node-ports` (the sync's
+    /// tests show that), and no rule marks node-port traffic other than through that set.
+    @Test(arguments: [NFTFamily.ip, .ip6], everySetting)
+    func nodePortsWithPolicyLocalAreNotMarked(family: NFTFamily, rules: MasqueradeRules) throws {
+        let table = ProxyTable.make(family, rules: rules)
+        let nodePorts = try #require(table.sets.first { $0.name == ProxyTable.SetName.nodePorts })
+        #expect(nodePorts.comment.contains("externalTrafficPolicy Cluster"))
+        let byNodeAddress = table.chains.flatMap(\.rules).map(\.statements).filter {
+            $0.contains("fib daddr type local")
+        }
+        #expect(byNodeAddress.count == 2)
+        #expect(byNodeAddress.allSatisfy { $0.contains("meta l4proto . th dport @node-ports") })
+        // The sets of ports alone are the Cluster node ports and the health-check node ports; of these only the
+        // first is asked for masquerade.
+        let portSets = table.sets.filter { $0.fields == [.transportProtocol, .port] }.map(\.name)
+        #expect(portSets.sorted() == [ProxyTable.SetName.healthCheckNodePorts, ProxyTable.SetName.nodePorts])
+        let marking = table.chains.flatMap(\.rules).map(\.statements).filter { $0.contains("mark-for-masquerade") }
+        #expect(!marking.contains { $0.contains("@\(ProxyTable.SetName.healthCheckNodePorts)") })
     }
 
     @Test func theSkeletonChangesWithTheRulesAndNotWithElements() {

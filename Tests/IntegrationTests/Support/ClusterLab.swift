@@ -14,6 +14,10 @@ import IPVSModel
 ///   and know no pod network.
 ///
 /// The cluster CIDRs are 10.244.0.0/16 and fd00:244::/32.
+///
+/// With `outsideAddresses`, node-a also has an address no other namespace has a route to (198.51.100.1 and
+/// fd00:51::1, on a dummy link `uplink`), as a node's public address on a network the cluster does not use:
+/// what node-a sends from it to node-b cannot be answered.
 final class ClusterLab: @unchecked Sendable {
     let lan: TestNamespace
     let nodeA: TestNamespace
@@ -29,8 +33,10 @@ final class ClusterLab: @unchecked Sendable {
     static let nodeAAddressV6 = IPAddress("fd00:60::1")!
     static let clientAddress = IPAddress("192.168.60.100")!
     static let clientAddressV6 = IPAddress("fd00:60::100")!
+    static let nodeAOutsideAddress = IPAddress("198.51.100.1")!
+    static let nodeAOutsideAddressV6 = IPAddress("fd00:51::1")!
 
-    init(podsPerNode: Int = 1) throws {
+    init(podsPerNode: Int = 1, outsideAddresses: Bool = false) throws {
         lan = try TestNamespace("lan")
         nodeA = try TestNamespace("node-a")
         nodeB = try TestNamespace("node-b")
@@ -74,6 +80,12 @@ final class ClusterLab: @unchecked Sendable {
         try nodeA.ip("-6", "route", "add", "fd00:244:2::/64", "via", "fd00:60::2")
         try nodeB.ip("route", "add", "10.244.1.0/24", "via", "192.168.60.1")
         try nodeB.ip("-6", "route", "add", "fd00:244:1::/64", "via", "fd00:60::1")
+        if outsideAddresses {
+            try nodeA.ip("link", "add", "uplink", "type", "dummy")
+            try nodeA.ip("addr", "add", "\(Self.nodeAOutsideAddress)/24", "dev", "uplink")
+            try nodeA.ip("addr", "add", "\(Self.nodeAOutsideAddressV6)/64", "dev", "uplink", "nodad")
+            try nodeA.ip("link", "set", "uplink", "up")
+        }
         for host in [client, otherClient] {
             for network in ["10.96.0.0/16", "192.0.2.0/24"] {
                 try host.ip("route", "add", network, "via", "192.168.60.1")
