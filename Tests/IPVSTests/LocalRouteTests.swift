@@ -142,7 +142,8 @@ struct LocalRouteTests {
         #expect(route.scope == 254)
         #expect(route.table == 255)
         #expect(route.link_index == 3)
-        #expect(withUnsafeBytes(of: route.destination) { Array($0) } == [10, 96, 0, 1] + Array(repeating: 0, count: 12))
+        #expect(
+            withUnsafeBytes(of: route.destination) { Array($0) } == [10, 96, 0, 1] + Array(repeating: 0, count: 12))
     }
 
     @Test func aTableAbove255IsReadFromItsAttribute() {
@@ -196,16 +197,20 @@ struct LocalRouteTests {
     /// table's (an address's own, a broadcast, ours for a range and a host, someone else's, ours on another link).
     private static func everyTable(_ sequence: UInt32, interruptedAt: Int? = nil) -> [[UInt8]] {
         var messages = [
-            M.route([], prefixLength: 0, family: 2, type: 1, protocol: 3, scope: 0, table: 254, link: 2,
+            M.route(
+                [], prefixLength: 0, family: 2, type: 1, protocol: 3, scope: 0, table: 254, link: 2,
                 sequence: sequence),
-            M.route([10, 96, 0, 1], prefixLength: 32, protocol: 2, link: 7, source: [10, 96, 0, 1], sequence: sequence),
-            M.route([127, 255, 255, 255], prefixLength: 32, type: 3, protocol: 2, scope: 253, link: 1,
+            M.route(
+                [10, 96, 0, 1], prefixLength: 32, protocol: 2, link: 7, source: [10, 96, 0, 1], sequence: sequence),
+            M.route(
+                [127, 255, 255, 255], prefixLength: 32, type: 3, protocol: 2, scope: 253, link: 1,
                 sequence: sequence),
             M.route([10, 96, 0, 0], prefixLength: 12, sequence: sequence),
             M.route([192, 0, 2, 10], prefixLength: 32, sequence: sequence),
             M.route([198, 51, 100, 0], prefixLength: 24, protocol: 4, sequence: sequence),
             M.route([203, 0, 113, 0], prefixLength: 24, link: 9, sequence: sequence),
-            M.route([239, 1, 1, 1], prefixLength: 32, family: 128, type: 5, protocol: 17, table: 253, link: nil,
+            M.route(
+                [239, 1, 1, 1], prefixLength: 32, family: 128, type: 5, protocol: 17, table: 253, link: nil,
                 sequence: sequence),
             M.route(serviceRangeIPv6.address.bytes, prefixLength: 108, sequence: sequence),
         ]
@@ -227,9 +232,11 @@ struct LocalRouteTests {
         #expect(requests[0].bytes[16] == 0 && requests[0].bytes[20] == 255)
         #expect(routes.count == 7)
         #expect(routes.allSatisfy { $0.table == 255 })
-        #expect(routes.first == TableRoute(
-            network: IPNetwork("10.96.0.1/32")!, kind: .local, routeProtocol: .kernel, scope: 254, table: 255,
-            linkIndex: 7))
+        #expect(
+            routes.first
+                == TableRoute(
+                    network: IPNetwork("10.96.0.1/32")!, kind: .local, routeProtocol: .kernel, scope: 254, table: 255,
+                    linkIndex: 7))
         #expect(routes.contains { $0.kind == .broadcast && $0.scope == 253 && $0.linkIndex == 1 })
     }
 
@@ -242,14 +249,19 @@ struct LocalRouteTests {
             anyProtocol = try $0.localRoutes(linkIndex: 7, routeProtocol: nil)
             everywhere = try $0.localRoutes()
         }
-        #expect(ours == [
-            LocalRoute(network: Self.serviceRange, linkIndex: 7), LocalRoute(network: Self.externalIP, linkIndex: 7),
-            LocalRoute(network: Self.serviceRangeIPv6, linkIndex: 7),
-        ])
+        #expect(
+            ours == [
+                LocalRoute(network: Self.serviceRange, linkIndex: 7),
+                LocalRoute(network: Self.externalIP, linkIndex: 7),
+                LocalRoute(network: Self.serviceRangeIPv6, linkIndex: 7),
+            ])
         // The address's own route (kernel) and someone else's (static) are local routes on the link, not ours.
         #expect(anyProtocol.count == 5)
-        #expect(anyProtocol.contains(LocalRoute(network: IPNetwork("198.51.100.0/24")!, linkIndex: 7,
-            routeProtocol: .static)))
+        #expect(
+            anyProtocol.contains(
+                LocalRoute(
+                    network: IPNetwork("198.51.100.0/24")!, linkIndex: 7,
+                    routeProtocol: .static)))
         // Without a link: ours on every link (what a cleanup without the state folder finds).
         #expect(everywhere.count == 4)
         #expect(everywhere.contains(LocalRoute(network: IPNetwork("203.0.113.0/24")!, linkIndex: 9)))
