@@ -1,5 +1,5 @@
-// rtnetlink: the dummy link that holds service addresses, the node's links and addresses, and the kernel's
-// announcements of address changes.
+// rtnetlink: the dummy link that holds service addresses, the node's links and addresses, the local routes that
+// make service addresses local, and the kernel's announcements of address changes.
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -233,6 +233,163 @@ nla_put_failure:
 
 int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context) {
     return transport_batch_commit(&handle->transport, visitor, context);
+}
+
+// MARK: - Routes of the local table
+
+_Static_assert(CNETLINK_LOCAL_TABLE == RT_TABLE_LOCAL, "the local table");
+_Static_assert(CNETLINK_ROUTE_TYPE_LOCAL == RTN_LOCAL, "route type local");
+_Static_assert(CNETLINK_SCOPE_HOST == RT_SCOPE_HOST, "scope host");
+
+static size_t address_length(uint16_t family) {
+    return family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+}
+
+int cnetlink_route_parse_route(const void *message, size_t length, cnetlink_route_entry *route) {
+    const struct nlmsghdr *header = message;
+    if (length < NLMSG_HDRLEN || header->nlmsg_len > length ||
+        header->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)) || header->nlmsg_type != RTM_NEWROUTE) {
+        return -CNETLINK_EBADREPLY;
+    }
+    struct nlattr *attributes[RTA_MAX + 1];
+    if (nlmsg_parse((struct nlmsghdr *)header, sizeof(struct rtmsg), attributes, RTA_MAX, NULL) < 0) {
+        return -CNETLINK_EBADREPLY;
+    }
+    const struct rtmsg *info = nlmsg_data(header);
+    size_t expected = address_length(info->rtm_family);
+    if (expected == 0 || info->rtm_dst_len > expected * 8) {
+        return -CNETLINK_EBADREPLY;
+    }
+    memset(route, 0, sizeof(*route));
+    route->family = info->rtm_family;
+    route->prefix_length = info->rtm_dst_len;
+    route->type = info->rtm_type;
+    route->protocol = info->rtm_protocol;
+    route->scope = info->rtm_scope;
+    route->table = info->rtm_table;
+    // Tables above 255 are in RTA_TABLE only (the header then says RT_TABLE_COMPAT); the kernel sends it for all.
+    if (attributes[RTA_TABLE] != NULL) {
+        if (nla_len(attributes[RTA_TABLE]) < (int)sizeof(uint32_t)) {
+            return -CNETLINK_EBADREPLY;
+        }
+        route->table = nla_get_u32(attributes[RTA_TABLE]);
+    }
+    if (attributes[RTA_OIF] != NULL) {
+        if (nla_len(attributes[RTA_OIF]) < (int)sizeof(uint32_t)) {
+            return -CNETLINK_EBADREPLY;
+        }
+        route->link_index = (int32_t)nla_get_u32(attributes[RTA_OIF]);
+    }
+    // A default route (prefix length 0) has no RTA_DST; any other has one of its family's length.
+    if (attributes[RTA_DST] != NULL) {
+        if ((size_t)nla_len(attributes[RTA_DST]) != expected) {
+            return -CNETLINK_EBADREPLY;
+        }
+        memcpy(route->destination, nla_data(attributes[RTA_DST]), expected);
+    } else if (route->prefix_length != 0) {
+        return -CNETLINK_EBADREPLY;
+    }
+    return 0;
+}
+
+struct route_dump {
+    cnetlink_route_entry_visitor visitor;
+    void *context;
+};
+
+static int handle_route(const struct nlmsghdr *message, void *context) {
+    struct route_dump *dump = context;
+    if (message->nlmsg_type != RTM_NEWROUTE || message->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg))) {
+        return 0;
+    }
+    // An AF_UNSPEC dump brings every family's routes: multicast routing's (RTNL_FAMILY_IPMR, ...) are not ours.
+    const struct rtmsg *info = nlmsg_data(message);
+    if (info->rtm_family != AF_INET && info->rtm_family != AF_INET6) {
+        return 0;
+    }
+    cnetlink_route_entry route;
+    // A route that cannot be read stops the dump: it may be of the local table, and what was visited is not it.
+    int result = cnetlink_route_parse_route(message, message->nlmsg_len, &route);
+    if (result < 0) {
+        return result;
+    }
+    if (route.table != RT_TABLE_LOCAL) {
+        return 0;
+    }
+    return dump->visitor(&route, dump->context);
+}
+
+int cnetlink_route_dump_local_table(cnetlink_route *handle, cnetlink_route_entry_visitor visitor, void *context) {
+    void *header;
+    if (begin_request(handle, RTM_GETROUTE, NLM_F_DUMP, sizeof(struct rtmsg), &header) == NULL) {
+        return -EMSGSIZE;
+    }
+    // Without NETLINK_GET_STRICT_CHK the kernel ignores the table asked for and sends every table: the handler
+    // keeps the local one. (Strict checking would change how every other request of this socket is read.)
+    struct rtmsg *info = header;
+    info->rtm_family = AF_UNSPEC;
+    info->rtm_table = RT_TABLE_LOCAL;
+    struct route_dump dump = {visitor, context};
+    return transport_exchange(&handle->transport, handle_route, &dump);
+}
+
+/// Builds the request for a local route into `message` (empty). No NLM_F_EXCL: IPv4 would then refuse a /32 beside
+/// the route of an address bound to the same link (the same key, another protocol), which the move from bound
+/// addresses needs; without it the kernel still refuses an identical route with EEXIST.
+static int build_local_route(struct nl_msg *message, int add, const cnetlink_route_entry *route, uint32_t sequence) {
+    size_t length = address_length(route->family);
+    if (length == 0 || route->prefix_length > length * 8) {
+        return -EINVAL;
+    }
+    struct nlmsghdr *header = nlmsg_put(message, NL_AUTO_PORT, sequence, add ? RTM_NEWROUTE : RTM_DELROUTE,
+                                        sizeof(struct rtmsg), NLM_F_REQUEST | (add ? NLM_F_CREATE : 0));
+    if (header == NULL) {
+        return -EMSGSIZE;
+    }
+    struct rtmsg *info = nlmsg_data(header);
+    memset(info, 0, sizeof(*info));
+    info->rtm_family = (uint8_t)route->family;
+    info->rtm_dst_len = route->prefix_length;
+    info->rtm_table = RT_TABLE_LOCAL;
+    // A deletion matches on these too: the kernel deletes only a local route of this protocol on this link.
+    info->rtm_protocol = route->protocol;
+    info->rtm_scope = RT_SCOPE_HOST;
+    info->rtm_type = RTN_LOCAL;
+    NLA_PUT(message, RTA_DST, length, route->destination);
+    NLA_PUT_U32(message, RTA_TABLE, RT_TABLE_LOCAL);
+    NLA_PUT_U32(message, RTA_OIF, (uint32_t)route->link_index);
+    return 0;
+nla_put_failure:
+    return -EMSGSIZE;
+}
+
+int cnetlink_route_encode_local_route(int add, const cnetlink_route_entry *route, uint32_t sequence, void *buffer,
+                                      size_t capacity) {
+    struct nl_msg *message = nlmsg_alloc();
+    if (message == NULL) {
+        return -ENOMEM;
+    }
+    int result = build_local_route(message, add, route, sequence);
+    if (result == 0) {
+        struct nlmsghdr *header = nlmsg_hdr(message);
+        if (header->nlmsg_len > capacity) {
+            result = -EMSGSIZE;
+        } else {
+            memcpy(buffer, header, header->nlmsg_len);
+            result = (int)header->nlmsg_len;
+        }
+    }
+    nlmsg_free(message);
+    return result;
+}
+
+int cnetlink_route_batch_append_local_route(cnetlink_route *handle, int add, const cnetlink_route_entry *route) {
+    // The batch assigns the sequence number, which is how a failure finds its route.
+    int result = build_local_route(transport_reset_message(&handle->transport), add, route, 0);
+    if (result < 0) {
+        return result;
+    }
+    return transport_batch_append_scratch(&handle->transport);
 }
 
 // MARK: - Address announcements

@@ -253,6 +253,57 @@ int cnetlink_route_batch_append_address(cnetlink_route *handle, int add, const c
 /// Finishes the batch like `cnetlink_ipvs_batch_commit`.
 int cnetlink_route_batch_commit(cnetlink_route *handle, cnetlink_failure_visitor visitor, void *context);
 
+// MARK: - Routes of the local table (rtnetlink)
+
+/// The kernel's `local` routing table (RT_TABLE_LOCAL), where every address it holds local has a route.
+#define CNETLINK_LOCAL_TABLE 255
+/// A route's type `local` (RTN_LOCAL): every address the route covers is the node's own.
+#define CNETLINK_ROUTE_TYPE_LOCAL 2
+/// Scope `host` (RT_SCOPE_HOST), which local routes have.
+#define CNETLINK_SCOPE_HOST 254
+
+/// A route as the kernel reports it. Adding and deleting read `family`, `destination`, `prefix_length`,
+/// `protocol` and `link_index`; the rest is fixed for them (type local, the local table, scope host).
+typedef struct cnetlink_route_entry {
+    /// AF_INET or AF_INET6.
+    uint16_t family;
+    /// The destination's prefix length (0...32 or 0...128).
+    uint8_t prefix_length;
+    /// RTN_* (RTN_UNICAST 1, RTN_LOCAL 2, RTN_BROADCAST 3, ...).
+    uint8_t type;
+    /// RTPROT_*: who made the route (RTPROT_KERNEL 2 for an address's own route, or a daemon's number).
+    uint8_t protocol;
+    /// RT_SCOPE_* (RT_SCOPE_HOST 254 for local routes).
+    uint8_t scope;
+    /// The routing table: RTA_TABLE when the kernel sends it (tables above 255), else the header's.
+    uint32_t table;
+    /// The output link (RTA_OIF), 0 when the route names none.
+    int32_t link_index;
+    /// The destination network in network byte order (IPv4 in the first 4 bytes); zeros for a default route.
+    uint8_t destination[16];
+} cnetlink_route_entry;
+
+typedef int (*cnetlink_route_entry_visitor)(const cnetlink_route_entry *route, void *context);
+
+/// Dumps the routes of the local table, both families (the kernel sends every table's: the others are not
+/// visited). Returns the number of route messages the kernel sent, or a negative code: `-CNETLINK_EDUMPINTR` when
+/// routes changed during the dump, as for links.
+int cnetlink_route_dump_local_table(cnetlink_route *handle, cnetlink_route_entry_visitor visitor, void *context);
+/// Adds (`add` nonzero) or deletes a route of type local in the local table, scope host, on the link and with the
+/// protocol the entry names. Adding an identical route is `-EEXIST`; one that differs from an existing one only by
+/// its protocol (an address's own route, RTPROT_KERNEL) is added beside it. Deleting matches the protocol and the
+/// link too: a route someone else made is never deleted (`-ESRCH` when none matches).
+int cnetlink_route_batch_append_local_route(cnetlink_route *handle, int add, const cnetlink_route_entry *route);
+
+/// Encodes the request `cnetlink_route_batch_append_local_route` sends as one netlink message (pure). Returns its
+/// length, or a negative code (`-EMSGSIZE` when `capacity` is too small, `-EINVAL` for an unknown family or a
+/// prefix length too long for it).
+int cnetlink_route_encode_local_route(int add, const cnetlink_route_entry *route, uint32_t sequence, void *buffer,
+                                      size_t capacity);
+/// Parses one RTM_NEWROUTE message (a dump entry; pure). `-CNETLINK_EBADREPLY` when it is truncated, not a route,
+/// or of a family other than IPv4 and IPv6.
+int cnetlink_route_parse_route(const void *message, size_t length, cnetlink_route_entry *route);
+
 /// A socket that hears the kernel announce address changes (rtnetlink's IPv4 and IPv6 address groups) in one
 /// network namespace. Not thread-safe: one thread waits on it.
 typedef struct cnetlink_address_monitor cnetlink_address_monitor;

@@ -2,8 +2,9 @@ import CNetlink
 import InterfaceModel
 import KernelShim
 
-/// A connection to the kernel's routing interface (rtnetlink) of one network namespace: links and
-/// their addresses. Calls are serialized, so a handle may be shared between tasks.
+/// A connection to the kernel's routing interface (rtnetlink) of one network namespace: links, their
+/// addresses, and the local routes that make service addresses local. Calls are serialized, so a handle may be
+/// shared between tasks.
 ///
 /// Errors are `KernelCallError` values that keep the kernel's errno.
 public final class InterfaceHandle: Sendable {
@@ -24,7 +25,7 @@ public final class InterfaceHandle: Sendable {
             close: { cnetlink_route_close($0) })
     }
 
-    /// How many of this handle's dumps the kernel marked interrupted: links or addresses changed while they
+    /// How many of this handle's dumps the kernel marked interrupted: links, addresses or routes changed while they
     /// were read. Each was read again from the start, up to a bound (then the read threw
     /// `KernelFailure.dumpInterrupted`).
     public var interruptedDumps: Int { shim.interruptedDumps }
@@ -111,6 +112,73 @@ public final class InterfaceHandle: Sendable {
             commit: { cnetlink_route_batch_commit($0, $1, $2) })
         return refusals.map {
             AddressChangeFailure(
+                index: $0.index, change: changes[$0.index],
+                error: KernelCallError(operation: changes[$0.index].description, $0.error))
+        }
+    }
+
+    // MARK: - Routes of the local table
+
+    /// Every route of the kernel's `local` table, both families, of any type, protocol and link.
+    /// - Throws: `KernelCallError`; `KernelFailure.dumpInterrupted` when routes kept changing through every read.
+    public func localTableRoutes() throws -> [TableRoute] {
+        try shim.dump("list the local table's routes", startingWith: []) { handle, routes in
+            cnetlink_route_dump_local_table(
+                handle,
+                { route, context in
+                    let routes = context!.assumingMemoryBound(to: [TableRoute].self)
+                    let entry = route!.pointee
+                    let address = IPAddress(family: entry.family, cBytes: entry.destination)
+                    // The shim has checked the length against the family.
+                    guard let network = IPNetwork(address: address, prefixLength: Int(entry.prefix_length)) else {
+                        return ShimError.malformedReply.rawValue
+                    }
+                    routes.pointee.append(
+                        TableRoute(
+                            network: network, kind: TableRoute.Kind(rawValue: entry.type),
+                            routeProtocol: RouteProtocol(rawValue: entry.protocol), scope: entry.scope,
+                            table: entry.table, linkIndex: entry.link_index))
+                    return 0
+                }, routes)
+        }
+    }
+
+    /// The routes of type `local` in the `local` table, on the link with index `linkIndex` and made by
+    /// `routeProtocol` (any link or protocol when `nil`).
+    /// - Throws: As ``localTableRoutes()``.
+    public func localRoutes(linkIndex: Int32? = nil, routeProtocol: RouteProtocol? = .ipvsProxy) throws
+        -> [LocalRoute]
+    {
+        try localTableRoutes().compactMap { route in
+            guard let local = route.localRoute, linkIndex.map({ $0 == local.linkIndex }) ?? true,
+                routeProtocol.map({ $0 == local.routeProtocol }) ?? true
+            else { return nil }
+            return local
+        }
+    }
+
+    /// Adds and deletes local routes as one batch (many per `send()`, failures only answered): each a route of type
+    /// `local` in the `local` table, scope host, on its link, with its protocol. Adding a route that is there is
+    /// refused with `EEXIST`, deleting one that is not (of that protocol, on that link) with `ESRCH`.
+    /// - Returns: The changes the kernel refused.
+    public func apply(_ changes: [RouteChange]) throws -> [RouteChangeFailure] {
+        let refusals = try shim.batch(
+            "apply a batch of \(changes.count) route changes", changes,
+            begin: { cnetlink_route_batch_begin($0) },
+            append: { handle, change in
+                let route = change.route
+                var entry = cnetlink_route_entry()
+                entry.family = route.network.family.rawValue
+                entry.prefix_length = route.network.prefixLength
+                entry.protocol = route.routeProtocol.rawValue
+                entry.link_index = route.linkIndex
+                route.network.address.copy(into: &entry.destination)
+                let isAdd: Int32 = if case .add = change { 1 } else { 0 }
+                return cnetlink_route_batch_append_local_route(handle, isAdd, &entry)
+            },
+            commit: { cnetlink_route_batch_commit($0, $1, $2) })
+        return refusals.map {
+            RouteChangeFailure(
                 index: $0.index, change: changes[$0.index],
                 error: KernelCallError(operation: changes[$0.index].description, $0.error))
         }

@@ -4,9 +4,10 @@ import Sync
 import Synchronization
 import SystemPackage
 
-/// A node's links and addresses in memory that answer a sync as the kernel does (binding an address that is
-/// there is `EEXIST`, unbinding one that is not `EADDRNOTAVAIL`, a missing link `ENODEV`), and that a test can
-/// tell to refuse changes or to fail a whole batch.
+/// A node's links, addresses and local routes in memory that answer a sync as the kernel does (binding an address
+/// that is there is `EEXIST`, unbinding one that is not `EADDRNOTAVAIL`, a missing link `ENODEV`; adding a local
+/// route that is there `EEXIST`, deleting one that is not `ESRCH`), and that a test can tell to refuse changes or to
+/// fail a whole batch.
 public final class FakeInterfaces: InterfaceConnection {
     private struct State {
         var links: [NetworkLink]
@@ -16,6 +17,11 @@ public final class FakeInterfaces: InterfaceConnection {
         var beforeNextBatch: (@Sendable ([AddressChange]) -> Void)?
         var batches: [[AddressChange]] = []
         var reads = 0
+        /// The local table's routes of type local (the kernel's own for bound addresses are not kept).
+        var routes: [LocalRoute] = []
+        var routeRefusals: [(matches: @Sendable (RouteChange) -> Bool, errno: Errno)] = []
+        var failNextRouteBatch: Errno?
+        var routeBatches: [[RouteChange]] = []
     }
 
     private let state: Mutex<State>
@@ -115,6 +121,8 @@ public final class FakeInterfaces: InterfaceConnection {
         state.withLock { state in
             state.links.removeAll { $0.index == index }
             state.addresses.removeAll { $0.linkIndex == index }
+            // The kernel flushes the routes of a link that goes away.
+            state.routes.removeAll { $0.linkIndex == index }
         }
     }
 
@@ -161,6 +169,91 @@ public final class FakeInterfaces: InterfaceConnection {
         switch change {
         case .bind: return present ? .fileExists : nil
         case .unbind: return present ? nil : .addressNotAvailable
+        }
+    }
+
+    // MARK: - Local routes
+
+    /// Every local route of the local table, in the order they were made.
+    public var routes: [LocalRoute] { state.withLock { $0.routes } }
+    /// Every route change batch sent, in order.
+    public var routeBatches: [[RouteChange]] { state.withLock { $0.routeBatches } }
+
+    /// Adds a local route behind the syncer's back, as an administrator or another daemon would (any protocol).
+    public func add(_ route: LocalRoute) {
+        state.withLock { $0.routes.append(route) }
+    }
+
+    /// Removes a local route behind the syncer's back.
+    public func remove(_ route: LocalRoute) {
+        state.withLock { $0.routes.removeAll { $0 == route } }
+    }
+
+    /// Refuses every route change that `matches`, with `errno`.
+    public func refuseRoutes(_ errno: Errno, where matches: @escaping @Sendable (RouteChange) -> Bool) {
+        state.withLock { $0.routeRefusals.append((matches, errno)) }
+    }
+
+    /// The next route batch fails as a whole with `errno` (its outcome unknown to the caller); nothing is changed.
+    public func failNextRouteBatch(with errno: Errno) {
+        state.withLock { $0.failNextRouteBatch = errno }
+    }
+
+    public func localRoutes(linkIndex: Int32?, routeProtocol: RouteProtocol?) throws -> [LocalRoute] {
+        state.withLock { state in
+            state.routes.filter { route in
+                (linkIndex.map { $0 == route.linkIndex } ?? true)
+                    && (routeProtocol.map { $0 == route.routeProtocol } ?? true)
+            }
+        }
+    }
+
+    public func apply(_ changes: [RouteChange]) throws -> [RouteChangeFailure] {
+        try state.withLock { state in
+            state.routeBatches.append(changes)
+            if let errno = state.failNextRouteBatch {
+                state.failNextRouteBatch = nil
+                throw KernelCallError(
+                    operation: "apply a batch of \(changes.count) route changes", reason: .kernel(errno))
+            }
+            var failures: [RouteChangeFailure] = []
+            for (index, change) in changes.enumerated() {
+                if let errno = state.routeRefusals.first(where: { $0.matches(change) })?.errno
+                    ?? Self.kernelRefusal(change, state)
+                {
+                    failures.append(
+                        RouteChangeFailure(
+                            index: index, change: change,
+                            error: KernelCallError(operation: change.description, reason: .kernel(errno))))
+                    continue
+                }
+                switch change {
+                case .add(let route): state.routes.append(route)
+                case .delete(let route): state.routes.removeAll { $0 == route }
+                }
+            }
+            return failures
+        }
+    }
+
+    /// What the kernel says to a route change: a route on a link that is not there is `ENODEV`; an IPv4 route that
+    /// is there (the same network, link and protocol) is `EEXIST`, and so is an IPv6 one of the same network on the
+    /// same link whatever its protocol (IPv6 compares the next hop, not the protocol, of routes of one metric);
+    /// deleting needs the same network, link and protocol, or it is `ESRCH`.
+    private static func kernelRefusal(_ change: RouteChange, _ state: State) -> Errno? {
+        let target = change.route
+        switch change {
+        case .add:
+            guard state.links.contains(where: { $0.index == target.linkIndex }) else {
+                return .operationNotSupportedByDevice
+            }
+            let present = state.routes.contains { route in
+                route.network == target.network && route.linkIndex == target.linkIndex
+                    && (route.routeProtocol == target.routeProtocol || target.network.family == .ipv6)
+            }
+            return present ? .fileExists : nil
+        case .delete:
+            return state.routes.contains(target) ? nil : .noSuchProcess
         }
     }
 }

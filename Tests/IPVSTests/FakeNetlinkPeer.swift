@@ -5,15 +5,18 @@ import Synchronization
     import Glibc
 #endif
 
-/// The netlink header of one request the fake kernel received.
+/// One request message the fake kernel received: its netlink header, and the whole message.
 struct PeerRequest: Sendable, Equatable {
     var type: UInt16
     var flags: UInt16
     var sequence: UInt32
+    /// The message's bytes, header included.
+    var bytes: [UInt8] = []
 }
 
 /// Plays the kernel at one end of a datagram socket pair: a thread reads each request a handle sends through
-/// the other end and answers it with the datagrams `answer` makes for it, as the kernel would, without one.
+/// the other end and answers it with the datagrams `answer` makes for it, as the kernel would, without one. A
+/// datagram of several messages (a batch) is answered message by message, in order.
 final class FakeNetlinkPeer: Sendable {
     /// The end a handle takes (and closes when it is closed).
     let handleSocket: Int32
@@ -22,8 +25,8 @@ final class FakeNetlinkPeer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
 
-    /// - Parameter answer: The datagrams to send back for the request with this index (from 0); each may hold
-    ///   several messages. They must carry the request's sequence number to be taken as its answer.
+    /// - Parameter answer: The datagrams to send back for the request message with this index (from 0); each may
+    ///   hold several messages. They must carry the request's sequence number to be taken as its answer.
     init(answer: @escaping @Sendable (_ index: Int, _ request: PeerRequest) -> [[UInt8]]) throws {
         var ends: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &ends) == 0 else {
@@ -54,16 +57,25 @@ final class FakeNetlinkPeer: Sendable {
             var waiting = pollfd(fd: peerSocket, events: Int16(POLLIN), revents: 0)
             guard poll(&waiting, 1, 5) > 0 else { continue }
             let length = recv(peerSocket, &buffer, buffer.count, 0)
-            guard length >= 16 else { continue }
-            func u16(_ at: Int) -> UInt16 { UInt16(buffer[at]) | UInt16(buffer[at + 1]) << 8 }
-            func u32(_ at: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(buffer[at + $1]) << (8 * $1) } }
-            let request = PeerRequest(type: u16(4), flags: u16(6), sequence: u32(8))
-            let index = received.withLock { requests in
-                requests.append(request)
-                return requests.count - 1
-            }
-            for datagram in answer(index, request) {
-                _ = datagram.withUnsafeBytes { send(peerSocket, $0.baseAddress, $0.count, 0) }
+            var offset = 0
+            while length - offset >= 16 {
+                func u16(_ at: Int) -> UInt16 { UInt16(buffer[at]) | UInt16(buffer[at + 1]) << 8 }
+                func u32(_ at: Int) -> UInt32 {
+                    (0..<4).reduce(UInt32(0)) { $0 | UInt32(buffer[at + $1]) << (8 * $1) }
+                }
+                let messageLength = Int(u32(offset))
+                guard messageLength >= 16, offset + messageLength <= length else { break }
+                let request = PeerRequest(
+                    type: u16(offset + 4), flags: u16(offset + 6), sequence: u32(offset + 8),
+                    bytes: Array(buffer[offset..<(offset + messageLength)]))
+                let index = received.withLock { requests in
+                    requests.append(request)
+                    return requests.count - 1
+                }
+                for datagram in answer(index, request) {
+                    _ = datagram.withUnsafeBytes { send(peerSocket, $0.baseAddress, $0.count, 0) }
+                }
+                offset += (messageLength + 3) & ~3
             }
         }
     }

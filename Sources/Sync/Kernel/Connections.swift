@@ -36,6 +36,14 @@ package protocol InterfaceConnection: Sendable {
     /// Applies address changes as one batch.
     /// - Returns: The changes the kernel refused.
     func apply(_ changes: [AddressChange]) throws -> [AddressChangeFailure]
+    /// The routes of type `local` in the `local` table, on the link with index `linkIndex` and made by
+    /// `routeProtocol` (any link or protocol when `nil`).
+    func localRoutes(linkIndex: Int32?, routeProtocol: RouteProtocol?) throws -> [LocalRoute]
+    /// Adds and deletes local routes as one batch, going on after a refusal (adding one that is there is `EEXIST`,
+    /// deleting one that is not `ESRCH`).
+    /// - Returns: The changes the kernel refused.
+    /// - Throws: When the batch's outcome is unknown (any part of it may have been applied).
+    func apply(_ changes: [RouteChange]) throws -> [RouteChangeFailure]
 }
 
 /// What a sync needs of the kernel's nftables: ipvs-proxy's own tables, read and changed in transactions.
