@@ -15,6 +15,7 @@
 
 #include "CNetlink.h"
 #include "ipvs_messages.h"
+#include "transport.h"
 
 _Static_assert(CNETLINK_SCHEDULER_NAME_SIZE == IP_VS_SCHEDNAME_MAXLEN, "scheduler name size");
 _Static_assert(IPVS_CMD_FLUSH == 17, "IPVS command numbering");
@@ -123,18 +124,8 @@ int cnetlink_ipvs_encode_operation(const cnetlink_operation *operation, uint16_t
     if (message == NULL) {
         return -ENOMEM;
     }
-    int result = ipvs_build_operation(message, operation, family_id, sequence, extra_flags);
-    if (result == 0) {
-        struct nlmsghdr *header = nlmsg_hdr(message);
-        if (header->nlmsg_len > capacity) {
-            result = -EMSGSIZE;
-        } else {
-            memcpy(buffer, header, header->nlmsg_len);
-            result = (int)header->nlmsg_len;
-        }
-    }
-    nlmsg_free(message);
-    return result;
+    int built = ipvs_build_operation(message, operation, family_id, sequence, extra_flags);
+    return transport_copy_out(message, built, buffer, capacity);
 }
 
 // MARK: - Parsing

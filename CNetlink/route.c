@@ -369,18 +369,8 @@ int cnetlink_route_encode_local_route(int add, const cnetlink_route_entry *route
     if (message == NULL) {
         return -ENOMEM;
     }
-    int result = build_local_route(message, add, route, sequence);
-    if (result == 0) {
-        struct nlmsghdr *header = nlmsg_hdr(message);
-        if (header->nlmsg_len > capacity) {
-            result = -EMSGSIZE;
-        } else {
-            memcpy(buffer, header, header->nlmsg_len);
-            result = (int)header->nlmsg_len;
-        }
-    }
-    nlmsg_free(message);
-    return result;
+    int built = build_local_route(message, add, route, sequence);
+    return transport_copy_out(message, built, buffer, capacity);
 }
 
 int cnetlink_route_batch_append_local_route(cnetlink_route *handle, int add, const cnetlink_route_entry *route) {

@@ -421,6 +421,21 @@ static int flush_batch(struct cnetlink_transport *transport) {
     return collect_answers(transport, 1, 0);
 }
 
+int transport_copy_out(struct nl_msg *message, int built, void *buffer, size_t capacity) {
+    int result = built;
+    if (result == 0) {
+        struct nlmsghdr *header = nlmsg_hdr(message);
+        if (header->nlmsg_len > capacity) {
+            result = -EMSGSIZE;
+        } else {
+            memcpy(buffer, header, header->nlmsg_len);
+            result = (int)header->nlmsg_len;
+        }
+    }
+    nlmsg_free(message);
+    return result;
+}
+
 int transport_batch_append_scratch(struct cnetlink_transport *transport) {
     if (transport->batch_error != 0) {
         return transport->batch_error;

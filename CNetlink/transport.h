@@ -86,6 +86,11 @@ size_t transport_scratch_capacity(struct cnetlink_transport *transport);
 /// kernel flagged any message of a dump NLM_F_DUMP_INTR (the handler has then seen an inconsistent dump).
 int transport_exchange(struct cnetlink_transport *transport, transport_message_handler handler, void *context);
 
+/// Copies a message built by a pure builder (its result `built`: 0 or a negative code) into `buffer`, then frees
+/// it. Returns the message's length, `-EMSGSIZE` when it does not fit, or `built` when that failed. For the
+/// builders' tests and fuzzing: they see exactly the bytes a handle would send.
+int transport_copy_out(struct nl_msg *message, int built, void *buffer, size_t capacity);
+
 int transport_batch_begin(struct cnetlink_transport *transport);
 /// Copies the scratch message into the batch, sending the batch buffer first when it is full.
 int transport_batch_append_scratch(struct cnetlink_transport *transport);
