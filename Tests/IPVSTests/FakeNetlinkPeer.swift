@@ -1,4 +1,5 @@
 import Foundation
+@testable import Interfaces
 import Synchronization
 
 #if canImport(Glibc)
@@ -144,4 +145,16 @@ enum RouteMessages {
         header += [0, 0, 0, 0]
         return NetlinkMessageBuilder(type: 2, sequence: request.sequence, header: header).message
     }
+}
+
+/// Runs `body` with a handle whose kernel is a fake peer that answers with `answer`; returns the requests the peer
+/// saw.
+func withFakeKernel(
+    answer: @escaping @Sendable (Int, PeerRequest) -> [[UInt8]], _ body: (InterfaceHandle) throws -> Void
+) throws -> [PeerRequest] {
+    let peer = try FakeNetlinkPeer(answer: answer)
+    defer { peer.stop() }
+    let handle = try InterfaceHandle(testingSocket: peer.handleSocket)
+    try body(handle)
+    return peer.requests
 }

@@ -17,18 +17,6 @@ struct InterruptedDumpTests {
     private static let podNetwork: [UInt8] = [10, 244, 0, 1]
     private static let nodeIPv6: [UInt8] = [0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]
 
-    /// Runs `body` with a handle whose kernel is a fake peer that answers with `answer`; returns the requests
-    /// the peer saw.
-    private func withFakeKernel(
-        answer: @escaping @Sendable (Int, PeerRequest) -> [[UInt8]], _ body: (InterfaceHandle) throws -> Void
-    ) throws -> [PeerRequest] {
-        let peer = try FakeNetlinkPeer(answer: answer)
-        defer { peer.stop() }
-        let handle = try InterfaceHandle(testingSocket: peer.handleSocket)
-        try body(handle)
-        return peer.requests
-    }
-
     /// A clean address dump: the node's address, a service address on link 3, an IPv6 node address.
     private static func cleanAddresses(_ sequence: UInt32) -> [[UInt8]] {
         [

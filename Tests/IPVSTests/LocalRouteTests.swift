@@ -183,16 +183,6 @@ struct LocalRouteTests {
 
     // MARK: - Reading the local table
 
-    private func withFakeKernel(
-        answer: @escaping @Sendable (Int, PeerRequest) -> [[UInt8]], _ body: (InterfaceHandle) throws -> Void
-    ) throws -> [PeerRequest] {
-        let peer = try FakeNetlinkPeer(answer: answer)
-        defer { peer.stop() }
-        let handle = try InterfaceHandle(testingSocket: peer.handleSocket)
-        try body(handle)
-        return peer.requests
-    }
-
     /// Every table's routes, as an AF_UNSPEC dump brings them: the main table's, a multicast routing entry, the local
     /// table's (an address's own, a broadcast, ours for a range and a host, someone else's, ours on another link).
     private static func everyTable(_ sequence: UInt32, interruptedAt: Int? = nil) -> [[UInt8]] {
